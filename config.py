@@ -1,0 +1,54 @@
+"""Project configuration: class lists, feature registry and default paths.
+
+Edit the three feature dictionaries to add your own features. Each entry is
+
+    "<feature-name>": [dim, "<feature folder>"]
+
+where the folder holds one ``<sample>.npy`` per clip (shape ``(dim,)`` or ``(1, dim)``).
+``python preprocess/check_feat_dim.py --root DIR --emit-config`` prints ready-to-paste entries.
+Relative paths are resolved against the directory of this file, not the working directory.
+"""
+import os
+
+PROJECT_ROOT = os.path.dirname(os.path.abspath(__file__))
+
+# Class lists, in the order the model's outputs use. "MER" is the MER2023-2026 six-class set.
+EMO_RULE = {
+    "MER": ["neutral", "angry", "happy", "sad", "worried", "surprise"],
+}
+
+# Where preprocess/mer2025_base.py writes split dicts and where `train.py --dataset NAME` reads NAME.npy.
+PATH_TO_TRAIN_LST = "train_lst"
+# Packed feature arrays (one per feature and sample list) so a second run skips the .npy reads.
+PATH_TO_CACHE = "cache"
+# Default parent folder of run directories.
+PATH_TO_SAVED = "saved"
+
+DEMO_FEATURES = os.path.join("data", "demo", "features")
+MER_SCALE_FEATURES = os.path.join("data", "mer", "features")
+
+FEAT_VIDEO_DICT = {
+    # embedded demo data (python preprocess/make_demo_data.py)
+    "demo-face-UTT": [128, os.path.join(DEMO_FEATURES, "demo-face-UTT")],
+    "demo-clip-UTT": [512, os.path.join(DEMO_FEATURES, "demo-clip-UTT")],
+    "demo-internvl-UTT": [1024, os.path.join(DEMO_FEATURES, "demo-internvl-UTT")],
+    # synthetic data at MER2025 scale (make_demo_data.py --scale mer), used by benchmarks/
+    "clip-vit-large-patch14-UTT": [768, os.path.join(MER_SCALE_FEATURES, "clip-vit-large-patch14-UTT")],
+    "InternVL_2_5-UTT": [4096, os.path.join(MER_SCALE_FEATURES, "InternVL_2_5-UTT")],
+}
+
+FEAT_AUDIO_DICT = {
+    "demo-hubert-UTT": [768, os.path.join(DEMO_FEATURES, "demo-hubert-UTT")],
+    "demo-wav2vec2-UTT": [256, os.path.join(DEMO_FEATURES, "demo-wav2vec2-UTT")],
+    "chinese-hubert-large-UTT": [1024, os.path.join(MER_SCALE_FEATURES, "chinese-hubert-large-UTT")],
+    "whisper-large-v2-UTT": [1280, os.path.join(MER_SCALE_FEATURES, "whisper-large-v2-UTT")],
+}
+
+FEAT_TEXT_DICT = {
+    "demo-roberta-UTT": [768, os.path.join(DEMO_FEATURES, "demo-roberta-UTT")],
+    "demo-macbert-UTT": [64, os.path.join(DEMO_FEATURES, "demo-macbert-UTT")],
+    "chinese-roberta-wwm-ext-large-UTT": [1024, os.path.join(MER_SCALE_FEATURES, "chinese-roberta-wwm-ext-large-UTT")],
+}
+
+# Features `train.py` uses when --feat is not given: the demo's strongest feature per modality plus the VLM.
+DEFAULT_FEATURES = ["demo-clip-UTT", "demo-hubert-UTT", "demo-roberta-UTT", "demo-internvl-UTT"]

@@ -1,0 +1,38 @@
+"""Mixture of experts: one expert per feature, a gate that weighs the experts' logits (and a fused head's)."""
+import torch
+import torch.nn as nn
+
+from models import register_model
+from models.base import FeatureExpertModel
+
+
+@register_model("moe")
+class MoE(FeatureExpertModel):
+    """Experts → per-sample gate over [expert logits..., fused-head logits] → weighted sum of logits.
+
+    The gate reads all expert hiddens of one sample; each expert's own head also gets an auxiliary loss
+    (see ``FeatureExpertModel.loss``) so that weak experts keep learning.
+    """
+
+    def __init__(self, feat_dims, num_classes, hidden_dim, expert_layers, dropout, input_dropout, aux_weight, fused_head):
+        super().__init__(feat_dims, num_classes, hidden_dim, expert_layers, dropout, input_dropout, aux_weight)
+        concat_dim = hidden_dim * len(feat_dims)
+        n_gated = len(feat_dims) + int(bool(fused_head))
+        self.fused_head = nn.Sequential(nn.Dropout(dropout), nn.Linear(concat_dim, num_classes)) if fused_head else None
+        self.gate = nn.Sequential(nn.Dropout(dropout), nn.Linear(concat_dim, n_gated))
+        self.valence_head = nn.Linear(concat_dim, 1)
+
+    def forward(self, feats):
+        hiddens, expert_logits = self.encode(feats)
+        concat = torch.cat([hiddens[name] for name in self.feat_names], dim=-1)
+        candidates = [expert_logits[name] for name in self.feat_names]
+        if self.fused_head is not None:
+            candidates.append(self.fused_head(concat))
+        gate = torch.softmax(self.gate(concat), dim=-1)
+        logits = (torch.stack(candidates, dim=1) * gate.unsqueeze(-1)).sum(dim=1)
+        return {
+            "logits": logits,
+            "expert_logits": expert_logits,
+            "gate": gate,
+            "valence": self.valence_head(concat).squeeze(-1),
+        }

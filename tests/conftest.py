@@ -1,0 +1,53 @@
+"""Shared fixtures: the repository on sys.path and a tiny generated project (features, split, config)."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+import config  # noqa: E402
+from toolkit.io import save_split  # noqa: E402
+
+TINY_FEATURES = {"tiny-video-UTT": ("video", 12), "tiny-audio-UTT": ("audio", 8), "tiny-text-UTT": ("text", 6)}
+
+
+def make_tiny_project(root, n=120, seed=0, n_valid=30):
+    """Write per-sample .npy folders whose class signal is learnable, and a split dict; return paths."""
+    rng = np.random.default_rng(seed)
+    classes = config.EMO_RULE["MER"]
+    names = [f"clip_{i:04d}" for i in range(n)]
+    labels = rng.integers(0, len(classes), n)
+    folders = {}
+    for k, (feat, (modality, dim)) in enumerate(TINY_FEATURES.items()):
+        centers = rng.normal(0, 1.5 - 0.4 * k, (len(classes), dim))
+        folder = os.path.join(root, "features", feat)
+        os.makedirs(folder)
+        for name, y in zip(names, labels):
+            np.save(os.path.join(folder, name + ".npy"), (centers[y] + rng.normal(0, 1, dim)).astype(np.float32))
+        folders[feat] = (modality, dim, folder)
+    emos = [classes[y] for y in labels]
+    vals = [float(v) for v in rng.normal(0, 2, n)]
+    split_dir = os.path.join(root, "train_lst")
+    info = lambda sl: {"names": names[sl], "emos": emos[sl], "vals": vals[sl]}  # noqa: E731
+    save_split(os.path.join(split_dir, "seed0.npy"), info(slice(n_valid, n)), info(slice(0, n_valid)))
+    return {"root": str(root), "names": names, "emos": emos, "vals": vals, "folders": folders, "train_lst": split_dir}
+
+
+@pytest.fixture
+def tiny_project(tmp_path, monkeypatch):
+    """A tiny project registered in config.py's feature dicts (restored after the test)."""
+    project = make_tiny_project(tmp_path)
+    dicts = {"video": {}, "audio": {}, "text": {}}
+    for feat, (modality, dim, folder) in project["folders"].items():
+        dicts[modality][feat] = [dim, folder]
+    monkeypatch.setattr(config, "FEAT_VIDEO_DICT", dicts["video"])
+    monkeypatch.setattr(config, "FEAT_AUDIO_DICT", dicts["audio"])
+    monkeypatch.setattr(config, "FEAT_TEXT_DICT", dicts["text"])
+    monkeypatch.setattr(config, "DEFAULT_FEATURES", list(TINY_FEATURES))
+    project["argv"] = ["--train_lst", project["train_lst"], "--cache_dir", str(tmp_path / "cache"),
+                       "--run_dir", str(tmp_path / "run"), "--no_progress"]
+    return project

@@ -1,0 +1,79 @@
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import config
+from dataloader import DeviceBatches, lookup_features
+from dataloader.batches import load_split_sets
+from toolkit.errors import UserError
+from toolkit.io import save_npy, save_split
+
+CLASSES = config.EMO_RULE["MER"]
+
+
+def load(project, path=None):
+    path = path or os.path.join(project["train_lst"], "seed0.npy")
+    return load_split_sets(path, lookup_features(list(project["folders"])), CLASSES, torch.device("cpu"))
+
+
+def test_sets_share_one_packed_array_and_batches_cover_each_sample_once(tiny_project):
+    train, valid = load(tiny_project)
+    assert len(train) == 90 and len(valid) == 30
+    assert all(train.feats[k] is valid.feats[k] for k in train.feats)
+    seen = torch.cat([b["index"] for b in DeviceBatches(train, 16, shuffle=True, seed=1)])
+    assert sorted(seen.tolist()) == list(range(90))
+    batch = next(iter(DeviceBatches(valid, 8)))
+    np.testing.assert_array_equal(
+        batch["feats"]["tiny-audio-UTT"][0].numpy(),
+        np.load(os.path.join(tiny_project["folders"]["tiny-audio-UTT"][2], valid.names[0] + ".npy")),
+    )
+    assert batch["labels"][0].item() == CLASSES.index(tiny_project["emos"][0])
+
+
+def test_shuffle_is_seeded():
+    order = lambda seed: [b["index"].tolist() for b in DeviceBatches(_fake_set(20), 5, True, seed)]  # noqa: E731
+    assert order(3) == order(3) and order(3) != order(4)
+
+
+def _fake_set(n):
+    from dataloader import SampleSet
+
+    return SampleSet(names=[str(i) for i in range(n)], feats={"f": torch.zeros(n, 2)}, rows=torch.arange(n),
+                     labels=torch.zeros(n, dtype=torch.long), vals=torch.zeros(n), weights=torch.ones(n))
+
+
+def _write(project, train, valid, name="bad.npy"):
+    path = os.path.join(project["train_lst"], name)
+    save_split(path, train, valid)
+    return path
+
+
+def test_label_outside_classes(tiny_project):
+    p = tiny_project
+    path = _write(p, {"names": p["names"][:5], "emos": ["happy", "joy", "sad", "sad", "sad"]},
+                  {"names": p["names"][5:8], "emos": ["sad"] * 3})
+    with pytest.raises(UserError, match=r"sample 'clip_0001' in train_info has label 'joy', not one of"):
+        load(p, path)
+
+
+def test_duplicate_names(tiny_project):
+    p = tiny_project
+    path = _write(p, {"names": p["names"][:5], "emos": ["sad"] * 5}, {"names": p["names"][4:6], "emos": ["sad"] * 2})
+    with pytest.raises(UserError, match=r"1 sample names appear more than once \(first: clip_0004\)"):
+        load(p, path)
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "not found"),
+    ([1, 2, 3], "must be a dict with keys"),
+    ({"train_info": {"names": [], "emos": []}, "valid_info": {"names": ["clip_0000"], "emos": ["sad"]}}, "'train_info' is empty"),
+    ({"train_info": {"names": ["clip_0000"]}, "valid_info": {"names": ["clip_0001"], "emos": ["sad"]}}, "must be a dict with lists"),
+])
+def test_bad_split_files(tiny_project, content, message):
+    path = os.path.join(tiny_project["train_lst"], "broken.npy")
+    if content is not None:
+        save_npy(path, np.array(content, dtype=object) if isinstance(content, list) else content)
+    with pytest.raises(UserError, match=message):
+        load(tiny_project, path)

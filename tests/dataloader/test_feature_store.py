@@ -1,0 +1,85 @@
+import os
+
+import numpy as np
+import pytest
+
+import config
+from dataloader import feature_store
+from dataloader.feature_store import load_features, lookup_features
+from toolkit.errors import UserError
+
+
+def specs_of(project):
+    return lookup_features(list(project["folders"]))
+
+
+def test_loads_every_file_once_in_one_array(tiny_project, tmp_path):
+    specs = specs_of(tiny_project)
+    names = tiny_project["names"][::-1]
+    arrays, rows = load_features(specs, names, str(tmp_path / "cache"))
+    for spec in specs:
+        assert arrays[spec.name].dtype == np.float32 and arrays[spec.name].flags["C_CONTIGUOUS"]
+        for i in (0, 17, len(names) - 1):
+            expected = np.load(os.path.join(spec.folder, names[i] + ".npy"))
+            np.testing.assert_array_equal(arrays[spec.name][rows[i]], expected)
+
+
+def test_second_load_uses_the_cache_and_edits_invalidate_it(tiny_project, tmp_path, monkeypatch):
+    specs = specs_of(tiny_project)
+    names = tiny_project["names"]
+    cache = str(tmp_path / "cache")
+    first, _ = load_features(specs, names, cache)
+    assert len(os.listdir(cache)) == len(specs)
+
+    def no_reads(*_):
+        raise AssertionError("the cache should have been used")
+
+    monkeypatch.setattr(feature_store, "_read_all", no_reads)
+    second, _ = load_features(specs, list(reversed(names)), cache)  # same set, other order: same cache
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name])
+    monkeypatch.undo()
+
+    spec = specs[0]
+    path = os.path.join(spec.folder, names[3] + ".npy")
+    np.save(path, np.full(spec.dim, 7.0, dtype=np.float32))
+    os.utime(path, ns=(1, 1))
+    third, rows = load_features([spec], names, cache)
+    assert (third[spec.name][rows[3]] == 7.0).all()
+
+
+def test_unknown_feature_lists_known_ones(tiny_project):
+    with pytest.raises(UserError, match=r"unknown feature 'nope'.*known: tiny-audio-UTT"):
+        lookup_features(["nope"])
+
+
+def test_missing_folder_is_named(tiny_project, monkeypatch):
+    monkeypatch.setitem(config.FEAT_VIDEO_DICT, "tiny-video-UTT", [12, "/no/such/folder"])
+    with pytest.raises(UserError, match="feature folder /no/such/folder for 'tiny-video-UTT' does not exist"):
+        load_features(lookup_features(["tiny-video-UTT"]), tiny_project["names"])
+
+
+def test_missing_samples_are_counted_and_named(tiny_project):
+    spec = lookup_features(["tiny-audio-UTT"])[0]
+    for name in tiny_project["names"][:7]:
+        os.remove(os.path.join(spec.folder, name + ".npy"))
+    with pytest.raises(UserError, match=r"7 of 120 samples have no .npy .*first: clip_0000, clip_0001"):
+        load_features([spec], tiny_project["names"])
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros(5, np.float32), r"clip_0009.npy has shape \(5,\), expected \(8,\)"),
+    (np.full(8, np.nan, np.float32), r"1 files hold NaN/inf .*clip_0009.npy"),
+])
+def test_bad_files_are_named(tiny_project, bad, message):
+    spec = lookup_features(["tiny-audio-UTT"])[0]
+    np.save(os.path.join(spec.folder, "clip_0009.npy"), bad)
+    with pytest.raises(UserError, match=message):
+        load_features([spec], tiny_project["names"])
+
+
+def test_row_vector_files_are_squeezed(tiny_project):
+    spec = lookup_features(["tiny-audio-UTT"])[0]
+    np.save(os.path.join(spec.folder, "clip_0002.npy"), np.ones((1, 8), np.float32))
+    arrays, rows = load_features([spec], tiny_project["names"])
+    assert (arrays[spec.name][rows[2]] == 1).all()

@@ -1,0 +1,1 @@
+"""Shared helpers: user-facing errors, atomic file output, split dicts, metrics and plots."""

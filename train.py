@@ -1,0 +1,340 @@
+"""Train and validate a feature-expert model (default: MoE) on one split dict.
+
+    python train.py                                   # demo features, train_lst/seed0.npy
+    python train.py --dataset seed1 --feat "['demo-clip-UTT','demo-hubert-UTT']" --save_model
+    python train.py --model auto_attention --hidden_dim 64 --help
+
+Every hyper-parameter of the chosen model (models/model-tune.yaml) is also a flag. The run directory
+(<save_root>/<dataset>/<model>/run, or --run_dir) gets info.log, args.yaml, metrics.csv,
+best_valid_results.npy, summary.json, plots and, with --save_model, best.pth. The last stdout line is
+``BEST: epoch:E, loss:L, acc:A, f-score:F``.
+"""
+import argparse
+import ast
+import copy
+import logging
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+
+import config
+from toolkit.errors import UserError, cli
+
+VALENCE_NOTE = "valence targets that are NaN (e.g. MER2026 splits without valence) are ignored"
+
+
+def str2bool(text):
+    if str(text).lower() in ("1", "true", "yes", "y", "on"):
+        return True
+    if str(text).lower() in ("0", "false", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def parse_feature_list(text):
+    """``"['a','b']"`` (the format users know), ``a,b`` or ``a b`` → list of names."""
+    text = text.strip()
+    if text.startswith("["):
+        try:
+            names = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise UserError(f"--feat {text!r} is not a Python list of names; write it as \"['feat-a','feat-b']\"") from None
+    else:
+        names = text.replace(",", " ").split()
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise UserError(f"--feat {text!r} names no features; give at least one name from config.py")
+    return list(names)
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", default="seed0", help="split dict <PATH_TO_TRAIN_LST>/<dataset>.npy (default seed0)")
+    g.add_argument("--emo_rule", default="MER", help="class list key in config.EMO_RULE (default MER)")
+    g.add_argument("--feat", default=None, help=f"features, e.g. \"['a','b']\" (default: {config.DEFAULT_FEATURES})")
+    g.add_argument("--train_lst", default=config.PATH_TO_TRAIN_LST, help="folder of split dicts (default config.PATH_TO_TRAIN_LST)")
+    g.add_argument("--cache_dir", default=config.PATH_TO_CACHE, help="packed feature cache; 'none' disables it")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="moe", help="registered model name (default moe)")
+    g.add_argument("--model_pretrain", default=None, help="initialise from a best.pth of a run with the same features and classes")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--lr", type=float, default=1e-3)
+    g.add_argument("--l2", type=float, default=1e-3, help="AdamW weight decay")
+    g.add_argument("--batch_size", type=int, default=64)
+    g.add_argument("--epochs", type=int, default=60)
+    g.add_argument("--patience", type=int, default=20, help="stop after this many epochs without a better valid F1 (0: never)")
+    g.add_argument("--scheduler", choices=["cosine", "none"], default="cosine", help="per-step cosine decay after warm-up")
+    g.add_argument("--warmup_epochs", type=float, default=2.0)
+    g.add_argument("--val_weight", type=float, default=0.1, help=f"weight of the valence MSE loss (0: off); {VALENCE_NOTE}")
+    g.add_argument("--label_smoothing", type=float, default=0.0)
+    g = p.add_argument_group("device")
+    g.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: cuda when present")
+    g.add_argument("--gpu", type=int, default=0, help="CUDA device index")
+    g.add_argument("--num_workers", type=int, default=0, help="kept for compatibility; features are in memory, no workers are used")
+    g = p.add_argument_group("output")
+    g.add_argument("--save_root", default=config.PATH_TO_SAVED, help="parent of run directories (default saved)")
+    g.add_argument("--save_as_time", action="store_true", help="name the run folder run-<timestamp> instead of run")
+    g.add_argument("--run_dir", default=None, help="exact run directory (overrides save_root/dataset/model/run)")
+    g.add_argument("--save_model", action="store_true", help="write best.pth")
+    g.add_argument("--no_plots", action="store_true", help="skip the PNG plots")
+    g.add_argument("--no_progress", action="store_true", help="no tqdm bar")
+    return p
+
+
+def parse_args(argv=None):
+    """Two passes: the chosen --model decides which hyper-parameter flags exist."""
+    from models import model_defaults
+
+    parser = build_parser()
+    known, _ = parser.parse_known_args(argv)
+    group = parser.add_argument_group(f"hyper-parameters of '{known.model}' (models/model-tune.yaml)")
+    for key, default in model_defaults(known.model).items():
+        kind = str2bool if isinstance(default, bool) else type(default)
+        group.add_argument(f"--{key}", type=kind, default=default, help=f"default {default}")
+    args = parser.parse_args(argv)
+    args.feat = parse_feature_list(args.feat) if args.feat else list(config.DEFAULT_FEATURES)
+    if args.emo_rule not in config.EMO_RULE:
+        raise UserError(f"--emo_rule {args.emo_rule!r} is not in config.EMO_RULE; known: {', '.join(config.EMO_RULE)}")
+    for name in ("batch_size", "epochs"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name} must be at least 1")
+    return args
+
+
+def seed_everything(seed):
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def cosine_with_warmup(optimizer, total_steps, warmup_steps):
+    import torch
+
+    def factor(step):
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def train_one_epoch(model, batches, optimizer, scheduler, args):
+    model.train()
+    total, count = 0.0, 0
+    for batch in batches:
+        out = model(batch["feats"])
+        loss = model.loss(out, batch["labels"], batch["vals"], batch["weights"], args.val_weight, args.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        total += loss.item() * len(batch["labels"])
+        count += len(batch["labels"])
+    return total / count
+
+
+def evaluate(model, batches, args):
+    """Loss, class probabilities and valence predictions over a whole set, in its order."""
+    import torch
+
+    model.eval()
+    probs, vals, total, count = [], [], 0.0, 0
+    with torch.no_grad():
+        for batch in batches:
+            out = model(batch["feats"])
+            loss = model.loss(out, batch["labels"], batch["vals"], batch["weights"], args.val_weight, args.label_smoothing)
+            total += loss.item() * len(batch["labels"])
+            count += len(batch["labels"])
+            probs.append(torch.softmax(out["logits"], dim=-1).cpu())
+            vals.append(out["valence"].cpu())
+    return total / count, torch.cat(probs).numpy(), torch.cat(vals).numpy()
+
+
+def default_run_dir(args):
+    leaf = time.strftime("run-%Y%m%d-%H%M%S") if args.save_as_time else "run"
+    return os.path.join(args.save_root, args.dataset, args.model, leaf)
+
+
+def setup_logger(path):
+    logger = logging.getLogger("train")
+    logger.handlers.clear()
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    logger.addHandler(handler)
+    return logger
+
+
+def write_outputs(stage, args, history, best, classes, specs, valid, device, seconds_per_epoch):
+    """Everything a run leaves besides the checkpoint and the log."""
+    import pandas as pd
+    import yaml
+
+    from toolkit.io import save_json, save_npy, save_text
+    from toolkit.metrics import emotion_metrics
+
+    frame = pd.DataFrame(history)
+    save_text(os.path.join(stage, "metrics.csv"), frame.to_csv(index=False, float_format="%.6f"))
+    save_text(os.path.join(stage, "args.yaml"), yaml.safe_dump(vars(args), sort_keys=True, allow_unicode=True))
+    labels = valid.labels.cpu().numpy()
+    preds = best["probs"].argmax(1)
+    metrics = emotion_metrics(labels, preds, classes)
+    save_npy(os.path.join(stage, "best_valid_results.npy"), {
+        "eval_names": list(valid.names),
+        "eval_loss": best["loss"],
+        "eval_emoprobs": best["probs"],
+        "eval_emolabels": labels,
+        "eval_emoacc": metrics["acc"],
+        "eval_emofscore": metrics["f1"],
+        "eval_valpreds": best["vals"],
+    })
+    true_vals = valid.vals.cpu().numpy()
+    has_val = np.isfinite(true_vals)
+    summary = {
+        "model": args.model,
+        "dataset": args.dataset,
+        "seed": args.seed,
+        "best_epoch": best["epoch"],
+        "epochs_run": len(history),
+        "loss": best["loss"],
+        "acc": metrics["acc"],
+        "f1": metrics["f1"],
+        "per_class_f1": metrics["per_class_f1"],
+        "confusion": metrics["confusion"],
+        "classes": classes,
+        "features": [{"name": s.name, "dim": s.dim, "modality": s.modality} for s in specs],
+        "valence_mse": float(np.mean((best["vals"][has_val] - true_vals[has_val]) ** 2)) if has_val.any() else None,
+        "n_train": int(args.n_train),
+        "n_valid": len(valid),
+        "seconds_per_epoch": seconds_per_epoch,
+        "device": str(device),
+    }
+    save_json(os.path.join(stage, "summary.json"), summary)
+    if not args.no_plots:
+        from toolkit.plots import plot_confusion, plot_curves
+
+        epochs = frame["epoch"].tolist()
+        plot_curves(os.path.join(stage, "loss.png"), epochs, {"train": frame["train_loss"], "valid": frame["valid_loss"]}, "loss", best["epoch"])
+        plot_curves(os.path.join(stage, "emoacc.png"), epochs, {"valid": frame["valid_acc"]}, "accuracy", best["epoch"])
+        plot_curves(os.path.join(stage, "emofscore.png"), epochs, {"valid": frame["valid_f1"]}, "weighted F1", best["epoch"])
+        plot_confusion(os.path.join(stage, "confusion.png"), metrics["confusion"], classes,
+                       f"{args.model} {args.dataset} epoch {best['epoch']}: F1 {metrics['f1']:.4f}")
+    return summary
+
+
+def load_pretrained(model, path, meta):
+    from toolkit.runs import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    for key in ("model", "feat_dims", "classes"):
+        if ckpt.get(key) != meta[key]:
+            raise UserError(f"--model_pretrain {path}: its {key} {ckpt.get(key)!r} differs from this run's {meta[key]!r}")
+    model.load_state_dict(ckpt["state_dict"])
+
+
+def run(args):
+    """Train, validate every epoch, keep the best epoch by weighted F1 and write the run directory."""
+    import torch
+    from tqdm import tqdm
+
+    from dataloader import DeviceBatches, lookup_features
+    from dataloader.batches import load_split_sets
+    from models import get_model
+    from toolkit.device import pick_device
+    from toolkit.io import resolve
+    from toolkit.metrics import emotion_metrics
+    from toolkit.runs import save_checkpoint, staged_run_dir
+
+    seed_everything(args.seed)
+    device = pick_device(args.device, args.gpu)
+    classes = list(config.EMO_RULE[args.emo_rule])
+    specs = lookup_features(args.feat)
+    split_path = os.path.join(resolve(args.train_lst), f"{args.dataset}.npy")
+    cache_dir = None if str(args.cache_dir).lower() == "none" else resolve(args.cache_dir)
+    t0 = time.time()
+    train, valid = load_split_sets(split_path, specs, classes, device, cache_dir)
+    load_seconds = time.time() - t0
+    args.n_train = len(train)
+    args.feat_dims = {s.name: s.dim for s in specs}
+    args.num_classes = len(classes)
+
+    model = get_model(args.model, args)
+    model.fit_normalizers(train.feats, train.rows)
+    meta = {"model": args.model, "feat_dims": args.feat_dims, "classes": classes,
+            "hparams": {k: getattr(args, k) for k in model_hparam_keys(args.model)}}
+    if args.model_pretrain:
+        load_pretrained(model, args.model_pretrain, meta)
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.l2)
+    train_batches = DeviceBatches(train, args.batch_size, shuffle=True, seed=args.seed)
+    valid_batches = DeviceBatches(valid, 1024)
+    steps = len(train_batches) * args.epochs
+    scheduler = cosine_with_warmup(optimizer, steps, int(args.warmup_epochs * len(train_batches))) if args.scheduler == "cosine" else None
+
+    run_dir = args.run_dir or default_run_dir(args)
+    args.run_dir = run_dir
+    with staged_run_dir(run_dir) as stage:
+        log = setup_logger(os.path.join(stage, "info.log"))
+        n_params = sum(p.numel() for p in model.parameters())
+        log.info("features: %s", ", ".join(f"{s.name}({s.modality}, {s.dim})" for s in specs))
+        log.info("split %s: %d train, %d valid; features loaded in %.2fs; device %s; %s with %d parameters",
+                 split_path, len(train), len(valid), load_seconds, device, args.model, n_params)
+        history, best = [], None
+        bar = tqdm(range(1, args.epochs + 1), desc=f"{args.model} {args.dataset}", disable=args.no_progress, file=sys.stderr)
+        for epoch in bar:
+            start = time.perf_counter()
+            train_loss = train_one_epoch(model, train_batches, optimizer, scheduler, args)
+            valid_loss, probs, vals = evaluate(model, valid_batches, args)
+            seconds = time.perf_counter() - start
+            m = emotion_metrics(valid.labels.cpu().numpy(), probs.argmax(1), classes)
+            history.append({"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss,
+                            "valid_acc": m["acc"], "valid_f1": m["f1"], "seconds": seconds})
+            log.info("epoch %d: train loss %.4f, valid loss %.4f, acc %.4f, f-score %.4f (%.2fs)",
+                     epoch, train_loss, valid_loss, m["acc"], m["f1"], seconds)
+            if best is None or m["f1"] > best["f1"]:
+                best = {"epoch": epoch, "f1": m["f1"], "loss": valid_loss, "probs": probs, "vals": vals,
+                        "state": copy.deepcopy(model.state_dict())}
+            bar.set_postfix(f1=f"{m['f1']:.4f}", best=f"{best['f1']:.4f}@{best['epoch']}")
+            if args.patience and epoch - best["epoch"] >= args.patience:
+                log.info("early stop: no better valid f-score for %d epochs", args.patience)
+                break
+        bar.close()
+        seconds_per_epoch = float(np.median([h["seconds"] for h in history]))
+        summary = write_outputs(stage, args, history, best, classes, specs, valid, device, seconds_per_epoch)
+        if args.save_model:
+            model.load_state_dict(best["state"])
+            save_checkpoint(os.path.join(stage, "best.pth"), model, meta)
+        line = f"BEST: epoch:{best['epoch']}, loss:{best['loss']:.4f}, acc:{summary['acc']:.4f}, f-score:{summary['f1']:.4f}"
+        log.info(line)
+        for handler in log.handlers:
+            handler.close()
+    print(f"run dir: {run_dir} ({len(history)} epochs, {seconds_per_epoch:.2f}s/epoch, device {device})")
+    print(line)
+    return summary
+
+
+def model_hparam_keys(model_name):
+    from models import model_defaults
+
+    return list(model_defaults(model_name))
+
+
+@cli
+def main(argv=None):
+    return run(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
