@@ -56,6 +56,13 @@ def build_parser():
     g.add_argument("--dataset", default="seed0", help="split dict <PATH_TO_TRAIN_LST>/<dataset>.npy (default seed0)")
     g.add_argument("--emo_rule", default="MER", help="class list key in config.EMO_RULE (default MER)")
     g.add_argument("--feat", default=None, help=f"features, e.g. \"['a','b']\" (default: {config.DEFAULT_FEATURES})")
+    g.add_argument("--feat_topn", type=int, default=0,
+                   help="instead of --feat: the N best features of each modality from a unimodal summary table")
+    g.add_argument("--topn_from", default=os.path.join(config.PATH_TO_SAVED, "unimodal", "unimodal_summary.csv"),
+                   help="table written by eval_avg_performance.py (default saved/unimodal/unimodal_summary.csv)")
+    g.add_argument("--topn_modalities", default="AVT", help="modalities for --feat_topn: letters of A, V, T")
+    g.add_argument("--repeat", type=int, default=1,
+                   help="expert copies per feature (unimodal sweeps use 3, like a three-branch model)")
     g.add_argument("--train_lst", default=config.PATH_TO_TRAIN_LST, help="folder of split dicts (default config.PATH_TO_TRAIN_LST)")
     g.add_argument("--cache_dir", default=config.PATH_TO_CACHE, help="packed feature cache; 'none' disables it")
     g = p.add_argument_group("model")
@@ -71,6 +78,8 @@ def build_parser():
     g.add_argument("--scheduler", choices=["cosine", "none"], default="cosine", help="per-step cosine decay after warm-up")
     g.add_argument("--warmup_epochs", type=float, default=2.0)
     g.add_argument("--val_weight", type=float, default=0.1, help=f"weight of the valence MSE loss (0: off); {VALENCE_NOTE}")
+    g.add_argument("--pseudo_weight", type=float, default=1.0,
+                   help="loss weight of training samples flagged 'pseudo' in the split dict (pseudo_label.py writes them)")
     g.add_argument("--label_smoothing", type=float, default=0.0)
     g = p.add_argument_group("device")
     g.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: cuda when present")
@@ -97,10 +106,18 @@ def parse_args(argv=None):
         kind = str2bool if isinstance(default, bool) else type(default)
         group.add_argument(f"--{key}", type=kind, default=default, help=f"default {default}")
     args = parser.parse_args(argv)
-    args.feat = parse_feature_list(args.feat) if args.feat else list(config.DEFAULT_FEATURES)
+    if args.feat_topn:
+        from toolkit.io import resolve
+        from toolkit.results import top_features
+
+        if args.feat:
+            raise UserError("give either --feat or --feat_topn, not both")
+        args.feat = top_features(resolve(args.topn_from), args.feat_topn, args.topn_modalities)
+    else:
+        args.feat = parse_feature_list(args.feat) if args.feat else list(config.DEFAULT_FEATURES)
     if args.emo_rule not in config.EMO_RULE:
         raise UserError(f"--emo_rule {args.emo_rule!r} is not in config.EMO_RULE; known: {', '.join(config.EMO_RULE)}")
-    for name in ("batch_size", "epochs"):
+    for name in ("batch_size", "epochs", "repeat"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name} must be at least 1")
     return args
@@ -215,10 +232,13 @@ def write_outputs(stage, args, history, best, classes, specs, valid, device, sec
         "confusion": metrics["confusion"],
         "classes": classes,
         "features": [{"name": s.name, "dim": s.dim, "modality": s.modality} for s in specs],
+        "repeat": args.repeat,
+        "feat_topn": {"n": args.feat_topn, "from": args.topn_from, "modalities": args.topn_modalities} if args.feat_topn else None,
         "valence_mse": float(np.mean((best["vals"][has_val] - true_vals[has_val]) ** 2)) if has_val.any() else None,
         "n_train": int(args.n_train),
         "n_valid": len(valid),
         "seconds_per_epoch": seconds_per_epoch,
+        "seconds_total": round(time.time() - args.start_time, 3),
         "device": str(device),
     }
     save_json(os.path.join(stage, "summary.json"), summary)
@@ -250,6 +270,7 @@ def run(args):
     from tqdm import tqdm
 
     from dataloader import DeviceBatches, lookup_features
+    from dataloader.feature_store import expert_names, feature_of
     from dataloader.batches import load_split_sets
     from models import get_model
     from toolkit.device import pick_device
@@ -257,6 +278,7 @@ def run(args):
     from toolkit.metrics import emotion_metrics
     from toolkit.runs import save_checkpoint, staged_run_dir
 
+    args.start_time = time.time()
     seed_everything(args.seed)
     device = pick_device(args.device, args.gpu)
     classes = list(config.EMO_RULE[args.emo_rule])
@@ -264,10 +286,12 @@ def run(args):
     split_path = os.path.join(resolve(args.train_lst), f"{args.dataset}.npy")
     cache_dir = None if str(args.cache_dir).lower() == "none" else resolve(args.cache_dir)
     t0 = time.time()
-    train, valid = load_split_sets(split_path, specs, classes, device, cache_dir)
+    experts = expert_names(args.feat, args.repeat)
+    train, valid = load_split_sets(split_path, specs, classes, device, cache_dir, experts, args.pseudo_weight)
     load_seconds = time.time() - t0
     args.n_train = len(train)
-    args.feat_dims = {s.name: s.dim for s in specs}
+    dims = {s.name: s.dim for s in specs}
+    args.feat_dims = {key: dims[feature_of(key)] for key in experts}
     args.num_classes = len(classes)
 
     model = get_model(args.model, args)

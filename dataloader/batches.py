@@ -4,7 +4,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from dataloader.feature_store import load_features
+from dataloader.feature_store import feature_of, load_features
 from toolkit.errors import UserError
 from toolkit.io import load_split
 
@@ -35,8 +35,11 @@ def encode_labels(emos, classes, split_path, set_key, names):
     return [index[e] for e in emos]
 
 
-def build_sample_set(info, classes, feats, rows, split_path="<split>", set_key="train_info"):
-    """A SampleSet from a split-dict section ``info`` (names, emos[, vals, weights])."""
+def build_sample_set(info, classes, feats, rows, split_path="<split>", set_key="train_info", pseudo_weight=1.0):
+    """A SampleSet from a split-dict section ``info`` (names, emos[, vals, weights, pseudo]).
+
+    Optional per-sample ``weights`` scale the loss; samples flagged in ``pseudo`` (pseudo-labels) are
+    further scaled by ``pseudo_weight``. Splits without these keys are the plain format users exchange."""
     names = list(info["names"])
     n = len(names)
     device = next(iter(feats.values())).device
@@ -44,6 +47,8 @@ def build_sample_set(info, classes, feats, rows, split_path="<split>", set_key="
     vals = info.get("vals")
     vals = np.full(n, np.nan) if vals is None else np.asarray(vals, dtype=np.float64)
     weights = np.ones(n) if info.get("weights") is None else np.asarray(info["weights"], dtype=np.float64)
+    if info.get("pseudo") is not None:
+        weights = np.where(np.asarray(info["pseudo"], dtype=bool), weights * pseudo_weight, weights)
     return SampleSet(
         names=names,
         feats=feats,
@@ -64,8 +69,10 @@ def check_unique(names, where):
         raise UserError(f"{where}: {len(dups)} sample names appear more than once (first: {', '.join(dups[:5])}); each clip must be listed once")
 
 
-def load_split_sets(split_path, specs, classes, device, cache_dir=None):
-    """(train SampleSet, valid SampleSet) of a split dict file, features loaded once onto ``device``."""
+def load_split_sets(split_path, specs, classes, device, cache_dir=None, experts=None, pseudo_weight=1.0):
+    """(train SampleSet, valid SampleSet) of a split dict file, features loaded once onto ``device``.
+
+    ``experts`` (keys from ``expert_names``) adds aliases so repeated experts share one tensor."""
     split = load_split(split_path)
     train_info, valid_info = split["train_info"], split["valid_info"]
     names = list(train_info["names"]) + list(valid_info["names"])
@@ -75,9 +82,11 @@ def load_split_sets(split_path, specs, classes, device, cache_dir=None):
     encode_labels(valid_info["emos"], classes, split_path, "valid_info", valid_info["names"])
     arrays, rows = load_features(specs, names, cache_dir)
     feats = {name: torch.from_numpy(arr).to(device) for name, arr in arrays.items()}
+    for key in experts or ():
+        feats[key] = feats[feature_of(key)]
     n_train = len(train_info["names"])
     return (
-        build_sample_set(train_info, classes, feats, rows[:n_train], split_path, "train_info"),
+        build_sample_set(train_info, classes, feats, rows[:n_train], split_path, "train_info", pseudo_weight),
         build_sample_set(valid_info, classes, feats, rows[n_train:], split_path, "valid_info"),
     )
 

@@ -54,6 +54,22 @@ def lookup_features(names):
     return [registry[n] for n in names]
 
 
+REPEAT_SEPARATOR = "#"
+
+
+def expert_names(feature_names, repeat=1):
+    """Expert keys: each feature once, or ``repeat`` copies named ``feat``, ``feat#2``, ``feat#3``, ...
+
+    Repeated copies feed one feature to several branches, as unimodal baselines do for a fair comparison
+    with a three-branch (trimodal) model."""
+    return [name if r == 0 else f"{name}{REPEAT_SEPARATOR}{r + 1}" for name in feature_names for r in range(repeat)]
+
+
+def feature_of(expert_name):
+    """The feature an expert key reads (``feat#2`` → ``feat``)."""
+    return expert_name.split(REPEAT_SEPARATOR)[0]
+
+
 def _file_listing(spec, names):
     """Paths of the requested samples' files plus a fingerprint of their sizes and mtimes."""
     if not os.path.isdir(spec.folder):

@@ -77,7 +77,9 @@ def load_split(path):
         n = len(info["names"])
         if n == 0:
             raise UserError(f"split file {path}: '{key}' is empty; a split needs both training and validation samples")
-        for field in ("emos", "vals", "weights"):
+        for field in ("emos", "vals", "weights", "pseudo"):
             if field in info and info[field] is not None and len(info[field]) != n:
                 raise UserError(f"split file {path}: '{key}' has {n} names but {len(info[field])} {field}")
+    if any(split["valid_info"].get("pseudo") or []):
+        raise UserError(f"split file {path}: valid_info holds pseudo-labeled samples; validation must use true labels only")
     return split

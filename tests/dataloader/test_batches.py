@@ -77,3 +77,16 @@ def test_bad_split_files(tiny_project, content, message):
         save_npy(path, np.array(content, dtype=object) if isinstance(content, list) else content)
     with pytest.raises(UserError, match=message):
         load(tiny_project, path)
+
+
+def test_pseudo_flags_scale_weights_and_never_enter_validation(tiny_project):
+    p = tiny_project
+    path = _write(p, {"names": p["names"][:4], "emos": ["sad"] * 4, "pseudo": [False, True, True, False],
+                      "weights": [1.0, 1.0, 0.5, 2.0]}, {"names": p["names"][4:6], "emos": ["sad"] * 2})
+    specs = lookup_features(list(p["folders"]))
+    train, _ = load_split_sets(path, specs, CLASSES, torch.device("cpu"), pseudo_weight=0.3)
+    assert torch.allclose(train.weights, torch.tensor([1.0, 0.3, 0.15, 2.0]))
+    bad = _write(p, {"names": p["names"][:2], "emos": ["sad"] * 2},
+                 {"names": p["names"][4:6], "emos": ["sad"] * 2, "pseudo": [True, False]}, "bad2.npy")
+    with pytest.raises(UserError, match="valid_info holds pseudo-labeled samples"):
+        load(p, bad)

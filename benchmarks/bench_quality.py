@@ -1,0 +1,91 @@
+"""Model quality on the demo data over seeds 0-4: mean ± std weighted F1 on each split's validation set.
+
+    python benchmarks/bench_quality.py [--seeds 0 1 2 3 4] [--skip_single] [-- extra train.py flags]
+
+Rows: the default `moe` on the default features, `auto_attention` on the same features, every demo
+feature alone (default `moe` with one expert), and a standardised scikit-learn logistic regression on all
+default features concatenated (C chosen by 3-fold CV on the training part), the simplest strong baseline.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import numpy as np  # noqa: E402
+
+import config  # noqa: E402
+
+DEMO = os.path.join(REPO, "data", "demo")
+DEMO_FEATURES = [n for d in (config.FEAT_VIDEO_DICT, config.FEAT_AUDIO_DICT, config.FEAT_TEXT_DICT) for n in d if n.startswith("demo-")]
+
+
+def ensure_demo(seeds):
+    if not os.path.exists(os.path.join(DEMO, "labels.csv")):
+        subprocess.run([sys.executable, "preprocess/make_demo_data.py"], cwd=REPO, check=True)
+    for seed in seeds:
+        if not os.path.exists(os.path.join(REPO, config.PATH_TO_TRAIN_LST, f"seed{seed}.npy")):
+            subprocess.run([sys.executable, "preprocess/mer2025_base.py", "--label_csv", os.path.join(DEMO, "labels.csv"),
+                            "--seed", str(seed)], cwd=REPO, check=True)
+
+
+def train_f1(seed, feats, extra, model="moe"):
+    import train
+
+    argv = ["--dataset", f"seed{seed}", "--seed", str(seed), "--model", model, "--feat", ",".join(feats),
+            "--run_dir", os.path.join(REPO, "saved", "bench_quality", model, "+".join(feats), f"seed{seed}"),
+            "--no_plots", "--no_progress"] + extra
+    return train.run(train.parse_args(argv))["f1"]
+
+
+def logreg_f1(seed, feats):
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.metrics import f1_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from dataloader import lookup_features
+    from dataloader.feature_store import load_features
+    from toolkit.io import load_split, resolve
+
+    split = load_split(os.path.join(resolve(config.PATH_TO_TRAIN_LST), f"seed{seed}.npy"))
+    tr, va = split["train_info"], split["valid_info"]
+    arrays, rows = load_features(lookup_features(feats), tr["names"] + va["names"], resolve(config.PATH_TO_CACHE))
+    x = np.concatenate([arrays[f][rows] for f in feats], axis=1)
+    n = len(tr["names"])
+    clf = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=[0.001, 0.003, 0.01, 0.03, 0.1], cv=3, max_iter=2000))
+    clf.fit(x[:n], tr["emos"])
+    return f1_score(va["emos"], clf.predict(x[n:]), average="weighted")
+
+
+def row(label, scores):
+    return f"| {label:<42} | {np.mean(scores):.4f} ± {np.std(scores):.4f} | {' '.join(f'{s:.3f}' for s in scores)} |"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--skip_single", action="store_true", help="skip the single-feature rows")
+    parser.add_argument("extra", nargs="*", help="extra train.py flags for the neural rows (after --)")
+    opts = parser.parse_args()
+    ensure_demo(opts.seeds)
+    start = time.time()
+    rows = []
+    feats = list(config.DEFAULT_FEATURES)
+    rows.append(row(f"moe (default, {len(feats)} features)", [train_f1(s, feats, opts.extra) for s in opts.seeds]))
+    rows.append(row("auto_attention (same features)", [train_f1(s, feats, opts.extra, "auto_attention") for s in opts.seeds]))
+    rows.append(row("moe, all demo features", [train_f1(s, DEMO_FEATURES, opts.extra) for s in opts.seeds]))
+    rows.append(row("logistic regression, default features concat", [logreg_f1(s, feats) for s in opts.seeds]))
+    if not opts.skip_single:
+        for feat in DEMO_FEATURES:
+            rows.append(row(f"single: {feat}", [train_f1(s, [feat], opts.extra) for s in opts.seeds]))
+    print(f"\nweighted F1 on the validation split, seeds {opts.seeds} ({time.time() - start:.0f}s)")
+    print(f"| {'model':<42} | mean ± std      | per seed |\n|{'-' * 44}|-----------------|----------|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

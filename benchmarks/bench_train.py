@@ -1,0 +1,165 @@
+"""Training-speed benchmark on MER2025-sized synthetic data (7,369 clips; features of 1024, 1280, 4096 dims).
+
+    python benchmarks/bench_train.py [--epochs 5] [--repeats 3]
+
+Prints, as medians: (a) seconds per epoch (train + valid) of train.py's own loop; (b) the same model's pure
+compute per epoch on tensors already in memory; (c) one pass of a per-sample-file torch DataLoader
+(2 workers, batch 512) over the same files, the design train.py replaces; (d) the cold start (building the
+packed cache from the .npy files); and the peak RSS of a whole train.py run against the features' bytes.
+"""
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+FEATS = ["chinese-hubert-large-UTT", "whisper-large-v2-UTT", "InternVL_2_5-UTT"]
+DATA = os.path.join(REPO, "data", "mer")
+SPLITS = os.path.join(DATA, "train_lst")
+CACHE = os.path.join(DATA, "bench_cache")
+
+
+def ensure_data():
+    if not os.path.exists(os.path.join(DATA, "labels.csv")):
+        subprocess.run([sys.executable, "preprocess/make_demo_data.py", "--scale", "mer", "--out", DATA], cwd=REPO, check=True)
+    if not os.path.exists(os.path.join(SPLITS, "seed0.npy")):
+        subprocess.run([sys.executable, "preprocess/mer2025_base.py", "--label_csv", os.path.join(DATA, "labels.csv"),
+                        "--seed", "0", "--save_root", SPLITS], cwd=REPO, check=True)
+
+
+def train_argv(epochs, run_dir):
+    return ["--dataset", "seed0", "--train_lst", SPLITS, "--cache_dir", CACHE, "--feat", ",".join(FEATS),
+            "--epochs", str(epochs), "--patience", "0", "--run_dir", run_dir, "--no_plots", "--no_progress", "--device", "cpu"]
+
+
+def loop_seconds(epochs, run_dir):
+    """(a): train.py's own per-epoch seconds (train + valid + metrics), read from its metrics.csv."""
+    import pandas as pd
+
+    import train
+
+    train.run(train.parse_args(train_argv(epochs, run_dir)))
+    return pd.read_csv(os.path.join(run_dir, "metrics.csv"))["seconds"].tolist()[1:]  # first epoch warms up
+
+
+def compute_seconds(epochs):
+    """(b): the same model and batch sizes on pre-built tensors: forward, backward, step; valid forward."""
+    import train
+    from dataloader import DeviceBatches, lookup_features
+    from dataloader.batches import load_split_sets
+    from models import get_model
+
+    args = train.parse_args(train_argv(epochs, "/dev/null"))
+    specs = lookup_features(args.feat)
+    train_set, valid_set = load_split_sets(os.path.join(SPLITS, "seed0.npy"), specs, ["neutral", "angry", "happy", "sad", "worried", "surprise"], torch.device("cpu"), CACHE)
+    train.seed_everything(0)
+    args.feat_dims = {s.name: s.dim for s in specs}
+    args.num_classes = 6
+    model = get_model("moe", args)
+    model.fit_normalizers(train_set.feats, train_set.rows)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.l2)
+    train_batches = [b for b in DeviceBatches(train_set, args.batch_size, shuffle=True)]
+    valid_batches = [b for b in DeviceBatches(valid_set, 1024)]
+    times = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        model.train()
+        for b in train_batches:
+            loss = model.loss(model(b["feats"]), b["labels"], b["vals"], b["weights"], args.val_weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            for b in valid_batches:
+                model(b["feats"])
+        times.append(time.perf_counter() - start)
+    return times[1:]
+
+
+class PerSampleFiles(torch.utils.data.Dataset):
+    """The replaced design: every item opens one .npy per feature."""
+
+    def __init__(self, names, folders):
+        self.names, self.folders = names, folders
+
+    def __len__(self):
+        return len(self.names)
+
+    def __getitem__(self, i):
+        return [torch.from_numpy(np.load(os.path.join(f, self.names[i] + ".npy"))) for f in self.folders]
+
+
+def per_file_pass_seconds(names, folders, repeats):
+    loader = torch.utils.data.DataLoader(PerSampleFiles(names, folders), batch_size=512, num_workers=2)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _batch in loader:
+            pass
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def cold_start_seconds(specs, names, repeats):
+    from dataloader.feature_store import load_features
+
+    times = []
+    for _ in range(repeats):
+        shutil.rmtree(CACHE + "-cold", ignore_errors=True)
+        start = time.perf_counter()
+        load_features(specs, names, CACHE + "-cold")
+        times.append(time.perf_counter() - start)
+    shutil.rmtree(CACHE + "-cold", ignore_errors=True)
+    return times
+
+
+def peak_rss_mb(epochs):
+    """Peak RSS of a separate, whole train.py process (warm cache)."""
+    run_dir = os.path.join(DATA, "bench_run_rss")
+    subprocess.run([sys.executable, "train.py"] + train_argv(epochs, run_dir), cwd=REPO, check=True, capture_output=True)
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    opts = parser.parse_args()
+    ensure_data()
+    from dataloader import lookup_features
+    from toolkit.io import load_split
+
+    split = load_split(os.path.join(SPLITS, "seed0.npy"))
+    names = split["train_info"]["names"] + split["valid_info"]["names"]
+    specs = lookup_features(FEATS)
+    feature_mb = len(names) * sum(s.dim for s in specs) * 4 / 2**20
+    print(f"data: {len(names)} clips, features {', '.join(f'{s.name}({s.dim})' for s in specs)}, {feature_mb:.0f} MB float32; "
+          f"torch threads {torch.get_num_threads()}")
+
+    cold = cold_start_seconds(specs, names, opts.repeats)
+    per_file = per_file_pass_seconds(names, [s.folder for s in specs], opts.repeats)
+    loop = loop_seconds(opts.epochs + 1, os.path.join(DATA, "bench_run"))
+    compute = compute_seconds(opts.epochs + 1)
+    rss = peak_rss_mb(2)
+    a, b, c, d = (statistics.median(x) for x in (loop, compute, per_file, cold))
+    print(f"(a) train.py loop, s/epoch (train+valid):         {a:.3f}   runs {[round(x, 3) for x in loop]}")
+    print(f"(b) pure compute, s/epoch:                        {b:.3f}   runs {[round(x, 3) for x in compute]}")
+    print(f"(c) per-sample-file DataLoader pass (2 workers):  {c:.3f}   runs {[round(x, 3) for x in per_file]}")
+    print(f"(d) cold start, cache build:                      {d:.3f}   runs {[round(x, 3) for x in cold]}")
+    print(f"a/b = {a / b:.3f} (target <= 1.1)   a/c = {a / c:.3f} (target <= 0.5)   d/c = {d / c:.3f} (target <= 2)")
+    limit = 1.5 * feature_mb + 400
+    print(f"peak RSS of a train.py run: {rss:.0f} MB (target <= 1.5 x {feature_mb:.0f} + 400 = {limit:.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+import json
+import os
+import subprocess
+
+import pytest
+
+from tests.conftest import REPO, TINY_FEATURES
+from toolkit import sweep
+
+
+def sweep_argv(project, tmp_path, *extra):
+    return ["--seeds", "0", "--epochs", "2", "--lr", "1e-3", "--batch_size", "32", "--train_lst", project["train_lst"],
+            "--save_root", str(tmp_path / "unimodal"), *extra, "--", "--cache_dir", str(tmp_path / "cache"), "--no_plots"]
+
+
+def test_sweep_trains_every_feature_and_resumes(tiny_project, tmp_path, capsys):
+    sweep.main(sweep_argv(tiny_project, tmp_path))
+    out = capsys.readouterr().out
+    assert "3 runs (3 features × 1 seeds), 0 already done, 3 to train" in out
+    for feature in TINY_FEATURES:
+        summary = json.load(open(tmp_path / "unimodal" / feature / "seed0" / "summary.json"))
+        assert [f["name"] for f in summary["features"]] == [feature] and summary["repeat"] == 3
+    first = os.path.getmtime(tmp_path / "unimodal" / "tiny-text-UTT" / "seed0" / "summary.json")
+    os.remove(tmp_path / "unimodal" / "tiny-audio-UTT" / "seed0" / "summary.json")  # as if interrupted there
+    sweep.main(sweep_argv(tiny_project, tmp_path))
+    assert "2 already done, 1 to train" in capsys.readouterr().out
+    assert os.path.getmtime(tmp_path / "unimodal" / "tiny-text-UTT" / "seed0" / "summary.json") == first
+    assert (tmp_path / "unimodal" / "tiny-audio-UTT" / "seed0" / "summary.json").exists()
+    sweep.main(sweep_argv(tiny_project, tmp_path, "--force", "--feats", "tiny-text-UTT"))
+    assert "0 already done, 1 to train" in capsys.readouterr().out
+
+
+def test_parallel_jobs_match_sequential(tiny_project, tmp_path):
+    sweep.main(sweep_argv(tiny_project, tmp_path / "seq", "--repeat", "1"))
+    sweep.main(sweep_argv(tiny_project, tmp_path / "par", "--repeat", "1", "--jobs", "2"))
+    for feature in TINY_FEATURES:
+        seq = json.load(open(tmp_path / "seq" / "unimodal" / feature / "seed0" / "summary.json"))
+        par = json.load(open(tmp_path / "par" / "unimodal" / feature / "seed0" / "summary.json"))
+        assert seq["f1"] == pytest.approx(par["f1"], abs=1e-9)
+
+
+def test_failed_run_stops_the_sweep_with_a_message(tiny_project, tmp_path, capsys):
+    os.remove(os.path.join(tiny_project["folders"]["tiny-audio-UTT"][2], "clip_0005.npy"))
+    with pytest.raises(SystemExit) as stop:
+        sweep.main(sweep_argv(tiny_project, tmp_path, "--feats", "tiny-video-UTT tiny-audio-UTT"))
+    assert stop.value.code == 1
+    err = capsys.readouterr().err
+    assert "sweep stopped: tiny-audio-UTT seed0 failed" in err and "clip_0005" in err and "rerun" in err
+    assert (tmp_path / "unimodal" / "tiny-video-UTT" / "seed0" / "summary.json").exists()
+
+
+def test_missing_split_file_is_reported_before_training(tmp_path):
+    env = {**os.environ, "SEEDS": "0 7", "FEATS": "demo-clip-UTT", "SAVE_ROOT": str(tmp_path / "u"), "PYTHON": "python"}
+    env["PATH"] = os.path.join(REPO, ".venv", "bin") + os.pathsep + env["PATH"]
+    proc = subprocess.run(["bash", "run_eval_unimodal.sh", "--train_lst", str(tmp_path)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "no split file seed0.npy, seed7.npy in " in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "u").exists()

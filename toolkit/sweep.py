@@ -1,0 +1,128 @@
+"""Unimodal sweep: train every feature × seed inside one (or JOBS) long-lived processes.
+
+Called by run_eval_unimodal.sh. Runs share the interpreter, so torch and the packed feature caches are
+loaded once per process instead of once per run. A run whose summary.json exists is skipped unless
+--force, so an interrupted sweep resumes where it stopped.
+"""
+import argparse
+import os
+import sys
+import time
+
+import config
+from toolkit.errors import UserError, cli
+from toolkit.io import resolve
+
+
+def all_features():
+    from dataloader import feature_registry
+
+    return list(feature_registry().values())
+
+
+def plan_runs(opts):
+    """[(feature, seed, run_dir)] to do, checking features and split files before anything trains."""
+    from dataloader import lookup_features
+
+    seeds = opts.seeds.split()
+    missing = [f"{opts.dataset_prefix}{s}.npy" for s in seeds
+               if not os.path.exists(os.path.join(resolve(opts.train_lst), f"{opts.dataset_prefix}{s}.npy"))]
+    if missing:
+        raise UserError(f"no split file {', '.join(missing)} in {opts.train_lst}; write them with preprocess/make_lst.sh "
+                        f"(or preprocess/mer2025_base.py --folds K for DATASET_PREFIX=fold)")
+    if opts.feats.split():
+        specs = lookup_features(opts.feats.split())
+        absent = [s for s in specs if not os.path.isdir(s.folder)]
+        if absent:
+            raise UserError(f"feature folder {absent[0].folder} of '{absent[0].name}' does not exist; fix config.py or drop it from FEATS")
+    else:
+        specs = [s for s in all_features() if os.path.isdir(s.folder)]
+        skipped = [s.name for s in all_features() if not os.path.isdir(s.folder)]
+        if skipped:
+            print(f"skipping {len(skipped)} config.py features whose folders do not exist: {', '.join(skipped)}")
+        if not specs:
+            raise UserError("no feature in config.py has an existing folder; make the demo data or fix the paths")
+    return [(s.name, seed, os.path.join(opts.save_root, s.name, f"{opts.dataset_prefix}{seed}")) for s in specs for seed in seeds]
+
+
+def train_argv(opts, feature, seed, run_dir):
+    return ["--feat", feature, "--dataset", f"{opts.dataset_prefix}{seed}", "--seed", str(seed), "--repeat", str(opts.repeat),
+            "--epochs", str(opts.epochs), "--lr", str(opts.lr), "--batch_size", str(opts.batch_size),
+            "--train_lst", opts.train_lst, "--run_dir", run_dir, "--no_progress"] + opts.train_args
+
+
+def run_one(task):
+    """Train one (feature, seed); returns (feature, seed, f1 or None, seconds, error message or None)."""
+    import contextlib
+    import io
+
+    import train
+
+    opts, feature, seed, run_dir = task
+    start = time.time()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            summary = train.run(train.parse_args(train_argv(opts, feature, seed, run_dir)))
+        return feature, seed, summary["f1"], time.time() - start, None
+    except UserError as err:
+        return feature, seed, None, time.time() - start, str(err)
+    except Exception as err:  # noqa: BLE001 - reported as a failed run, the sweep stops cleanly
+        return feature, seed, None, time.time() - start, f"{err.__class__.__name__}: {err}"
+
+
+FEATURE_DICTS = ("FEAT_VIDEO_DICT", "FEAT_AUDIO_DICT", "FEAT_TEXT_DICT")
+
+
+def init_worker(threads, feature_dicts):
+    """Worker set-up: its share of the cores, and the parent's feature registry (config may be edited in-process)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    for name, value in feature_dicts.items():
+        setattr(config, name, value)
+
+
+@cli
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--feats", default="", help="space-separated features (default: every config.py feature with a folder)")
+    p.add_argument("--seeds", default="0 1 2 3 4")
+    p.add_argument("--dataset_prefix", default="seed", help="split files <prefix><seed>.npy (e.g. fold)")
+    p.add_argument("--epochs", type=int, default=80)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--batch_size", type=int, default=512)
+    p.add_argument("--repeat", type=int, default=3, help="expert copies of the feature (3: comparable with a trimodal model)")
+    p.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
+    p.add_argument("--save_root", default=os.path.join(config.PATH_TO_SAVED, "unimodal"))
+    p.add_argument("--train_lst", default=config.PATH_TO_TRAIN_LST)
+    p.add_argument("--force", action="store_true", help="retrain runs that already have a summary.json")
+    p.add_argument("train_args", nargs="*", help="extra train.py flags, after --")
+    opts = p.parse_args(argv)
+    plan = plan_runs(opts)
+    todo = [(opts, f, s, d) for f, s, d in plan if opts.force or not os.path.exists(os.path.join(d, "summary.json"))]
+    print(f"unimodal sweep: {len(plan)} runs ({len(plan) // len(opts.seeds.split())} features × {len(opts.seeds.split())} seeds), "
+          f"{len(plan) - len(todo)} already done, {len(todo)} to train, {opts.jobs} job(s); results in {opts.save_root}")
+    start = time.time()
+    if opts.jobs > 1:
+        import multiprocessing
+
+        threads = max(1, (os.cpu_count() or 1) // opts.jobs)
+        pool = multiprocessing.get_context("spawn").Pool(opts.jobs, initializer=init_worker, initargs=(threads, {n: getattr(config, n) for n in FEATURE_DICTS}))
+        results = pool.imap_unordered(run_one, todo)
+    else:
+        pool, results = None, map(run_one, todo)
+    try:
+        for done, (feature, seed, f1, seconds, error) in enumerate(results, 1):
+            if error:
+                print(f"error: sweep stopped: {feature} {opts.dataset_prefix}{seed} failed: {error}\n"
+                      f"finished runs are kept; fix the problem and rerun the same command to resume", file=sys.stderr)
+                sys.exit(1)
+            print(f"[{done}/{len(todo)}] {feature} {opts.dataset_prefix}{seed}: f-score {f1:.4f} ({seconds:.1f}s)", flush=True)
+    finally:
+        if pool is not None:
+            pool.terminate()
+    print(f"sweep finished in {time.time() - start:.1f}s; summarise with: python eval_avg_performance.py --root {opts.save_root}")
+
+
+if __name__ == "__main__":
+    main()
