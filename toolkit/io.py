@@ -9,6 +9,8 @@ import numpy as np
 from toolkit.errors import UserError
 
 SPLIT_KEYS = ("train_info", "valid_info")
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def resolve(path):
@@ -26,6 +28,7 @@ def atomic_path(path):
     base, ext = os.path.splitext(os.path.basename(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=directory)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give outputs the usual permissions
     try:
         yield tmp
         os.replace(tmp, path)

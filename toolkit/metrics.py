@@ -37,7 +37,7 @@ def class_table(metrics, classes):
 def format_report(metrics, classes):
     """A printable table: one line per class, then accuracy and weighted F1."""
     rows = class_table(metrics, classes)
-    width = max(8, *(len(c) for c in classes))
+    width = max(len("weighted F1"), *(len(c) for c in classes))
     lines = [f"{'class':<{width}}  precision  recall      f1  support  predicted"]
     lines += [f"{r['class']:<{width}}  {r['precision']:9.4f}  {r['recall']:6.4f}  {r['f1']:6.4f}  {r['support']:7d}  {r['predicted']:9d}"
               for r in rows]

@@ -1,0 +1,191 @@
+"""Report the dimension of every feature folder, optionally check every file, and print config.py entries.
+
+    python preprocess/check_feat_dim.py                           # data/demo/features, first file per folder
+    python preprocess/check_feat_dim.py --root /data/mer/features --all
+    python preprocess/check_feat_dim.py --root /data/mer/features --emit-config
+
+One line per feature folder: ``NAME, dim=C, files=N``. Utterance-level files hold ``(C,)`` (``(1, C)`` is
+accepted and squeezed); frame-level folders (``-FRM``) hold ``(T, C)`` with T varying. ``--all`` reads every
+file and checks that all have the same shape (the same C for frame level) and only finite values; any
+problem is listed with the offending files and the exit status is non-zero.
+"""
+import argparse
+import collections
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+import config  # noqa: E402
+from toolkit.errors import UserError, cli  # noqa: E402
+from toolkit.io import resolve  # noqa: E402
+
+SHOW = 5  # offending files named per problem
+
+# Substrings of feature names that say the modality; audio first ("hubert" contains "bert").
+MODALITY_HINTS = [
+    ("audio", ["hubert", "wav2vec", "wavlm", "whisper", "audio", "vggish", "emotion2vec", "egemaps",
+               "opensmile", "data2vec", "speech"]),
+    ("video", ["face", "clip", "vit", "videomae", "manet", "emonet", "dinov2", "internvl", "resnet", "senet",
+               "openface", "video", "image", "swin", "llava", "qwen2-vl", "qwen-vl", "blip", "visual"]),
+    ("text", ["roberta", "bert", "bloom", "llama", "glm", "baichuan", "qwen", "mistral", "text", "sentence",
+              "ernie", "xlnet", "gpt"]),
+]
+CONFIG_DICTS = {"video": "FEAT_VIDEO_DICT", "audio": "FEAT_AUDIO_DICT", "text": "FEAT_TEXT_DICT"}
+
+
+def guess_modality(name):
+    """'video', 'audio', 'text' or None when the feature name does not say."""
+    low = name.lower()
+    tokens = low.replace("_", "-").split("-")
+    for modality, hints in MODALITY_HINTS:
+        if any(h in low for h in hints) or (modality == "video" and "au" in tokens):
+            return modality
+    return None
+
+
+def is_frame_level(name):
+    return name.upper().endswith("-FRM")
+
+
+def feature_dim(shape, frame_level):
+    """(dim, problem): the feature dim of an array of ``shape``, or a description of what is wrong."""
+    if frame_level:
+        if len(shape) != 2 or shape[1] == 0:
+            return None, f"shape {shape}, expected (T, C) for a frame-level feature"
+        return shape[1], None
+    if len(shape) == 2 and shape[0] == 1:
+        shape = shape[1:]
+    if len(shape) != 1 or shape[0] == 0:
+        return None, f"shape {shape}, expected (C,) or (1, C) for an utterance-level feature"
+    return shape[0], None
+
+
+def load(path):
+    """The array in ``path`` or a problem string."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - every unreadable file is reported the same way
+        return None, f"unreadable ({exc.__class__.__name__})"
+    if not np.issubdtype(array.dtype, np.number):
+        return None, f"dtype {array.dtype}, expected numbers"
+    return array, None
+
+
+def inspect(folder, name, check_all):
+    """Check one feature folder; returns a dict with dim, files, frames and a list of problems."""
+    files = sorted(f for f in os.listdir(folder) if f.endswith(".npy"))
+    info = {"name": name, "folder": folder, "files": len(files), "dim": None, "frames": None, "problems": []}
+    if not files:
+        info["problems"].append(f"no .npy files in {folder}")
+        return info
+    frame_level = is_frame_level(name)
+    bad = collections.defaultdict(list)  # problem kind -> [file (detail)]
+    shapes, lengths = {}, []
+    for f in tqdm(files if check_all else files[:1], desc=name, unit="file", leave=False, disable=None):
+        array, problem = load(os.path.join(folder, f))
+        if problem is None:
+            dim, problem = feature_dim(array.shape, frame_level)
+        if problem is not None:
+            bad["bad file"].append(f"{f} ({problem})")
+            continue
+        shapes[f] = dim
+        if frame_level:
+            lengths.append(array.shape[0])
+        if check_all and not np.all(np.isfinite(array)):
+            bad["NaN/inf values"].append(f)
+    if shapes:
+        info["dim"] = collections.Counter(shapes.values()).most_common(1)[0][0]  # the majority, not the first
+        wrong = [f"{f} (dim {d})" for f, d in shapes.items() if d != info["dim"]]
+        if wrong:
+            bad[f"dim differs from {info['dim']}"] = wrong
+    if lengths:
+        info["frames"] = (min(lengths), max(lengths))
+    for kind, items in bad.items():
+        more = f" and {len(items) - SHOW} more" if len(items) > SHOW else ""
+        info["problems"].append(f"{len(items)} file(s) with {kind}: {', '.join(items[:SHOW])}{more}")
+    return info
+
+
+def config_dims():
+    return {k: v[0] for d in (config.FEAT_VIDEO_DICT, config.FEAT_AUDIO_DICT, config.FEAT_TEXT_DICT) for k, v in d.items()}
+
+
+def report_line(info, known):
+    line = f"{info['name']}, dim={info['dim']}, files={info['files']}"
+    if info["frames"] and is_frame_level(info["name"]):
+        line += f", frames={info['frames'][0]}..{info['frames'][1]}"
+    if info["dim"] is not None and info["name"] in known and known[info["name"]] != info["dim"]:
+        line += f"  (config.py says dim={known[info['name']]})"
+    return line
+
+
+def config_path(folder):
+    """Folder as config.py should hold it: relative to the repository when inside it, else absolute."""
+    folder = os.path.abspath(folder)
+    rel = os.path.relpath(folder, config.PROJECT_ROOT)
+    if rel.startswith(os.pardir):
+        return folder
+    return rel.replace(os.sep, "/")
+
+
+def emit_config(infos):
+    """Lines ready to paste into config.py, grouped by the modality the names suggest."""
+    groups = collections.defaultdict(list)
+    for info in infos:
+        if info["dim"] is not None:
+            groups[guess_modality(info["name"])].append(info)
+    lines = ["# paste into config.py (entries: \"name\": [dim, folder])"]
+    for modality in ["video", "audio", "text", None]:
+        if not groups[modality]:
+            continue
+        title = CONFIG_DICTS[modality] if modality else "modality? (the name does not say; put each in the right dict)"
+        lines.append(f"# {title}")
+        for info in groups[modality]:
+            name, path = json.dumps(info["name"]), json.dumps(config_path(info["folder"]))  # quoted and escaped
+            lines.append(f"    {name}: [{info['dim']}, {path}],  # files={info['files']}")
+    return "\n".join(lines)
+
+
+def feature_folders(root):
+    if not os.path.isdir(root):
+        raise UserError(f"feature root {root} not found; pass --root DIR holding one folder per feature (DIR/<feature>/<sample>.npy)")
+    entries = sorted(os.listdir(root))
+    folders = [e for e in entries if os.path.isdir(os.path.join(root, e)) and not e.startswith(".")]
+    if not folders:
+        if any(e.endswith(".npy") for e in entries):
+            raise UserError(f"{root} holds .npy files but no feature folders; it looks like one feature folder, pass its parent as --root")
+        raise UserError(f"feature root {root} is empty; expected {root}/<feature-name>/<sample>.npy")
+    return folders
+
+
+@cli
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", default=None, help="folder holding one sub-folder per feature (default: data/demo/features)")
+    parser.add_argument("--all", action="store_true", help="read every file: same shape, finite values")
+    parser.add_argument("--emit-config", dest="emit_config", action="store_true", help="print entries for config.py")
+    args = parser.parse_args(argv)
+    root = args.root or os.path.relpath(resolve(config.DEMO_FEATURES))
+
+    known = config_dims()
+    infos = [inspect(os.path.join(root, name), name, args.all) for name in feature_folders(root)]
+    for info in infos:
+        print(report_line(info, known))
+        for problem in info["problems"]:
+            print(f"  ! {problem}")
+    if args.emit_config:
+        print()
+        print(emit_config(infos))
+    failed = [info["name"] for info in infos if info["problems"]]
+    if failed:
+        raise UserError(f"{len(failed)} of {len(infos)} feature folders have problems ({', '.join(failed)}); see the lines above")
+    return 0
+
+
+if __name__ == "__main__":
+    main()

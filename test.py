@@ -1,0 +1,78 @@
+"""Predict a list of clips with a trained run, or with the average of K fold runs of one configuration.
+
+    python test.py --run saved/demo/seed0 --names data/demo/test.csv --out saved/demo/preds/seed0
+    python test.py --fold_runs saved/demo/fold0 saved/demo/fold1 saved/demo/fold2 --names data/demo/test.csv --out DIR
+
+--names is a CSV with a column ``name`` (a folder or extension in a name is dropped). Writes
+DIR/preds.npz (names, classes, probs[, valence], valid_f1, run_dirs, features; read by ensemble.py) and
+DIR/preds.csv (name, discrete[, valence]). When the CSV also has a ``discrete`` column, accuracy,
+weighted F1 and a per-class table are printed and saved (DIR/metrics.json, DIR/confusion.png).
+"""
+import argparse
+import os
+
+import config
+from toolkit.errors import UserError, cli
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    runs = p.add_mutually_exclusive_group(required=True)
+    runs.add_argument("--run", help="run directory written by train.py --save_model (holds best.pth)")
+    runs.add_argument("--fold_runs", nargs="+", metavar="RUN", help="run directories whose probabilities are averaged")
+    p.add_argument("--names", required=True, help="CSV with column 'name' (optional 'discrete' labels are scored)")
+    p.add_argument("--out", required=True, help="output folder for preds.npz, preds.csv (and metrics.json, confusion.png)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: cuda when present")
+    p.add_argument("--gpu", type=int, default=0, help="CUDA device index")
+    p.add_argument("--batch_size", type=int, default=1024, help="clips per forward pass (results do not depend on it)")
+    p.add_argument("--cache_dir", default=config.PATH_TO_CACHE, help="packed feature cache; 'none' disables it")
+    p.add_argument("--no_progress", action="store_true", help="no tqdm bar")
+    return p
+
+
+def run(args):
+    """Predict, write the outputs and return (predictions dict, metrics or None)."""
+    import pandas as pd
+
+    from toolkit.device import pick_device
+    from toolkit.io import save_text
+    from toolkit.metrics import emotion_metrics, format_report, save_report
+    from toolkit.predict import load_runs, predict_runs, save_preds
+    from toolkit.tables import encode_labels, read_table
+
+    if args.batch_size < 1:
+        raise UserError("--batch_size must be at least 1")
+    table = read_table(args.names, "names CSV")
+    device = pick_device(args.device, args.gpu)
+    runs = load_runs(args.fold_runs or [args.run], device)
+    classes = runs[0][1]["classes"]
+    labels = None
+    if "discrete" in table.columns:
+        labels = encode_labels(table["discrete"], classes, f"names CSV {args.names}, column 'discrete'")
+    names = table["name"].tolist()
+
+    preds = predict_runs(runs, names, device, args.batch_size, args.cache_dir, progress=not args.no_progress)
+    pred_ids = preds["probs"].argmax(1)
+    csv = pd.DataFrame({"name": names, "discrete": [classes[i] for i in pred_ids]})
+    if preds["valence"] is not None:
+        csv["valence"] = preds["valence"]
+    save_preds(os.path.join(args.out, "preds.npz"), preds)
+    save_text(os.path.join(args.out, "preds.csv"), csv.to_csv(index=False, float_format="%.4f"))
+    what = f"{len(runs)} fold runs" if args.fold_runs else args.run
+    print(f"predicted {len(names)} clips with {what} on {device} → {args.out}/preds.npz, preds.csv")
+    metrics = None
+    if labels is not None:
+        metrics = emotion_metrics(labels, pred_ids, classes)
+        print(format_report(metrics, classes))
+        save_report(args.out, metrics, classes, os.path.basename(os.path.normpath(args.out)),
+                    extra={"names_csv": args.names, "run_dirs": preds["run_dirs"], "n": len(names)})
+    return preds, metrics
+
+
+@cli
+def main(argv=None):
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""test.py and toolkit/predict.py: rebuild runs, predict in batches, average fold runs, score labels."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import test as test_script
+import train
+from tests.conftest import REPO, TINY_FEATURES, make_tiny_project
+from toolkit.errors import UserError
+from toolkit.metrics import emotion_metrics
+from toolkit.predict import load_preds, load_run, load_runs, predict
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The tiny project with three 3-epoch runs (seeds 0-2) and a names CSV with labels."""
+    import config
+
+    root = tmp_path_factory.mktemp("predict")
+    project = make_tiny_project(root)
+    dicts = {"video": {}, "audio": {}, "text": {}}
+    for feat, (modality, dim, folder) in project["folders"].items():
+        dicts[modality][feat] = [dim, folder]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(config, "FEAT_VIDEO_DICT", dicts["video"])
+        mp.setattr(config, "FEAT_AUDIO_DICT", dicts["audio"])
+        mp.setattr(config, "FEAT_TEXT_DICT", dicts["text"])
+        mp.setattr(config, "DEFAULT_FEATURES", list(TINY_FEATURES))
+        cache = str(root / "cache")
+        base = ["--train_lst", project["train_lst"], "--cache_dir", cache, "--no_progress", "--no_plots", "--epochs", "3", "--save_model"]
+        runs = []
+        for seed in range(3):
+            runs.append(str(root / f"seed{seed}"))
+            train.run(train.parse_args(base + ["--seed", str(seed), "--run_dir", runs[-1]]))
+        # names as users have them: with folders and extensions, in a shuffled order
+        order = np.random.default_rng(0).permutation(len(project["names"]))
+        names_csv = root / "names.csv"
+        pd.DataFrame({"name": [f"videos/{project['names'][i]}.mp4" for i in order],
+                      "discrete": [project["emos"][i] for i in order]}).to_csv(names_csv, index=False)
+        yield {**project, "root": root, "cache": cache, "runs": runs, "names_csv": str(names_csv),
+               "order": [project["names"][i] for i in order], "base": base}
+
+
+def run_test(trained, out, *argv):
+    return test_script.run(test_script.build_parser().parse_args(
+        list(argv) + ["--names", trained["names_csv"], "--out", str(out), "--cache_dir", trained["cache"], "--no_progress"]))
+
+
+def test_prediction_does_not_depend_on_batch_size(trained):
+    model, meta = load_run(trained["runs"][0], "cpu")
+    names = trained["names"]
+    full = predict(model, meta, names, "cpu", batch_size=512, cache_dir=trained["cache"])
+    alone = predict(model, meta, names, "cpu", batch_size=1, cache_dir=trained["cache"])
+    assert full["probs"].shape == (120, 6) and full["valence"].shape == (120,)
+    np.testing.assert_allclose(alone["probs"], full["probs"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(alone["valence"], full["valence"], rtol=1e-5, atol=1e-6)
+    one = predict(model, meta, [names[7]], "cpu", cache_dir=trained["cache"])
+    np.testing.assert_allclose(one["probs"][0], full["probs"][7], rtol=1e-5, atol=1e-6)
+
+
+def test_predictions_match_the_runs_validation_results(trained):
+    """The rebuilt model is the best epoch's: it reproduces best_valid_results.npy."""
+    run_dir = trained["runs"][1]
+    results = np.load(os.path.join(run_dir, "best_valid_results.npy"), allow_pickle=True).item()
+    model, meta = load_run(run_dir, "cpu")
+    out = predict(model, meta, results["eval_names"], "cpu", cache_dir=trained["cache"])
+    np.testing.assert_allclose(out["probs"], results["eval_emoprobs"], rtol=1e-5, atol=1e-6)
+    assert meta["valid_f1"] == json.load(open(os.path.join(run_dir, "summary.json")))["f1"]
+
+
+def test_outputs_and_metrics(trained, tmp_path, capsys):
+    preds, metrics = run_test(trained, tmp_path / "out", "--run", trained["runs"][0])
+    out = tmp_path / "out"
+    assert {"preds.npz", "preds.csv", "metrics.json", "confusion.png"} <= set(os.listdir(out))
+    saved = load_preds(str(out / "preds.npz"))
+    assert saved["names"] == trained["order"]
+    assert saved["classes"] == ["neutral", "angry", "happy", "sad", "worried", "surprise"]
+    assert saved["features"] == list(TINY_FEATURES) and saved["run_dirs"] == [trained["runs"][0]]
+    assert saved["valid_f1"] == pytest.approx(json.load(open(os.path.join(trained["runs"][0], "summary.json")))["f1"])
+    assert saved["valence"].shape == (120,)
+    csv = pd.read_csv(out / "preds.csv")
+    assert list(csv.columns) == ["name", "discrete", "valence"] and csv["name"].tolist() == trained["order"]
+    assert (csv["discrete"] == [saved["classes"][i] for i in saved["probs"].argmax(1)]).all()
+    labels = [saved["classes"].index(trained["emos"][trained["names"].index(n)]) for n in trained["order"]]
+    expected = emotion_metrics(labels, saved["probs"].argmax(1), saved["classes"])
+    written = json.load(open(out / "metrics.json"))
+    assert written["f1"] == pytest.approx(expected["f1"]) and written["acc"] == pytest.approx(expected["acc"])
+    assert written["confusion"] == expected["confusion"] and len(written["per_class"]) == 6
+    printed = capsys.readouterr().out
+    assert "weighted F1" in printed and "worried" in printed
+
+
+def test_without_labels_only_predictions(trained, tmp_path):
+    names_csv = tmp_path / "candidates.csv"
+    pd.DataFrame({"name": trained["names"][:10]}).to_csv(names_csv, index=False)
+    test_script.run(test_script.build_parser().parse_args(
+        ["--run", trained["runs"][0], "--names", str(names_csv), "--out", str(tmp_path / "out"), "--cache_dir", trained["cache"], "--no_progress"]))
+    assert sorted(os.listdir(tmp_path / "out")) == ["preds.csv", "preds.npz"]
+
+
+def test_fold_runs_average_probabilities(trained, tmp_path):
+    preds, _ = run_test(trained, tmp_path / "folds", "--fold_runs", *trained["runs"])
+    singles = [predict(*load_run(r, "cpu"), trained["order"], "cpu", cache_dir=trained["cache"]) for r in trained["runs"]]
+    np.testing.assert_allclose(preds["probs"], np.mean([s["probs"] for s in singles], axis=0), rtol=1e-6)
+    f1s = [json.load(open(os.path.join(r, "summary.json")))["f1"] for r in trained["runs"]]
+    saved = load_preds(str(tmp_path / "folds" / "preds.npz"))
+    assert saved["valid_f1"] == pytest.approx(np.mean(f1s)) and saved["run_dirs"] == trained["runs"]
+
+
+def test_fold_runs_must_share_features(trained, tmp_path):
+    import config
+
+    other = str(tmp_path / "text-only")
+    dicts = {m: {f: [d, folder] for f, (mod, d, folder) in trained["folders"].items() if mod == m} for m in ("video", "audio", "text")}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(config, "FEAT_VIDEO_DICT", dicts["video"])
+        mp.setattr(config, "FEAT_AUDIO_DICT", dicts["audio"])
+        mp.setattr(config, "FEAT_TEXT_DICT", dicts["text"])
+        train.run(train.parse_args(trained["base"] + ["--epochs", "1", "--feat", "tiny-text-UTT", "--run_dir", other]))
+        with pytest.raises(UserError, match="differ in features"):
+            load_runs([trained["runs"][0], other], "cpu")
+
+
+def test_unknown_label_is_refused_before_writing(trained, tmp_path):
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"name": ["clip_0000", "clip_0001"], "discrete": ["happy", "joyful"]}).to_csv(bad, index=False)
+    args = test_script.build_parser().parse_args(["--run", trained["runs"][0], "--names", str(bad), "--out", str(tmp_path / "out")])
+    with pytest.raises(UserError, match=r"1 labels are not one of .*'joyful'"):
+        test_script.run(args)
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_without_checkpoint_is_one_line(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "args.yaml").write_text("model: moe\n")
+    names = tmp_path / "names.csv"
+    names.write_text("name\nclip_0000\n")
+    proc = subprocess.run([sys.executable, "test.py", "--run", str(run_dir), "--names", str(names), "--out", str(tmp_path / "out")],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "--save_model" in lines[0], proc.stderr
+    assert not (tmp_path / "out").exists()
