@@ -21,13 +21,9 @@ import pandas as pd  # noqa: E402
 import config  # noqa: E402
 from toolkit.errors import UserError, cli  # noqa: E402
 from toolkit.io import resolve, save_split  # noqa: E402
+from toolkit.tables import sample_key  # noqa: E402
 
 SHOW = 5  # offending rows named in an error
-
-
-def sample_key(name):
-    """File stem of a name that may carry a path and an extension ('a/b/clip_1.mp4' -> 'clip_1')."""
-    return os.path.splitext(os.path.basename(str(name).strip().replace("\\", "/")))[0]
 
 
 def _listing(items):

@@ -26,6 +26,7 @@ import config  # noqa: E402
 from toolkit import vlm  # noqa: E402
 from toolkit.errors import UserError, cli  # noqa: E402
 from toolkit.io import atomic_path, save_json, save_npy, save_text  # noqa: E402
+from toolkit.tables import sample_key  # noqa: E402
 
 N_EXAMPLES = 5
 
@@ -50,7 +51,7 @@ def read_names(path):
         column = next((c for c in reader.fieldnames or [] if c.strip().lower() == "name"), None)
         if column is None:
             raise UserError(f"--names {path} has no 'name' column (columns: {reader.fieldnames})")
-        names = [vlm.sample_name(row[column]) for row in reader if (row[column] or "").strip()]
+        names = [sample_key(row[column]) for row in reader if (row[column] or "").strip()]
     if not names:
         raise UserError(f"--names {path} lists no clips")
     return list(dict.fromkeys(names))

@@ -17,6 +17,7 @@ import re
 import numpy as np
 
 from toolkit.errors import UserError
+from toolkit.tables import sample_key
 
 # Why an answer was skipped (the keys of the summary's "skipped" counts).
 EMPTY = "empty"
@@ -293,11 +294,6 @@ ANSWER_EXTENSIONS = (".txt", ".json")
 ANSWER_FIELDS = ("answer", "response")
 
 
-def sample_name(name):
-    """The sample key: the file stem of a name that may carry a path or an extension."""
-    return os.path.splitext(os.path.basename(str(name).strip().replace("\\", "/")))[0]
-
-
 def read_answers(path):
     """[(name, raw answer)] from a folder of <name>.txt/.json, a JSONL/JSON file or a CSV (name, answer).
 
@@ -312,7 +308,7 @@ def read_answers(path):
         records = []
         for f in files:
             with open(os.path.join(path, f), encoding="utf-8", errors="replace") as fh:
-                records.append((sample_name(f), fh.read()))
+                records.append((sample_key(f), fh.read()))
         return records
     ext = os.path.splitext(path)[1].lower()
     if ext == ".csv":
@@ -338,7 +334,7 @@ def _read_csv(path):
             rows = list(reader)
         except csv.Error as exc:
             raise UserError(f"answers {path}: not a readable CSV ({exc}); quote answers that contain commas or newlines") from None
-    return [(sample_name(r[fields["name"]]), r[answer_col] or "") for r in rows if (r[fields["name"]] or "").strip()]
+    return [(sample_key(r[fields["name"]]), r[answer_col] or "") for r in rows if (r[fields["name"]] or "").strip()]
 
 
 def _record(obj):
@@ -346,7 +342,7 @@ def _record(obj):
     if not isinstance(obj, dict) or "name" not in obj:
         return None
     answer = next((obj[k] for k in ANSWER_FIELDS if k in obj), None)
-    return sample_name(obj["name"]), answer
+    return sample_key(obj["name"]), answer
 
 
 def _read_json(path):
@@ -357,7 +353,7 @@ def _read_json(path):
     except ValueError:
         whole = None
     if isinstance(whole, dict) and "name" not in whole:
-        return [(sample_name(k), v) for k, v in whole.items()]
+        return [(sample_key(k), v) for k, v in whole.items()]
     if isinstance(whole, (dict, list)):
         lines = list(enumerate(whole if isinstance(whole, list) else [whole], 1))
     else:
