@@ -1,0 +1,204 @@
+"""Consensus pseudo-labels: keep unlabeled clips where our trained model(s) and a VLM agree.
+
+    python pseudo_label.py --runs saved/semi/seed0 --vlm data/demo/vlm.csv --unlabeled data/demo/unlabeled.csv \
+        --dataset seed0 --out_dataset seed0_pl [--min_conf 0.5] [--agree all|majority] [--max_per_class N] \
+        [--truth data/demo/unlabeled_labels.csv]
+
+The runs predict every unlabeled clip (batched; features are read once into a packed cache). A clip is kept
+when the runs agree on a label (``--agree all``: every run, ``majority``: more than half), their mean
+probability of it is at least ``--min_conf``, and the VLM's label (``parse_vlm_answers.py`` output) is the
+same. ``--max_per_class`` keeps the most confident clips of each class. The new split dict
+``<train_lst>/<out_dataset>.npy`` holds the labeled training clips plus the kept clips, flagged
+``pseudo: True`` (train with ``--pseudo_weight w`` to down-weight them); the validation set is copied
+unchanged, so pseudo-labels never enter validation. A report (printed and ``<out_dataset>.report.json``)
+gives candidates, skips, agreement and kept clips per class, and with ``--truth`` the accuracy of the
+pseudo-labels, of the VLM and of the model on the pool.
+"""
+import argparse
+import os
+
+import numpy as np
+
+import config
+from toolkit.errors import UserError, cli
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", nargs="+", required=True, help="run directories of train.py --save_model (same classes and features)")
+    p.add_argument("--vlm", required=True, help="VLM labels: the CSV of preprocess/parse_vlm_answers.py (name, label, ...)")
+    p.add_argument("--unlabeled", required=True, help="CSV with column 'name': the unlabeled pool")
+    p.add_argument("--dataset", required=True, help="labeled split dict <train_lst>/<dataset>.npy to extend")
+    p.add_argument("--out_dataset", required=True, help="name of the new split dict (e.g. seed0_pl)")
+    p.add_argument("--train_lst", default=config.PATH_TO_TRAIN_LST, help="folder of split dicts")
+    p.add_argument("--min_conf", type=float, default=0.0, help="smallest mean model probability of the agreed label")
+    p.add_argument("--agree", choices=["all", "majority"], default="all", help="how the runs must agree among themselves")
+    p.add_argument("--max_per_class", type=int, default=0, help="keep at most N clips per class, most confident first (0: no cap)")
+    p.add_argument("--truth", default=None, help="CSV name,discrete of the pool's true labels, for the report only")
+    p.add_argument("--strict", action="store_true", help="stop when an unlabeled clip lacks a feature file (default: skip and count)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out_dataset")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--gpu", type=int, default=0)
+    p.add_argument("--batch_size", type=int, default=4096)
+    p.add_argument("--cache_dir", default=config.PATH_TO_CACHE, help="packed feature cache; 'none' disables it")
+    return p
+
+
+def clips_with_features(names, features):
+    """(names that have a file for every feature, {feature: count of names without its file})."""
+    from dataloader import lookup_features
+
+    specs = lookup_features(features)
+    has_all = np.ones(len(names), dtype=bool)
+    missing = {}
+    for spec in specs:
+        present = np.array([os.path.exists(os.path.join(spec.folder, n + ".npy")) for n in names], dtype=bool)
+        missing[spec.name] = int((~present).sum())
+        has_all &= present
+    return [n for n, ok in zip(names, has_all) if ok], missing
+
+
+def model_consensus(run_probs, agree):
+    """Per clip: the runs' agreed label (-1 where they do not agree) and its mean probability."""
+    votes = np.stack([p.argmax(1) for p in run_probs])  # (R, N)
+    mean = np.mean(run_probs, axis=0)
+    n_classes = mean.shape[1]
+    counts = np.stack([(votes == c).sum(0) for c in range(n_classes)], axis=1)  # (N, K)
+    top = counts.argmax(1)
+    needed = len(run_probs) if agree == "all" else len(run_probs) // 2 + 1
+    label = np.where(counts[np.arange(len(top)), top] >= needed, top, -1)
+    conf = mean[np.arange(len(top)), top]
+    return label, conf, mean
+
+
+def cap_per_class(keep, label, conf, n_classes, max_per_class):
+    """Keep at most ``max_per_class`` of the kept clips per class, the most confident ones."""
+    if not max_per_class:
+        return keep
+    capped = np.zeros_like(keep)
+    for c in range(n_classes):
+        idx = np.flatnonzero(keep & (label == c))
+        capped[idx[np.argsort(-conf[idx], kind="stable")[:max_per_class]]] = True
+    return capped
+
+
+def read_vlm(path, classes):
+    """{name: class index} from a parse_vlm_answers.py CSV; labels outside ``classes`` are an error."""
+    from toolkit.tables import encode_labels, read_table
+
+    table = read_table(path, "VLM CSV", columns=("name", "label"))
+    labels = encode_labels(table["label"], classes, f"VLM CSV {path}")
+    return dict(zip(table["name"], labels))
+
+
+def accuracy(pred, truth):
+    ok = truth >= 0
+    return float((pred[ok] == truth[ok]).mean()) if ok.any() else None
+
+
+def run(args):
+    from toolkit.device import pick_device
+    from toolkit.io import load_split, resolve, save_json, save_split
+    from toolkit.predict import load_inputs, load_runs, predict
+    from toolkit.tables import encode_labels, read_table
+
+    lst = resolve(args.train_lst)
+    out_path = os.path.join(lst, f"{args.out_dataset}.npy")
+    if os.path.exists(out_path) and not args.overwrite:
+        raise UserError(f"{out_path} already exists; pick another --out_dataset or pass --overwrite")
+    if args.out_dataset == args.dataset:
+        raise UserError("--out_dataset must differ from --dataset; the labeled split is kept as it is")
+    split = load_split(os.path.join(lst, f"{args.dataset}.npy"))
+    device = pick_device(args.device, args.gpu)
+    runs = load_runs(args.runs, device)
+    meta = runs[0][1]
+    classes = meta["classes"]
+    vlm = read_vlm(args.vlm, classes)
+
+    pool = read_table(args.unlabeled, "unlabeled CSV")["name"].tolist()
+    labeled = set(split["train_info"]["names"]) | set(split["valid_info"]["names"])
+    in_split = [n for n in pool if n in labeled]
+    pool = [n for n in pool if n not in labeled]
+    usable, missing = clips_with_features(pool, meta["features"])
+    n_no_feat = len(pool) - len(usable)
+    if n_no_feat and args.strict:
+        worst = max(missing, key=missing.get)
+        raise UserError(f"{n_no_feat} unlabeled clips lack feature files ({worst}: {missing[worst]}); "
+                        "extract them or drop --strict to skip them")
+    if not usable:
+        raise UserError(f"none of the {len(pool)} unlabeled clips has every feature of {meta['run_dir']}")
+
+    inputs = load_inputs(meta, usable, args.cache_dir)
+    outs = [predict(model, m, usable, device, args.batch_size, inputs=inputs, progress=True) for model, m in runs]
+    model_label, conf, mean_probs = model_consensus([o["probs"] for o in outs], args.agree)
+    has_valence = all(o["valence"] is not None for o in outs)
+    vals = np.mean([o["valence"] for o in outs], axis=0) if has_valence else np.full(len(usable), np.nan)
+    vlm_label = np.array([vlm.get(n, -1) for n in usable])
+    has_vlm = vlm_label >= 0
+    agreed = (model_label >= 0) & has_vlm & (model_label == vlm_label)
+    keep = agreed & (conf >= args.min_conf)
+    keep = cap_per_class(keep, model_label, conf, len(classes), args.max_per_class)
+    kept = np.flatnonzero(keep)
+
+    train = {k: list(v) for k, v in split["train_info"].items() if v is not None}
+    n_train = len(train["names"])
+    train["names"] += [usable[i] for i in kept]
+    train["emos"] += [classes[model_label[i]] for i in kept]
+    train["vals"] = list(train.get("vals", [float("nan")] * n_train)) + [float(vals[i]) for i in kept]
+    train["pseudo"] = list(train.get("pseudo", [False] * n_train)) + [True] * len(kept)
+    if "weights" in train:
+        train["weights"] = list(train["weights"]) + [1.0] * len(kept)
+
+    report = {
+        "runs": list(args.runs), "vlm": args.vlm, "dataset": args.dataset, "out_dataset": args.out_dataset,
+        "settings": {"min_conf": args.min_conf, "agree": args.agree, "max_per_class": args.max_per_class},
+        "candidates": len(pool) + len(in_split),
+        "skipped": {"already_labeled": len(in_split), "missing_features": n_no_feat, "missing_features_per_feature": missing,
+                    "no_vlm_answer": int((~has_vlm).sum()), "runs_disagree": int((model_label < 0).sum())},
+        "model_vlm_agreement": float(((model_label == vlm_label) & has_vlm & (model_label >= 0)).sum() / max(1, (has_vlm & (model_label >= 0)).sum())),
+        "agreed": int(agreed.sum()),
+        "kept": len(kept),
+        "kept_per_class": {c: int((model_label[kept] == i).sum()) for i, c in enumerate(classes)},
+        "labeled_train": n_train,
+    }
+    if args.truth:
+        truth_table = read_table(args.truth, "truth CSV", columns=("name", "discrete"))
+        truth_map = dict(zip(truth_table["name"], encode_labels(truth_table["discrete"], classes, f"truth CSV {args.truth}")))
+        truth = np.array([truth_map.get(n, -1) for n in usable])
+        model_top = mean_probs.argmax(1)
+        report["truth"] = {
+            "pseudo_label_accuracy": accuracy(model_label[kept], truth[kept]),
+            "model_accuracy_on_pool": accuracy(model_top, truth),
+            "vlm_accuracy_on_pool": accuracy(vlm_label[has_vlm], truth[has_vlm]),
+            "clips_with_truth": int((truth >= 0).sum()),
+        }
+    save_split(out_path, train, split["valid_info"])
+    report_path = os.path.join(lst, f"{args.out_dataset}.report.json")
+    save_json(report_path, report)
+    print_report(report, out_path, report_path)
+    return report
+
+
+def print_report(report, out_path, report_path):
+    s = report["skipped"]
+    print(f"candidates {report['candidates']}: skipped {s['already_labeled']} already labeled, {s['missing_features']} without "
+          f"every feature file, {s['no_vlm_answer']} without a VLM answer, {s['runs_disagree']} where the runs disagree")
+    print(f"model/VLM agreement {report['model_vlm_agreement']:.3f}; agreed {report['agreed']}, kept {report['kept']} "
+          f"(min_conf {report['settings']['min_conf']}, max_per_class {report['settings']['max_per_class'] or 'none'})")
+    print("kept per class: " + ", ".join(f"{c} {n}" for c, n in report["kept_per_class"].items()))
+    if "truth" in report:
+        t = report["truth"]
+        fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731
+        print(f"accuracy on the pool ({t['clips_with_truth']} clips with truth): pseudo-labels {fmt(t['pseudo_label_accuracy'])}, "
+              f"VLM {fmt(t['vlm_accuracy_on_pool'])}, model {fmt(t['model_accuracy_on_pool'])}")
+    print(f"wrote {out_path} ({report['labeled_train']} labeled + {report['kept']} pseudo-labeled training clips, "
+          f"validation unchanged) and {report_path}")
+
+
+@cli
+def main(argv=None):
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
