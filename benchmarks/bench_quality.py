@@ -8,7 +8,6 @@ default features concatenated (C chosen by 3-fold CV on the training part), the 
 """
 import argparse
 import os
-import subprocess
 import sys
 import time
 
@@ -18,18 +17,9 @@ sys.path.insert(0, REPO)
 import numpy as np  # noqa: E402
 
 import config  # noqa: E402
+from benchmarks.demo_inputs import ensure_demo  # noqa: E402
 
-DEMO = os.path.join(REPO, "data", "demo")
 DEMO_FEATURES = [n for d in (config.FEAT_VIDEO_DICT, config.FEAT_AUDIO_DICT, config.FEAT_TEXT_DICT) for n in d if n.startswith("demo-")]
-
-
-def ensure_demo(seeds):
-    if not os.path.exists(os.path.join(DEMO, "labels.csv")):
-        subprocess.run([sys.executable, "preprocess/make_demo_data.py"], cwd=REPO, check=True)
-    for seed in seeds:
-        if not os.path.exists(os.path.join(REPO, config.PATH_TO_TRAIN_LST, f"seed{seed}.npy")):
-            subprocess.run([sys.executable, "preprocess/mer2025_base.py", "--label_csv", os.path.join(DEMO, "labels.csv"),
-                            "--seed", str(seed)], cwd=REPO, check=True)
 
 
 def train_f1(seed, feats, extra, model="moe"):

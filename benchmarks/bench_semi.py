@@ -22,8 +22,8 @@ sys.path.insert(0, REPO)
 import numpy as np  # noqa: E402
 
 import config  # noqa: E402
+from benchmarks.demo_inputs import DEMO, ensure_demo  # noqa: E402
 
-DEMO = os.path.join(REPO, "data", "demo")
 OUT = os.path.join(REPO, "saved", "bench_semi")
 VLM_FEATURE = "vlm-scores-UTT"
 
@@ -57,12 +57,7 @@ def pseudo(argv):
 
 
 def ensure_inputs(seeds):
-    if not os.path.exists(os.path.join(DEMO, "vlm_answers")):
-        subprocess.run([sys.executable, "preprocess/make_demo_data.py"], cwd=REPO, check=True)
-    for seed in seeds:
-        if not os.path.exists(os.path.join(REPO, config.PATH_TO_TRAIN_LST, f"seed{seed}.npy")):
-            subprocess.run([sys.executable, "preprocess/mer2025_base.py", "--label_csv", os.path.join(DEMO, "labels.csv"),
-                            "--seed", str(seed)], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    ensure_demo(seeds)
     subprocess.run([sys.executable, "preprocess/parse_vlm_answers.py", "--answers", os.path.join(DEMO, "vlm_answers"),
                     "--out", os.path.join(DEMO, "vlm.csv"), "--as_feature", os.path.join(DEMO, "features", VLM_FEATURE),
                     "--fill", "uniform"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)

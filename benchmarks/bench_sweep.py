@@ -16,6 +16,9 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from benchmarks.demo_inputs import ensure_demo  # noqa: E402
 
 
 def timed(cmd, env=None):
@@ -29,10 +32,7 @@ def main():
     p.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     p.add_argument("--repeats", type=int, default=1)
     opts = p.parse_args()
-    if not os.path.exists(os.path.join(REPO, "train_lst", "seed4.npy")):
-        subprocess.run([sys.executable, "preprocess/make_demo_data.py"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
-        subprocess.run(["bash", "preprocess/make_lst.sh"], cwd=REPO, check=True, stdout=subprocess.DEVNULL,
-                       env={**os.environ, "PYTHON": sys.executable})
+    ensure_demo(range(5))
     feats = "demo-face-UTT demo-clip-UTT demo-internvl-UTT demo-hubert-UTT demo-wav2vec2-UTT demo-roberta-UTT demo-macbert-UTT"
     tmp = tempfile.mkdtemp(prefix="bench_sweep_")
     try:
