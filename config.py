@@ -4,7 +4,16 @@ Edit the three feature dictionaries to add your own features. Each entry is
 
     "<feature-name>": [dim, "<feature folder>"]
 
-where the folder holds one ``<sample>.npy`` per clip (shape ``(dim,)`` or ``(1, dim)``).
+where the folder holds one ``<sample>.npy`` per clip (shape ``(dim,)`` or ``(1, dim)``). A name ending in
+``-FRM`` is a frame-level feature: ``(T, dim)`` per clip, T varying, modelled by a temporal expert (see
+docs/frames.md). An optional third field says the level explicitly or selects columns:
+
+    "openface-AU-FRM": [35, "<folder>"]                                   # frame level from the suffix
+    "openface-AU-FRM": [17, "<folder>", {"level": "frm", "columns": "-35:-18"}]  # 17 of the last 35 columns
+    "my-frames": [512, "<folder>", "frm"]                                 # frame level without the suffix
+    "openface-AU-mean": [35, "<folder>", {"columns": "-35:", "pool": "mean"}]  # frames averaged into a vector
+
+``dim`` is the number of columns after the selection.
 ``python preprocess/check_feat_dim.py --root DIR --emit-config`` prints ready-to-paste entries.
 Relative paths are resolved against the directory of this file, not the working directory.
 """
@@ -32,6 +41,9 @@ FEAT_VIDEO_DICT = {
     "demo-face-UTT": [128, os.path.join(DEMO_FEATURES, "demo-face-UTT")],
     "demo-clip-UTT": [512, os.path.join(DEMO_FEATURES, "demo-clip-UTT")],
     "demo-internvl-UTT": [1024, os.path.join(DEMO_FEATURES, "demo-internvl-UTT")],
+    "demo-au-FRM": [17, os.path.join(DEMO_FEATURES, "demo-au-FRM")],  # frame level: (T, 17) AU intensities
+    # the VLM's per-class scores (preprocess/parse_vlm_answers.py --as_feature ... --fill uniform)
+    "vlm-scores-UTT": [6, os.path.join(DEMO_FEATURES, "vlm-scores-UTT")],
     # synthetic data at MER2025 scale (make_demo_data.py --scale mer), used by benchmarks/
     "clip-vit-large-patch14-UTT": [768, os.path.join(MER_SCALE_FEATURES, "clip-vit-large-patch14-UTT")],
     "InternVL_2_5-UTT": [4096, os.path.join(MER_SCALE_FEATURES, "InternVL_2_5-UTT")],

@@ -65,6 +65,10 @@ def build_parser():
                    help="expert copies per feature (unimodal sweeps use 3, like a three-branch model)")
     g.add_argument("--train_lst", default=config.PATH_TO_TRAIN_LST, help="folder of split dicts (default config.PATH_TO_TRAIN_LST)")
     g.add_argument("--cache_dir", default=config.PATH_TO_CACHE, help="packed feature cache; 'none' disables it")
+    g.add_argument("--allow_missing", action="store_true",
+                   help="clips may lack some feature files: that expert is masked for that clip (default: a missing file is an error)")
+    g.add_argument("--max_frames", type=int, default=64,
+                   help="frame-level features: longer clips are sampled uniformly down to this many frames (default 64)")
     g = p.add_argument_group("model")
     g.add_argument("--model", default="moe", help="registered model name (default moe)")
     g.add_argument("--model_pretrain", default=None, help="initialise from a best.pth of a run with the same features and classes")
@@ -117,7 +121,9 @@ def parse_args(argv=None):
         args.feat = parse_feature_list(args.feat) if args.feat else list(config.DEFAULT_FEATURES)
     if args.emo_rule not in config.EMO_RULE:
         raise UserError(f"--emo_rule {args.emo_rule!r} is not in config.EMO_RULE; known: {', '.join(config.EMO_RULE)}")
-    for name in ("batch_size", "epochs", "repeat"):
+    if not 0 <= getattr(args, "expert_dropout", 0.0) < 1:
+        raise UserError(f"--expert_dropout must be in [0, 1), got {args.expert_dropout}")
+    for name in ("batch_size", "epochs", "repeat", "max_frames"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name} must be at least 1")
     return args
@@ -149,7 +155,7 @@ def train_one_epoch(model, batches, optimizer, scheduler, args):
     model.train()
     total, count = 0.0, 0
     for batch in batches:
-        out = model(batch["feats"])
+        out = model(batch["feats"], batch["present"])
         loss = model.loss(out, batch["labels"], batch["vals"], batch["weights"], args.val_weight, args.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -169,7 +175,7 @@ def evaluate(model, batches, args):
     probs, vals, total, count = [], [], 0.0, 0
     with torch.no_grad():
         for batch in batches:
-            out = model(batch["feats"])
+            out = model(batch["feats"], batch["present"])
             loss = model.loss(out, batch["labels"], batch["vals"], batch["weights"], args.val_weight, args.label_smoothing)
             total += loss.item() * len(batch["labels"])
             count += len(batch["labels"])
@@ -194,7 +200,7 @@ def setup_logger(path):
     return logger
 
 
-def write_outputs(stage, args, history, best, classes, specs, valid, device, seconds_per_epoch):
+def write_outputs(stage, args, history, best, classes, specs, valid, device, seconds_per_epoch, missing):
     """Everything a run leaves besides the checkpoint and the log."""
     import pandas as pd
     import yaml
@@ -231,7 +237,9 @@ def write_outputs(stage, args, history, best, classes, specs, valid, device, sec
         "per_class_f1": metrics["per_class_f1"],
         "confusion": metrics["confusion"],
         "classes": classes,
-        "features": [{"name": s.name, "dim": s.dim, "modality": s.modality} for s in specs],
+        "features": [{"name": s.name, "dim": s.dim, "modality": s.modality, "level": s.level} for s in specs],
+        "allow_missing": bool(args.allow_missing),
+        "missing": missing,
         "repeat": args.repeat,
         "feat_topn": {"n": args.feat_topn, "from": args.topn_from, "modalities": args.topn_modalities} if args.feat_topn else None,
         "valence_mse": float(np.mean((best["vals"][has_val] - true_vals[has_val]) ** 2)) if has_val.any() else None,
@@ -258,7 +266,8 @@ def load_pretrained(model, path, meta):
     from toolkit.runs import load_checkpoint
 
     ckpt = load_checkpoint(path)
-    for key in ("model", "feat_dims", "classes"):
+    ckpt.setdefault("feat_levels", {key: "utt" for key in ckpt.get("feat_dims") or {}})  # older checkpoints
+    for key in ("model", "feat_dims", "feat_levels", "classes"):
         if ckpt.get(key) != meta[key]:
             raise UserError(f"--model_pretrain {path}: its {key} {ckpt.get(key)!r} differs from this run's {meta[key]!r}")
     model.load_state_dict(ckpt["state_dict"])
@@ -287,23 +296,27 @@ def run(args):
     cache_dir = None if str(args.cache_dir).lower() == "none" else resolve(args.cache_dir)
     t0 = time.time()
     experts = expert_names(args.feat, args.repeat)
-    train, valid = load_split_sets(split_path, specs, classes, device, cache_dir, experts, args.pseudo_weight)
+    train, valid = load_split_sets(split_path, specs, classes, device, cache_dir, experts, args.pseudo_weight, args.allow_missing)
     load_seconds = time.time() - t0
     args.n_train = len(train)
     dims = {s.name: s.dim for s in specs}
+    levels = {s.name: s.level for s in specs}
     args.feat_dims = {key: dims[feature_of(key)] for key in experts}
+    args.feat_levels = {key: levels[feature_of(key)] for key in experts}
     args.num_classes = len(classes)
+    train_missing, valid_missing = train.missing_counts(), valid.missing_counts()
+    missing = {s.name: {"train": train_missing[s.name], "valid": valid_missing[s.name]} for s in specs}
 
     model = get_model(args.model, args)
-    model.fit_normalizers(train.feats, train.rows)
-    meta = {"model": args.model, "feat_dims": args.feat_dims, "classes": classes,
+    model.fit_normalizers(train.feats, train.rows, train.present)
+    meta = {"model": args.model, "feat_dims": args.feat_dims, "feat_levels": args.feat_levels, "classes": classes,
             "hparams": {k: getattr(args, k) for k in model_hparam_keys(args.model)}}
     if args.model_pretrain:
         load_pretrained(model, args.model_pretrain, meta)
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.l2)
-    train_batches = DeviceBatches(train, args.batch_size, shuffle=True, seed=args.seed)
-    valid_batches = DeviceBatches(valid, 1024)
+    train_batches = DeviceBatches(train, args.batch_size, shuffle=True, seed=args.seed, max_frames=args.max_frames)
+    valid_batches = DeviceBatches(valid, 1024, max_frames=args.max_frames)
     steps = len(train_batches) * args.epochs
     scheduler = cosine_with_warmup(optimizer, steps, int(args.warmup_epochs * len(train_batches))) if args.scheduler == "cosine" else None
 
@@ -312,7 +325,10 @@ def run(args):
     with staged_run_dir(run_dir) as stage:
         log = setup_logger(os.path.join(stage, "info.log"))
         n_params = sum(p.numel() for p in model.parameters())
-        log.info("features: %s", ", ".join(f"{s.name}({s.modality}, {s.dim})" for s in specs))
+        log.info("features: %s", ", ".join(f"{s.name}({s.modality}, {s.dim}{', frames' if s.frame_level else ''})" for s in specs))
+        if train.present is not None:
+            log.info("clips missing each feature (train/valid; its expert is masked for them): %s",
+                     ", ".join(f"{name} {m['train']}/{m['valid']}" for name, m in missing.items()))
         log.info("split %s: %d train, %d valid; features loaded in %.2fs; device %s; %s with %d parameters",
                  split_path, len(train), len(valid), load_seconds, device, args.model, n_params)
         history, best = [], None
@@ -336,7 +352,7 @@ def run(args):
                 break
         bar.close()
         seconds_per_epoch = float(np.median([h["seconds"] for h in history]))
-        summary = write_outputs(stage, args, history, best, classes, specs, valid, device, seconds_per_epoch)
+        summary = write_outputs(stage, args, history, best, classes, specs, valid, device, seconds_per_epoch, missing)
         if args.save_model:
             model.load_state_dict(best["state"])
             save_checkpoint(os.path.join(stage, "best.pth"), model, meta)

@@ -1,10 +1,17 @@
-"""Labeled sample sets over packed feature tensors, and batches sliced from them on the device."""
+"""Labeled sample sets over packed feature tensors, and batches sliced from them on the device.
+
+A batch is ``{"index", "feats", "present", "labels", "vals", "weights"}``. ``feats[name]`` is a (B, C) tensor
+for an utterance feature and ``Frames(x (B, L, C), valid (B, L) bool)`` for a frame feature, padded to the
+batch's longest clip (at most ``max_frames``; longer clips are sampled uniformly). ``present`` is None when
+every clip has every feature, else ``{name: (B,) bool}``.
+"""
+import collections
 import dataclasses
 
 import numpy as np
 import torch
 
-from dataloader.feature_store import feature_of, load_features
+from dataloader.feature_store import Ragged, feature_of, load_store
 from toolkit.errors import UserError
 from toolkit.io import load_split
 
@@ -19,9 +26,85 @@ class SampleSet:
     labels: torch.Tensor  # (N,) long class indices (-1 when unlabeled)
     vals: torch.Tensor  # (N,) float valence, NaN where unknown
     weights: torch.Tensor  # (N,) float per-sample loss weight
+    present: dict = None  # {feature: (M,) bool tensor} when some clips lack some features, else None
 
     def __len__(self):
         return len(self.names)
+
+    def missing_counts(self):
+        """{feature: clips of this set without its file} (all zeros when nothing is missing)."""
+        if self.present is None:
+            return {name: 0 for name in self.feats}
+        return {name: int((~p.index_select(0, self.rows)).sum()) for name, p in self.present.items()}
+
+
+Frames = collections.namedtuple("Frames", "x valid")
+Frames.__doc__ = "A padded frame batch: x (B, L, C) float, valid (B, L) bool (False on padding)."
+
+
+class FrameTensor:
+    """Ragged frames on a device: ``values`` (sum T, C) and ``offsets`` (M + 1); ``gather`` makes padded batches."""
+
+    def __init__(self, values, offsets):
+        self.values = values
+        self.offsets = offsets
+        self.lengths = offsets[1:] - offsets[:-1]
+
+    @classmethod
+    def from_ragged(cls, ragged, device="cpu"):
+        return cls(torch.from_numpy(ragged.values).to(device), torch.from_numpy(ragged.offsets).to(device))
+
+    @property
+    def device(self):
+        return self.values.device
+
+    def __len__(self):
+        return len(self.lengths)
+
+    def to(self, device):
+        return FrameTensor(self.values.to(device), self.offsets.to(device))
+
+    def frame_rows(self, rows):
+        """Indices into ``values`` of every frame of clips ``rows`` (e.g. to fit a standardisation on them)."""
+        lengths = self.lengths.index_select(0, rows)
+        starts = self.offsets.index_select(0, rows)
+        total = int(lengths.sum())
+        clip = torch.repeat_interleave(torch.arange(len(rows), device=rows.device), lengths, output_size=total)
+        first = torch.cumsum(lengths, 0) - lengths  # position of each clip's first frame in the output
+        return starts[clip] + torch.arange(total, device=rows.device) - first[clip]
+
+    def gather(self, rows, max_frames):
+        """Frames of clips ``rows``, padded to L = min(longest, max_frames) (at least 1).
+
+        A clip of T > max_frames frames keeps the uniformly spaced frames floor(j * T / max_frames); shorter
+        clips keep every frame. One gather for the whole batch, no loop over samples; a clip's frames do not
+        depend on the rest of its batch."""
+        lengths = self.lengths.index_select(0, rows)
+        kept = lengths.clamp(max=max_frames)  # L_b
+        width = max(int(kept.max()) if len(rows) else 0, 1)
+        j = torch.arange(width, device=rows.device)
+        valid = j.unsqueeze(0) < kept.unsqueeze(1)  # (B, L)
+        frame = torch.div(j.unsqueeze(0) * lengths.unsqueeze(1), kept.clamp_min(1).unsqueeze(1), rounding_mode="floor")
+        index = torch.where(valid, self.offsets.index_select(0, rows).unsqueeze(1) + frame, torch.zeros_like(frame))
+        if self.values.shape[0] == 0:  # every clip of this feature is missing
+            x = self.values.new_zeros(len(rows), width, self.values.shape[1])
+        else:
+            x = self.values[index] * valid.unsqueeze(-1)
+        return Frames(x, valid)
+
+
+def select(feature, rows, max_frames):
+    """Rows of one packed feature: (B, C) for a (M, C) tensor, Frames for a FrameTensor."""
+    if isinstance(feature, FrameTensor):
+        return feature.gather(rows, max_frames)
+    return feature.index_select(0, rows)
+
+
+def to_tensor(array, device):
+    """A packed numpy feature (array or Ragged) as a tensor (or FrameTensor) on ``device``."""
+    if isinstance(array, Ragged):
+        return FrameTensor.from_ragged(array, device)
+    return torch.from_numpy(array).to(device)
 
 
 def encode_labels(emos, classes, split_path, set_key, names):
@@ -35,7 +118,7 @@ def encode_labels(emos, classes, split_path, set_key, names):
     return [index[e] for e in emos]
 
 
-def build_sample_set(info, classes, feats, rows, split_path="<split>", set_key="train_info", pseudo_weight=1.0):
+def build_sample_set(info, classes, feats, rows, split_path="<split>", set_key="train_info", pseudo_weight=1.0, present=None):
     """A SampleSet from a split-dict section ``info`` (names, emos[, vals, weights, pseudo]).
 
     Optional per-sample ``weights`` scale the loss; samples flagged in ``pseudo`` (pseudo-labels) are
@@ -43,6 +126,7 @@ def build_sample_set(info, classes, feats, rows, split_path="<split>", set_key="
     names = list(info["names"])
     n = len(names)
     device = next(iter(feats.values())).device
+    rows = torch.as_tensor(rows, dtype=torch.long, device=device)
     labels = encode_labels(info["emos"], classes, split_path, set_key, names) if info.get("emos") is not None else [-1] * n
     vals = info.get("vals")
     vals = np.full(n, np.nan) if vals is None else np.asarray(vals, dtype=np.float64)
@@ -52,10 +136,11 @@ def build_sample_set(info, classes, feats, rows, split_path="<split>", set_key="
     return SampleSet(
         names=names,
         feats=feats,
-        rows=torch.as_tensor(rows, dtype=torch.long, device=device),
+        rows=rows,
         labels=torch.as_tensor(labels, dtype=torch.long, device=device),
         vals=torch.as_tensor(vals, dtype=torch.float32, device=device),
         weights=torch.as_tensor(weights, dtype=torch.float32, device=device),
+        present=present,
     )
 
 
@@ -69,10 +154,12 @@ def check_unique(names, where):
         raise UserError(f"{where}: {len(dups)} sample names appear more than once (first: {', '.join(dups[:5])}); each clip must be listed once")
 
 
-def load_split_sets(split_path, specs, classes, device, cache_dir=None, experts=None, pseudo_weight=1.0):
+def load_split_sets(split_path, specs, classes, device, cache_dir=None, experts=None, pseudo_weight=1.0, allow_missing=False):
     """(train SampleSet, valid SampleSet) of a split dict file, features loaded once onto ``device``.
 
-    ``experts`` (keys from ``expert_names``) adds aliases so repeated experts share one tensor."""
+    ``experts`` (keys from ``expert_names``) adds aliases so repeated experts share one tensor.
+    ``allow_missing``: clips may lack some feature files (see ``load_store``); the sets then carry a
+    presence mask, and a feature that no training clip has is a UserError."""
     split = load_split(split_path)
     train_info, valid_info = split["train_info"], split["valid_info"]
     names = list(train_info["names"]) + list(valid_info["names"])
@@ -80,23 +167,35 @@ def load_split_sets(split_path, specs, classes, device, cache_dir=None, experts=
     # Validate labels before the (possibly slow) feature read.
     encode_labels(train_info["emos"], classes, split_path, "train_info", train_info["names"])
     encode_labels(valid_info["emos"], classes, split_path, "valid_info", valid_info["names"])
-    arrays, rows = load_features(specs, names, cache_dir)
-    feats = {name: torch.from_numpy(arr).to(device) for name, arr in arrays.items()}
+    store = load_store(specs, names, cache_dir, allow_missing)
+    rows = store.rows
+    feats = {name: to_tensor(arr, device) for name, arr in store.arrays.items()}
+    n_train = len(train_info["names"])
+    present = None
+    if any(not p.all() for p in store.present.values()):
+        counts = store.missing_counts(rows[:n_train])
+        empty = [name for name, c in counts.items() if c == n_train]
+        if empty:
+            raise UserError(f"split file {split_path}: no training clip has a file for feature '{empty[0]}'; "
+                            "extract it or leave it out of --feat")
+        present = {name: torch.from_numpy(p).to(device) for name, p in store.present.items()}
     for key in experts or ():
         feats[key] = feats[feature_of(key)]
-    n_train = len(train_info["names"])
+        if present is not None:
+            present[key] = present[feature_of(key)]
     return (
-        build_sample_set(train_info, classes, feats, rows[:n_train], split_path, "train_info", pseudo_weight),
-        build_sample_set(valid_info, classes, feats, rows[n_train:], split_path, "valid_info"),
+        build_sample_set(train_info, classes, feats, rows[:n_train], split_path, "train_info", pseudo_weight, present),
+        build_sample_set(valid_info, classes, feats, rows[n_train:], split_path, "valid_info", present=present),
     )
 
 
 class DeviceBatches:
     """Iterates a SampleSet in batches already on its device; shuffling uses its own seeded generator."""
 
-    def __init__(self, samples, batch_size, shuffle=False, seed=0):
+    def __init__(self, samples, batch_size, shuffle=False, seed=0, max_frames=64):
         self.samples = samples
         self.batch_size = batch_size
+        self.max_frames = max_frames
         self.shuffle = shuffle
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -112,7 +211,8 @@ class DeviceBatches:
             rows = s.rows[idx]
             yield {
                 "index": idx,
-                "feats": {name: arr.index_select(0, rows) for name, arr in s.feats.items()},
+                "feats": {name: select(arr, rows, self.max_frames) for name, arr in s.feats.items()},
+                "present": None if s.present is None else {name: p.index_select(0, rows) for name, p in s.present.items()},
                 "labels": s.labels[idx],
                 "vals": s.vals[idx],
                 "weights": s.weights[idx],

@@ -1,13 +1,21 @@
 """Feature store: read every requested ``<folder>/<sample>.npy`` once, validate it, pack it into one
 contiguous float32 array per feature and cache that array on disk.
 
+Utterance-level features (``(C,)`` per clip) pack into one ``(M, C)`` array. Frame-level features
+(``(T, C)`` per clip, T varying; folder names ending in ``-FRM``) pack *ragged*: all frames of all clips in
+one ``(sum T, C)`` array plus ``offsets`` (M + 1), so clip ``i`` is ``values[offsets[i]:offsets[i + 1]]``.
+
 The cache key covers the feature folder, the *set* of requested samples and each file's size and mtime,
 so the five seed splits of one label file share one cache and any edited file invalidates it.
+
+With ``allow_missing`` a clip may lack a feature's file: its utterance row is zeros (frames: T = 0) and
+``present[feature][row]`` is False, so the model can mask that expert for that clip.
 """
 import concurrent.futures
 import dataclasses
 import hashlib
 import os
+import re
 
 import numpy as np
 
@@ -17,14 +25,75 @@ from toolkit.io import atomic_path, resolve
 
 MODALITY_DICTS = {"video": "FEAT_VIDEO_DICT", "audio": "FEAT_AUDIO_DICT", "text": "FEAT_TEXT_DICT"}
 READ_THREADS = 8
+LEVELS = ("utt", "frm")
+FRAME_SUFFIX = "-FRM"
+ENTRY_HELP = ('[dim, folder] or [dim, folder, "frm"] or [dim, folder, {"level": "utt"|"frm", "columns": "-35:", '
+              '"pool": "mean"}]')
 
 
 @dataclasses.dataclass(frozen=True)
 class FeatureSpec:
+    """One registered feature. ``dim`` is C after column selection.
+
+    level: "utt" (one vector per clip) or "frm" (a (T, C) sequence per clip);
+    columns: optional column selection applied to every file's last axis, a slice text like "-35:" (the
+    last 35 columns of an OpenFace row) or a list of column indices;
+    pool: "mean" reads (T, C) frame files but keeps their mean over T as an utterance vector (level "utt").
+    """
+
     name: str
     dim: int
     folder: str
     modality: str
+    level: str = "utt"
+    columns: object = None
+    pool: str = None
+
+    @property
+    def frame_level(self):
+        return self.level == "frm"
+
+    @property
+    def reads_frames(self):
+        return self.level == "frm" or self.pool == "mean"
+
+
+def parse_columns(columns, where):
+    """A column selection from config (``"-35:"``, ``"0:17"``, ``[0, 3, 5]``) → slice or index array."""
+    if columns is None:
+        return None
+    if isinstance(columns, str):
+        match = re.fullmatch(r"\s*(-?\d*)\s*:\s*(-?\d*)\s*", columns)
+        if not match:
+            raise UserError(f"{where}: columns {columns!r} is not a slice like '-35:' or '0:17'; fix it in config.py")
+        lo, hi = (int(v) if v else None for v in match.groups())
+        return slice(lo, hi)
+    if isinstance(columns, (list, tuple)) and columns and all(isinstance(c, int) for c in columns):
+        return np.asarray(columns, dtype=np.int64)
+    raise UserError(f"{where}: columns must be a slice text like '-35:' or a list of column indices, got {columns!r}")
+
+
+def parse_entry(name, entry, modality, dict_name):
+    """A FeatureSpec from one config.py entry (see ENTRY_HELP)."""
+    where = f"config.py {dict_name}['{name}']"
+    if not (isinstance(entry, (list, tuple)) and len(entry) in (2, 3) and int(entry[0]) > 0):
+        raise UserError(f"{where} must be {ENTRY_HELP}, got {entry!r}")
+    options = entry[2] if len(entry) == 3 else {}
+    if isinstance(options, str):
+        options = {"level": options}
+    if not isinstance(options, dict) or set(options) - {"level", "columns", "pool"}:
+        raise UserError(f"{where}: the third field must be \"utt\", \"frm\" or a dict with keys level, columns, pool; got {options!r}")
+    level = str(options.get("level") or ("frm" if name.upper().endswith(FRAME_SUFFIX) else "utt")).lower()
+    if level not in LEVELS:
+        raise UserError(f"{where}: level {level!r} must be one of {', '.join(LEVELS)}")
+    pool = options.get("pool")
+    if pool not in (None, "mean") or (pool and level != "utt"):
+        raise UserError(f"{where}: pool may only be \"mean\" (frame files pooled into an utterance vector, level \"utt\"); got {pool!r}")
+    columns = options.get("columns")
+    parse_columns(columns, where)  # validate now, apply at read time
+    if isinstance(columns, list):
+        columns = tuple(columns)  # hashable spec
+    return FeatureSpec(name, int(entry[0]), resolve(entry[1]), modality, level, columns, pool)
 
 
 def feature_registry():
@@ -32,11 +101,9 @@ def feature_registry():
     registry = {}
     for modality, dict_name in MODALITY_DICTS.items():
         for name, entry in getattr(config, dict_name).items():
-            if not (isinstance(entry, (list, tuple)) and len(entry) >= 2 and int(entry[0]) > 0):
-                raise UserError(f"config.py {dict_name}['{name}'] must be [dim, feature folder], got {entry!r}")
             if name in registry:
                 raise UserError(f"config.py: feature '{name}' is in two dicts ({registry[name].modality}, {modality}); keep one")
-            registry[name] = FeatureSpec(name, int(entry[0]), resolve(entry[1]), modality)
+            registry[name] = parse_entry(name, entry, modality, dict_name)
     return registry
 
 
@@ -70,79 +137,207 @@ def feature_of(expert_name):
     return expert_name.split(REPEAT_SEPARATOR)[0]
 
 
-def _file_listing(spec, names):
-    """Paths of the requested samples' files plus a fingerprint of their sizes and mtimes."""
+@dataclasses.dataclass
+class Ragged:
+    """Frames of M clips packed end to end: clip ``i`` is ``values[offsets[i]:offsets[i + 1]]`` (T may be 0 only
+    for a clip whose file is missing)."""
+
+    values: np.ndarray  # (sum T, C) float32
+    offsets: np.ndarray  # (M + 1,) int64
+
+    def __len__(self):
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self):
+        return np.diff(self.offsets)
+
+    def __getitem__(self, i):
+        return self.values[self.offsets[i]:self.offsets[i + 1]]
+
+
+def _file_listing(spec, names, allow_missing=False):
+    """Paths of the requested samples' files (None where missing), presence mask and a fingerprint of their
+    sizes and mtimes."""
     if not os.path.isdir(spec.folder):
         raise UserError(f"feature folder {spec.folder} for '{spec.name}' does not exist; fix its path in config.py")
     paths, missing, digest = [], [], hashlib.sha1()
     digest.update(os.path.abspath(spec.folder).encode())
     digest.update(str(spec.dim).encode())
+    if spec.level != "utt" or spec.columns is not None or spec.pool is not None:  # plain features keep their old keys
+        digest.update(f"level={spec.level};columns={spec.columns};pool={spec.pool}".encode())
     for name in names:
         path = os.path.join(spec.folder, name + ".npy")
         try:
             st = os.stat(path)
         except FileNotFoundError:
             missing.append(name)
+            paths.append(None)
+            digest.update(f"{name}\0-\n".encode())
             continue
         paths.append(path)
         digest.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    if missing:
+    if missing and not allow_missing:
         shown = ", ".join(missing[:5])
         raise UserError(
             f"feature '{spec.name}': {len(missing)} of {len(names)} samples have no .npy in {spec.folder} "
-            f"(first: {shown}); extract the feature for them or remove them from the split"
+            f"(first: {shown}); extract the feature for them, remove them from the split or train with --allow_missing"
         )
-    return paths, digest.hexdigest()[:16]
+    present = np.fromiter((p is not None for p in paths), dtype=bool, count=len(paths))
+    return paths, present, digest.hexdigest()[:16]
 
 
-def _read_one(path, dim):
+def _load_npy(path):
     try:
-        arr = np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
         raise UserError(f"cannot read {path} ({exc.__class__.__name__}: {exc}); re-extract this file") from None
+
+
+def _select(arr, spec, path):
+    if spec.columns is None:
+        return arr
+    try:
+        return arr[..., parse_columns(list(spec.columns) if isinstance(spec.columns, tuple) else spec.columns, spec.name)]
+    except IndexError:
+        raise UserError(f"{path} has shape {arr.shape}: columns {spec.columns!r} of '{spec.name}' are out of range; "
+                        "fix the columns in config.py") from None
+
+
+def _read_one(path, spec):
+    """One utterance vector (C,) of ``spec`` (frame files are mean-pooled when spec.pool == 'mean')."""
+    if spec.pool == "mean":
+        return _read_frames(path, spec).mean(axis=0)
+    arr = _load_npy(path)
     if arr.ndim == 2 and arr.shape[0] == 1:
         arr = arr[0]
-    if arr.shape != (dim,):
-        raise UserError(f"{path} has shape {arr.shape}, expected ({dim},) as config.py says; fix the dim in config.py or re-extract")
+    arr = _select(arr, spec, path)
+    if arr.shape != (spec.dim,):
+        raise UserError(f"{path} has shape {arr.shape}, expected ({spec.dim},) as config.py says; fix the dim in config.py or re-extract")
     return arr
 
 
+def _read_frames(path, spec):
+    """One clip's (T, C) frames after column selection; 1-D files, wrong C and T = 0 are UserErrors."""
+    arr = _load_npy(path)
+    if arr.ndim != 2:
+        raise UserError(f"{path} has shape {arr.shape}, but frame-level feature '{spec.name}' needs (T, C) per clip; "
+                        "re-extract it as frames, or register the folder as utterance level (third field \"utt\") in config.py")
+    if arr.shape[0] == 0:
+        raise UserError(f"{path} has 0 frames (shape {arr.shape}); re-extract it, or delete it and train with --allow_missing")
+    arr = _select(arr, spec, path)
+    if arr.shape[1] != spec.dim:
+        raise UserError(f"{path} has shape {arr.shape}, expected (T, {spec.dim}) as config.py says "
+                        "(after its column selection); fix the dim or columns in config.py or re-extract")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def _check_finite(spec, values, owner_paths):
+    bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
+    if len(bad):
+        files = list(dict.fromkeys(owner_paths(i) for i in bad))
+        raise UserError(f"feature '{spec.name}': {len(files)} files hold NaN/inf values (first: {', '.join(files[:3])}); re-extract them")
+
+
 def _read_all(spec, paths):
-    packed = np.empty((len(paths), spec.dim), dtype=np.float32)
+    """(M, dim) float32; rows of missing files (path None) stay zero."""
+    packed = np.zeros((len(paths), spec.dim), dtype=np.float32)
 
     def fill(i):
-        packed[i] = _read_one(paths[i], spec.dim)
+        if paths[i] is not None:
+            packed[i] = _read_one(paths[i], spec)
 
     with concurrent.futures.ThreadPoolExecutor(READ_THREADS) as pool:
         for _ in pool.map(fill, range(len(paths)), chunksize=64):
             pass
-    bad_rows = np.flatnonzero(~np.isfinite(packed).all(axis=1))
-    if len(bad_rows):
-        shown = ", ".join(paths[i] for i in bad_rows[:3])
-        raise UserError(f"feature '{spec.name}': {len(bad_rows)} files hold NaN/inf values (first: {shown}); re-extract them")
+    _check_finite(spec, packed, lambda i: paths[i])
     return packed
 
 
-def load_feature(spec, samples, cache_dir=None):
-    """Packed (len(samples), dim) float32 array of feature ``spec``; ``samples`` must be sorted and unique."""
-    paths, key = _file_listing(spec, samples)
-    cache_file = os.path.join(cache_dir, f"{spec.name}-{len(samples)}-{key}.npy") if cache_dir else None
+def _read_all_frames(spec, paths):
+    """Ragged frames of every clip; missing files (path None) get T = 0."""
+    clips = [None] * len(paths)
+
+    def fill(i):
+        if paths[i] is not None:
+            clips[i] = _read_frames(paths[i], spec)
+
+    with concurrent.futures.ThreadPoolExecutor(READ_THREADS) as pool:
+        for _ in pool.map(fill, range(len(paths)), chunksize=64):
+            pass
+    lengths = np.array([0 if c is None else len(c) for c in clips], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    present = [c for c in clips if c is not None]
+    values = np.concatenate(present) if present else np.zeros((0, spec.dim), np.float32)
+    ragged = Ragged(np.ascontiguousarray(values, dtype=np.float32), offsets)
+    _check_finite(spec, ragged.values, lambda j: paths[int(np.searchsorted(offsets, j, side="right")) - 1])
+    return ragged
+
+
+def load_feature(spec, samples, cache_dir=None, allow_missing=False):
+    """Packed feature ``spec`` of ``samples`` (sorted, unique) and its presence mask (M,) bool.
+
+    Utterance level: a (M, dim) float32 array. Frame level: a ``Ragged`` (values, offsets)."""
+    paths, present, key = _file_listing(spec, samples, allow_missing)
+    ext = ".npz" if spec.frame_level else ".npy"
+    cache_file = os.path.join(cache_dir, f"{spec.name}-{len(samples)}-{key}{ext}") if cache_dir else None
     if cache_file and os.path.exists(cache_file):
-        return np.load(cache_file)
-    packed = _read_all(spec, paths)
+        if spec.frame_level:
+            with np.load(cache_file) as data:
+                return Ragged(data["values"], data["offsets"]), present
+        return np.load(cache_file), present
+    packed = _read_all_frames(spec, paths) if spec.frame_level else _read_all(spec, paths)
     if cache_file:
         with atomic_path(cache_file) as tmp:
-            np.save(tmp, packed)
-    return packed
+            with open(tmp, "wb") as f:
+                if spec.frame_level:
+                    np.savez(f, values=packed.values, offsets=packed.offsets)
+                else:
+                    np.save(f, packed)
+    return packed, present
+
+
+@dataclasses.dataclass
+class Store:
+    """Features of a list of names: packed per feature over the M unique names (sorted), and each name's row."""
+
+    arrays: dict  # {feature: (M, dim) array or Ragged}
+    rows: np.ndarray  # (N,) int64: row of names[i]
+    present: dict  # {feature: (M,) bool}; all True unless loaded with allow_missing
+    samples: list  # the M unique names, in row order
+
+    def missing_counts(self, rows=None):
+        """{feature: number of clips (of ``rows``, default all requested names) that lack its file}."""
+        rows = self.rows if rows is None else rows
+        return {name: int((~p[rows]).sum()) for name, p in self.present.items()}
+
+
+def load_store(specs, names, cache_dir=None, allow_missing=False):
+    """Load every feature for ``names`` once (see ``Store``).
+
+    With ``allow_missing`` a clip may lack some features' files, but a clip that lacks every requested
+    feature is a UserError naming it."""
+    samples = sorted(set(names))
+    row = {name: i for i, name in enumerate(samples)}
+    rows = np.fromiter((row[n] for n in names), dtype=np.int64, count=len(names))
+    arrays, present = {}, {}
+    for spec in specs:
+        arrays[spec.name], present[spec.name] = load_feature(spec, samples, cache_dir, allow_missing)
+    if allow_missing and specs:
+        none = np.flatnonzero(~np.any(np.stack(list(present.values())), axis=0))
+        if len(none):
+            shown = ", ".join(samples[i] for i in none[:5])
+            raise UserError(f"{len(none)} clips have no file for any of the features {', '.join(s.name for s in specs)} "
+                            f"(first: {shown}); extract at least one feature for them or remove them from the list")
+    return Store(arrays, rows, present, samples)
 
 
 def load_features(specs, names, cache_dir=None):
     """Load every feature for ``names`` without copying rows into per-split arrays.
 
-    Returns ``({feature: (M, dim) array over the M unique names, sorted}, rows)`` where ``rows[i]`` is the
-    row of ``names[i]``; train and valid sets index the same packed arrays.
+    Returns ``({feature: (M, dim) array (or Ragged for frame level) over the M unique names, sorted}, rows)``
+    where ``rows[i]`` is the row of ``names[i]``; train and valid sets index the same packed arrays.
+    A missing file is a UserError (``load_store(..., allow_missing=True)`` tolerates them).
     """
-    samples = sorted(set(names))
-    row = {name: i for i, name in enumerate(samples)}
-    rows = np.fromiter((row[n] for n in names), dtype=np.int64, count=len(names))
-    return {spec.name: load_feature(spec, samples, cache_dir) for spec in specs}, rows
+    store = load_store(specs, names, cache_dir)
+    return store.arrays, store.rows

@@ -44,7 +44,9 @@ def check_model_name(name):
 
 
 def get_model(name, args):
-    """Build model ``name``. ``args`` needs feat_dims {feature: dim}, num_classes and the model's hyper-parameters."""
+    """Build model ``name``. ``args`` needs feat_dims {feature: dim}, num_classes and the model's hyper-parameters;
+    optional feat_levels {feature: "utt"|"frm"} (default: all utterance level)."""
     check_model_name(name)
     hparams = {key: getattr(args, key) for key in model_defaults(name)}
-    return MODEL_REGISTRY[name](feat_dims=dict(args.feat_dims), num_classes=args.num_classes, **hparams)
+    levels = dict(getattr(args, "feat_levels", None) or {})
+    return MODEL_REGISTRY[name](feat_dims=dict(args.feat_dims), num_classes=args.num_classes, feat_levels=levels, **hparams)

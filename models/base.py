@@ -1,10 +1,13 @@
-"""Pieces every feature-expert model shares: input standardisation, the expert encoder and the loss.
+"""Pieces every feature-expert model shares: input standardisation, the expert encoders and the loss.
 
-Every model maps ``{feature name: (B, C) tensor}`` to a dict with
-``logits`` (B, K), ``expert_logits`` {feature: (B, K)}, ``gate`` (B, E) and ``valence`` (B,).
-No layer mixes samples (no batch norm, attention only inside one sample), so a sample's prediction does
-not depend on the rest of its batch.
+Every model maps ``{feature name: (B, C) tensor or (x (B, L, C), valid (B, L)) frames}`` and an optional
+presence mask ``{feature name: (B,) bool}`` to a dict with ``logits`` (B, K), ``expert_logits``
+{feature: (B, K)}, ``gate`` (B, E), ``valence`` (B,) and ``present`` ((B, E) bool or None).
+No layer mixes samples (no batch norm, attention only inside one sample: over its frames or over its
+expert tokens), so a sample's prediction does not depend on the rest of its batch or on its padding.
 """
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -53,23 +56,104 @@ class UtteranceExpert(nn.Module):
         return self.encoder(self.norm(x))
 
 
-class FeatureExpertModel(nn.Module):
-    """Base class: one expert (encoder + classifier head) per feature in an ``nn.ModuleDict``."""
+def sinusoid(length, width, device):
+    """(length, width) fixed sinusoidal position encoding (Vaswani et al.); no maximum length to learn."""
+    position = torch.arange(length, device=device, dtype=torch.float32).unsqueeze(1)
+    freq = torch.exp(torch.arange(0, width, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / width))
+    enc = torch.zeros(length, width, device=device)
+    enc[:, 0::2] = torch.sin(position * freq)
+    enc[:, 1::2] = torch.cos(position * freq[: width // 2])
+    return enc
 
-    def __init__(self, feat_dims, num_classes, hidden_dim, expert_layers, dropout, input_dropout, aux_weight):
+
+class TemporalExpert(nn.Module):
+    """Frames of one clip → hidden vector: standardise → dropout → Linear → + position → [CLS; frames] →
+    transformer encoder (padding masked) → the CLS token's output.
+
+    Attention runs over the frames of one clip only, and padded frames are masked out as keys, so a clip's
+    hidden does not depend on how long the other clips of its batch are. A clip without frames (its file is
+    missing) still has the CLS token, so the output stays finite; the model masks that expert anyway."""
+
+    def __init__(self, in_dim, hidden_dim, layers, heads, dropout, input_dropout, width=None):
+        super().__init__()
+        width = width or hidden_dim  # the transformer's width; the output is hidden_dim like every expert's
+        self.norm = Standardize(in_dim)
+        self.input_dropout = nn.Dropout(input_dropout)
+        self.project = nn.Linear(in_dim, width)
+        self.cls = nn.Parameter(torch.randn(1, 1, width) * 0.02)
+        layer = nn.TransformerEncoderLayer(width, heads, dim_feedforward=2 * width, dropout=dropout, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.out = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, hidden_dim), nn.GELU(), nn.LayerNorm(hidden_dim), nn.Dropout(dropout))
+
+    def forward(self, frames):
+        x, valid = frames
+        b, length, _ = x.shape
+        h = self.project(self.input_dropout(self.norm(x))) + sinusoid(length, self.cls.shape[-1], x.device)
+        h = torch.cat([self.cls.expand(b, -1, -1), h], dim=1)
+        padding = torch.cat([torch.zeros(b, 1, dtype=torch.bool, device=x.device), ~valid], dim=1)
+        h = self.encoder(h, src_key_padding_mask=padding)
+        return self.out(h[:, 0])
+
+
+class FeatureExpertModel(nn.Module):
+    """Base class: one expert (encoder + classifier head) per feature in an ``nn.ModuleDict``.
+
+    ``feat_levels`` {feature: "utt"|"frm"} picks the expert kind (default all utterance level); frame
+    experts are ``TemporalExpert`` (frame_dim wide, frame_layers, frame_heads, frame_input_dropout). ``expert_dropout`` p:
+    in training, each present expert of each sample is dropped from the fusion with probability p (at least
+    one is kept), so the model learns to cope with missing modalities."""
+
+    def __init__(self, feat_dims, num_classes, hidden_dim, expert_layers, dropout, input_dropout, aux_weight,
+                 feat_levels=None, frame_dim=64, frame_layers=1, frame_heads=4, frame_input_dropout=0.1, expert_dropout=0.0):
         super().__init__()
         self.feat_names = list(feat_dims)
         self.num_classes = num_classes
         self.aux_weight = aux_weight
-        self.experts = nn.ModuleDict(
-            {name: UtteranceExpert(dim, hidden_dim, expert_layers, dropout, input_dropout) for name, dim in feat_dims.items()}
-        )
+        self.expert_dropout = expert_dropout
+        levels = feat_levels or {}
+        self.frame_feats = [name for name in self.feat_names if levels.get(name, "utt") == "frm"]
+
+        def expert(name, dim):
+            if name in self.frame_feats:
+                return TemporalExpert(dim, hidden_dim, frame_layers, frame_heads, dropout, frame_input_dropout, frame_dim)
+            return UtteranceExpert(dim, hidden_dim, expert_layers, dropout, input_dropout)
+
+        self.experts = nn.ModuleDict({name: expert(name, dim) for name, dim in feat_dims.items()})
         self.expert_heads = nn.ModuleDict({name: nn.Linear(hidden_dim, num_classes) for name in feat_dims})
 
-    def fit_normalizers(self, feats, rows):
-        """Fit every expert's input standardisation on rows ``rows`` (the training set) of {name: (M, C)}."""
+    def fit_normalizers(self, feats, rows, present=None):
+        """Fit every expert's input standardisation on rows ``rows`` (the training set) of {name: (M, C)}
+        (frame features: on every frame of those clips); clips without the feature are left out."""
         for name, expert in self.experts.items():
-            expert.norm.fit(feats[name], rows)
+            x, r = feats[name], rows
+            if present is not None and name in present:
+                r = r[present[name].index_select(0, r)]
+            if hasattr(x, "frame_rows"):  # FrameTensor
+                x, r = x.values, x.frame_rows(r)
+            if len(r):
+                expert.norm.fit(x, r)
+
+    def presence(self, feats, present):
+        """(data mask, fusion mask), each (B, E) bool in feat_names order or None when nothing is absent.
+
+        The data mask says which clips have each feature; the fusion mask is the data mask after expert
+        dropout (training only), with at least one expert kept per clip."""
+        if present is None and not (self.training and self.expert_dropout > 0):
+            return None, None
+        first = feats[self.feat_names[0]]
+        x = first[0] if isinstance(first, tuple) else first
+        if present is None:
+            data = torch.ones(x.shape[0], len(self.feat_names), dtype=torch.bool, device=x.device)
+        else:
+            data = torch.stack([present[name] for name in self.feat_names], dim=1)
+        fusion = data
+        if self.training and self.expert_dropout > 0:
+            fusion = data & (torch.rand(data.shape, device=data.device) >= self.expert_dropout)
+            lost = ~fusion.any(dim=1, keepdim=True)
+            pick = torch.where(data, torch.rand(data.shape, device=data.device), torch.full(data.shape, -1.0, device=data.device))
+            keep_one = torch.zeros_like(data).scatter_(1, pick.argmax(dim=1, keepdim=True), True)
+            fusion = fusion | (lost & keep_one)
+        return (None if present is None else data), fusion
 
     def encode(self, feats):
         """Hidden vector and logits of every expert: ({name: (B, H)}, {name: (B, K)})."""
@@ -80,6 +164,8 @@ class FeatureExpertModel(nn.Module):
     def loss(self, out, labels, vals=None, weights=None, val_weight=0.0, label_smoothing=0.0):
         """Classification loss of the fused output + aux_weight × mean expert loss (+ valence MSE).
 
+        ``out["present"]`` (B, E), when given, restricts each expert's auxiliary loss to the clips that have
+        its feature.
         ``weights`` (B,) scales each sample (e.g. lower for pseudo-labels); valence is only fitted on
         finite targets, so splits without valence (NaN) train the classifier alone.
         """
@@ -92,7 +178,20 @@ class FeatureExpertModel(nn.Module):
 
         total = weighted_ce(out["logits"])
         if self.aux_weight > 0 and out["expert_logits"]:
-            aux = torch.stack([weighted_ce(lg) for lg in out["expert_logits"].values()]).mean()
+            present = out.get("present")
+            if present is None:
+                aux = torch.stack([weighted_ce(lg) for lg in out["expert_logits"].values()]).mean()
+            else:
+                # each expert's loss over the clips that have its feature; experts absent from the whole batch
+                # do not count in the mean
+                terms, counted = [], []
+                for i, lg in enumerate(out["expert_logits"].values()):
+                    w = weights * present[:, i]
+                    ce = F.cross_entropy(lg, labels, reduction="none", label_smoothing=label_smoothing)
+                    terms.append((ce * w).sum() / w.sum().clamp_min(1e-8))
+                    counted.append(w.sum() > 0)
+                counted = torch.stack(counted)
+                aux = (torch.stack(terms) * counted).sum() / counted.sum().clamp_min(1)
             total = total + self.aux_weight * aux
         if val_weight > 0 and vals is not None and "valence" in out:
             has_val = torch.isfinite(vals)

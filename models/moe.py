@@ -12,27 +12,41 @@ class MoE(FeatureExpertModel):
 
     The gate reads all expert hiddens of one sample; each expert's own head also gets an auxiliary loss
     (see ``FeatureExpertModel.loss``) so that weak experts keep learning.
+
+    An absent expert (the clip lacks its feature, or expert dropout removed it) gets gate logit -inf, so
+    the softmax renormalises over the present experts (the fused head is always present), and its hidden
+    is zeroed in the gate's and the fused head's input.
     """
 
-    def __init__(self, feat_dims, num_classes, hidden_dim, expert_layers, dropout, input_dropout, aux_weight, fused_head):
-        super().__init__(feat_dims, num_classes, hidden_dim, expert_layers, dropout, input_dropout, aux_weight)
+    def __init__(self, feat_dims, num_classes, hidden_dim, expert_layers, dropout, input_dropout, aux_weight, fused_head,
+                 **expert_options):
+        super().__init__(feat_dims, num_classes, hidden_dim, expert_layers, dropout, input_dropout, aux_weight, **expert_options)
         concat_dim = hidden_dim * len(feat_dims)
         n_gated = len(feat_dims) + int(bool(fused_head))
         self.fused_head = nn.Sequential(nn.Dropout(dropout), nn.Linear(concat_dim, num_classes)) if fused_head else None
         self.gate = nn.Sequential(nn.Dropout(dropout), nn.Linear(concat_dim, n_gated))
         self.valence_head = nn.Linear(concat_dim, 1)
 
-    def forward(self, feats):
+    def forward(self, feats, present=None):
+        data, fusion = self.presence(feats, present)
         hiddens, expert_logits = self.encode(feats)
-        concat = torch.cat([hiddens[name] for name in self.feat_names], dim=-1)
+        parts = [hiddens[name] for name in self.feat_names]
+        if fusion is not None:
+            parts = [h * fusion[:, i:i + 1] for i, h in enumerate(parts)]
+        concat = torch.cat(parts, dim=-1)
         candidates = [expert_logits[name] for name in self.feat_names]
         if self.fused_head is not None:
             candidates.append(self.fused_head(concat))
-        gate = torch.softmax(self.gate(concat), dim=-1)
+        gate_logits = self.gate(concat)
+        if fusion is not None:
+            mask = fusion if self.fused_head is None else torch.cat([fusion, torch.ones_like(fusion[:, :1])], dim=1)
+            gate_logits = gate_logits.masked_fill(~mask, float("-inf"))
+        gate = torch.softmax(gate_logits, dim=-1)
         logits = (torch.stack(candidates, dim=1) * gate.unsqueeze(-1)).sum(dim=1)
         return {
             "logits": logits,
             "expert_logits": expert_logits,
             "gate": gate,
             "valence": self.valence_head(concat).squeeze(-1),
+            "present": data,
         }

@@ -5,9 +5,11 @@
     python preprocess/check_feat_dim.py --root /data/mer/features --emit-config
 
 One line per feature folder: ``NAME, dim=C, files=N``. Utterance-level files hold ``(C,)`` (``(1, C)`` is
-accepted and squeezed); frame-level folders (``-FRM``) hold ``(T, C)`` with T varying. ``--all`` reads every
-file and checks that all have the same shape (the same C for frame level) and only finite values; any
-problem is listed with the offending files and the exit status is non-zero.
+accepted and squeezed); frame-level folders (``-FRM``) hold ``(T, C)`` with T varying and get
+``NAME, dim=C, files=N, T=min..max (p50 X, p95 Y)`` (over the files read: the first one, or all with
+``--all``; pick --max_frames of train.py from it). ``--all`` reads every file and checks that all have the
+same shape (the same C, 2-D and T > 0 for frame level) and only finite values; any problem is listed with
+the offending files and the exit status is non-zero.
 """
 import argparse
 import collections
@@ -57,6 +59,8 @@ def feature_dim(shape, frame_level):
     if frame_level:
         if len(shape) != 2 or shape[1] == 0:
             return None, f"shape {shape}, expected (T, C) for a frame-level feature"
+        if shape[0] == 0:
+            return None, f"shape {shape}: no frames (T = 0)"
         return shape[1], None
     if len(shape) == 2 and shape[0] == 1:
         shape = shape[1:]
@@ -104,7 +108,7 @@ def inspect(folder, name, check_all):
         if wrong:
             bad[f"dim differs from {info['dim']}"] = wrong
     if lengths:
-        info["frames"] = (min(lengths), max(lengths))
+        info["frames"] = (min(lengths), max(lengths), float(np.percentile(lengths, 50)), float(np.percentile(lengths, 95)))
     for kind, items in bad.items():
         more = f" and {len(items) - SHOW} more" if len(items) > SHOW else ""
         info["problems"].append(f"{len(items)} file(s) with {kind}: {', '.join(items[:SHOW])}{more}")
@@ -118,7 +122,8 @@ def config_dims():
 def report_line(info, known):
     line = f"{info['name']}, dim={info['dim']}, files={info['files']}"
     if info["frames"] and is_frame_level(info["name"]):
-        line += f", frames={info['frames'][0]}..{info['frames'][1]}"
+        lo, hi, p50, p95 = info["frames"]
+        line += f", T={lo}..{hi} (p50 {p50:g}, p95 {p95:g})"
     if info["dim"] is not None and info["name"] in known and known[info["name"]] != info["dim"]:
         line += f"  (config.py says dim={known[info['name']]})"
     return line
@@ -139,7 +144,7 @@ def emit_config(infos):
     for info in infos:
         if info["dim"] is not None:
             groups[guess_modality(info["name"])].append(info)
-    lines = ["# paste into config.py (entries: \"name\": [dim, folder])"]
+    lines = ["# paste into config.py (entries: \"name\": [dim, folder]; a -FRM name marks frame level)"]
     for modality in ["video", "audio", "text", None]:
         if not groups[modality]:
             continue
@@ -147,7 +152,10 @@ def emit_config(infos):
         lines.append(f"# {title}")
         for info in groups[modality]:
             name, path = json.dumps(info["name"]), json.dumps(config_path(info["folder"]))  # quoted and escaped
-            lines.append(f"    {name}: [{info['dim']}, {path}],  # files={info['files']}")
+            note = f"files={info['files']}"
+            if info["frames"] and is_frame_level(info["name"]):
+                note += f", frames T={info['frames'][0]}..{info['frames'][1]}"
+            lines.append(f"    {name}: [{info['dim']}, {path}],  # {note}")
     return "\n".join(lines)
 
 

@@ -2,10 +2,12 @@
 
     python preprocess/make_demo_data.py                      # data/demo, 1,500 / 3,000 / 1,000 clips
     python preprocess/make_demo_data.py --scale mer          # data/mer, MER2025-sized, MER feature names
+    python preprocess/make_demo_data.py --out data/demo_missing --missing_rate 0.2   # 20% files gone per modality
 
 Layout written under --out:
 
-    features/<feature-name>/<sample>.npy   float32 (C,), one per clip (labeled, unlabeled and test)
+    features/<feature-name>/<sample>.npy   float32 (C,), one per clip (labeled, unlabeled and test);
+                                           frame level (demo-au-FRM): float32 (T, C), T = 20..120
     labels.csv             name,discrete,valence   labeled training set
     unlabeled.csv          name                    unlabeled pool
     unlabeled_labels.csv   name,discrete,valence   hidden truth of the pool (only to score pseudo-labels)
@@ -25,7 +27,15 @@ How the data is made (a fair, small stand-in for MER2025):
     features of clearly different strength; independent noise makes them complementary;
   * valence follows the class (happy > 0, angry/sad < 0, neutral ~ 0) plus noise, within -5..5;
   * VLM answers come from a noisy look at the same latent (noise partly shared with the VLM feature),
-    biased towards 'worried', in the widely shared Chinese-key JSON format, with realistic mess.
+    biased towards 'worried', in the widely shared Chinese-key JSON format, with realistic mess;
+  * demo-au-FRM, 17 AU-like intensities (0..5) over T = 20..120 frames: every AU rises and falls once per
+    clip with a class-independent amplitude and width, and the AUs come in three groups whose *order* of
+    activation (one of the 3! = 6 orders) is the class (for AU_ORDER_RELIABLE of the clips; the rest get a
+    random order) with jittered apex times. The time average of each AU hardly depends on the class, so
+    mean pooling loses almost all of it; a temporal model can read the order;
+  * --missing_rate r deletes the files of r of the clips per modality (the same clips for every feature of
+    a modality, independently per modality; the last modality never removes a clip's last modality).
+    Drawn from its own random stream, so the files that remain are byte-identical to a full dataset.
 """
 import argparse
 import io
@@ -78,6 +88,14 @@ FEATURES = {
         "chinese-roberta-wwm-ext-large-UTT": ("text", "text", 1024, 0.2),
     },
 }
+# Frame-level features: name -> (modality in config, channels). Drawn after every utterance feature from
+# their own random streams, so adding them left the utterance features byte-identical.
+FRAME_FEATURES = {"demo": {"demo-au-FRM": ("video", 17)}, "mer": {}}
+AU_FRAMES = (20, 120)       # T range (inclusive)
+AU_GROUP_SIZES = (6, 6, 5)  # AUs of the three groups (a fixed assignment per dataset seed)
+AU_APEX = (0.22, 0.5, 0.78)  # apex times (fraction of the clip) of the 1st, 2nd and 3rd group in the order
+AU_APEX_JITTER = 0.08       # std of each group's apex time
+AU_ORDER_RELIABLE = 0.6     # share of clips whose order follows their class (the rest: a random order)
 SCALES = {
     "demo": {"out": os.path.join("data", "demo"), "n_labeled": 1500, "n_unlabeled": 3000, "n_test": 1000, "vlm": True},
     "mer": {"out": os.path.join("data", "mer"), "n_labeled": 7369, "n_unlabeled": 2000, "n_test": 2000, "vlm": False},
@@ -134,7 +152,49 @@ def view_dims(view):
     return np.array([d for block in VIEWS[view] for d in BLOCKS[block]])
 
 
-def generate(scale="demo", seed=0, n_labeled=None, n_unlabeled=None, n_test=None, vlm=None):
+def make_au_frames(rng, y, channels):
+    """AU-like (T, channels) intensity sequences whose class lies in the order of the AU groups' apexes."""
+    import itertools
+
+    orders = list(itertools.permutations(range(len(AU_GROUP_SIZES))))  # one order per class
+    group = np.repeat(np.arange(len(AU_GROUP_SIZES)), AU_GROUP_SIZES)[rng.permutation(channels)]
+    n = len(y)
+    lengths = rng.integers(AU_FRAMES[0], AU_FRAMES[1] + 1, size=n)
+    reliable = rng.random(n) < AU_ORDER_RELIABLE
+    random_order = rng.integers(0, len(orders), size=n)
+    clips = []
+    for i in range(n):
+        order = orders[y[i] if reliable[i] else random_order[i]]  # order[p] = the group at position p
+        apex_of_group = np.empty(len(AU_GROUP_SIZES))
+        apex_of_group[list(order)] = np.array(AU_APEX) + rng.normal(0.0, AU_APEX_JITTER, len(AU_GROUP_SIZES))
+        apex = apex_of_group[group] + rng.normal(0.0, 0.03, channels)  # (C,)
+        width = 0.08 * rng.uniform(0.8, 1.2)
+        amplitude = rng.uniform(1.0, 3.0, channels)
+        t = (np.arange(lengths[i]) + 0.5) / lengths[i]
+        bumps = amplitude * np.exp(-0.5 * ((t[:, None] - apex) / width) ** 2)
+        base = rng.uniform(0.0, 0.3, channels) + 0.3 * np.abs(rng.standard_normal((lengths[i], channels)))
+        clips.append(np.clip(bumps + base, 0.0, 5.0).astype(np.float32))
+    return clips
+
+
+def missing_masks(rng, modalities, n, rate):
+    """{modality: (n,) bool, True where the clip's files of that modality are deleted}.
+
+    round(rate * n) clips per modality, drawn independently; the last modality only drops clips that still
+    have another modality, so no clip loses everything."""
+    masks, keeps_some = {}, np.zeros(n, dtype=bool)
+    k = int(round(rate * n))
+    for j, modality in enumerate(modalities):
+        pool = np.arange(n) if j < len(modalities) - 1 else np.flatnonzero(keeps_some)
+        mask = np.zeros(n, dtype=bool)
+        if k and len(pool):
+            mask[rng.choice(pool, size=min(k, len(pool)), replace=False)] = True
+        masks[modality] = mask
+        keeps_some |= ~mask
+    return masks
+
+
+def generate(scale="demo", seed=0, n_labeled=None, n_unlabeled=None, n_test=None, vlm=None, missing_rate=0.0):
     """Generate everything in memory. Returns a dict (see write_dataset for the layout)."""
     spec = SCALES[scale]
     sizes = {
@@ -144,7 +204,8 @@ def generate(scale="demo", seed=0, n_labeled=None, n_unlabeled=None, n_test=None
     }
     vlm = spec["vlm"] if vlm is None else vlm
     # Independent streams, so e.g. --no_vlm does not change the features.
-    streams = np.random.SeedSequence(seed).spawn(4 + len(FEATURES[scale]))
+    root_seq = np.random.SeedSequence(seed)
+    streams = root_seq.spawn(4 + len(FEATURES[scale]))
     rng_model, rng_samples, rng_vlm, rng_names = (np.random.default_rng(s) for s in streams[:4])
 
     centers, owner = make_latent_model(rng_model)
@@ -193,9 +254,17 @@ def generate(scale="demo", seed=0, n_labeled=None, n_unlabeled=None, n_test=None
         features[name] = x
 
     answers = make_vlm_answers(rng_vlm, z, centers, owner, vlm_noise) if vlm else None
+    # Streams spawned after the ones above, so the utterance features do not change.
+    frame_streams = root_seq.spawn(len(FRAME_FEATURES[scale]))
+    for (name, (_, channels)), stream in zip(FRAME_FEATURES[scale].items(), frame_streams):
+        features[name] = make_au_frames(np.random.default_rng(stream), y, channels)
+    modality_of = {**{f: v[0] for f, v in FEATURES[scale].items()}, **{f: v[0] for f, v in FRAME_FEATURES[scale].items()}}
+    modalities = list(dict.fromkeys(modality_of.values()))
+    missing = missing_masks(np.random.default_rng(root_seq.spawn(1)[0]), modalities, n, missing_rate)
     return {
         "scale": scale, "seed": seed, "sizes": sizes, "names": names, "sets": sets, "y": y,
         "valence": valence, "speaker": speaker, "features": features, "vlm_answers": answers,
+        "modality_of": modality_of, "missing_rate": missing_rate, "missing": missing,
     }
 
 
@@ -285,10 +354,11 @@ CSV_FILES = ["labels.csv", "unlabeled.csv", "unlabeled_labels.csv", "test.csv", 
 MANAGED = ["features", "vlm_answers", *CSV_FILES, MARKER]  # everything this script owns inside --out
 
 
-def npy_header(dim):
-    """The .npy header of a float32 (dim,) array: files are written as header + raw bytes (fast)."""
+def npy_header(shape):
+    """The .npy header of a float32 array of ``shape`` (an int: a vector): files are written as header + raw bytes (fast)."""
     buf = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False, "shape": (dim,)})
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False, "shape": shape})
     return buf.getvalue()
 
 
@@ -306,10 +376,13 @@ def write_dataset(data, root):
         for feat, x in data["features"].items():
             folder = os.path.join(root, "features", feat)
             os.makedirs(folder)
-            header = npy_header(x.shape[1])
-            for name, row in zip(names, x):
+            absent = data["missing"][data["modality_of"][feat]]
+            header = npy_header(x.shape[1]) if isinstance(x, np.ndarray) else None
+            for name, row, gone in zip(names, x, absent):
+                if gone:
+                    continue
                 with open(os.path.join(folder, name + ".npy"), "wb") as f:
-                    f.write(header + row.astype("<f4").tobytes())
+                    f.write((header or npy_header(row.shape)) + row.astype("<f4").tobytes())
             bar.update(len(names))
 
     def labelled(part):
@@ -334,9 +407,12 @@ def write_dataset(data, root):
         "seed": data["seed"],
         "sizes": data["sizes"],
         "classes": CLASSES,
-        "features": {feat: int(x.shape[1]) for feat, x in data["features"].items()},
+        "features": {feat: int(x.shape[1] if isinstance(x, np.ndarray) else x[0].shape[1]) for feat, x in data["features"].items()},
         "vlm_answers": data["vlm_answers"] is not None,
     }
+    if data["missing_rate"]:
+        meta["missing_rate"] = data["missing_rate"]
+        meta["missing_clips"] = {m: int(mask.sum()) for m, mask in data["missing"].items()}
     with open(os.path.join(root, MARKER), "w", encoding="utf-8") as f:
         f.write(json.dumps(meta, indent=2) + "\n")
 
@@ -380,6 +456,11 @@ def summary(data, out, seconds):
     lines.append("  features (" + os.path.join(out, "features") + "):")
     for feat, (modality, _, dim, _) in FEATURES[data["scale"]].items():
         lines.append(f"    {feat:<36} {modality:<6} dim={dim}")
+    for feat, (modality, channels) in FRAME_FEATURES[data["scale"]].items():
+        lines.append(f"    {feat:<36} {modality:<6} dim={channels}, frames T={AU_FRAMES[0]}..{AU_FRAMES[1]}")
+    if data["missing_rate"]:
+        lines.append("  missing files (--missing_rate {}): ".format(data["missing_rate"])
+                     + ", ".join(f"{m} {int(mask.sum())} clips" for m, mask in data["missing"].items()))
     lines.append("  labels: " + ", ".join(os.path.join(out, f) for f in CSV_FILES))
     if data["vlm_answers"] is not None:
         lines.append(f"  VLM answers: {os.path.join(out, 'vlm_answers')}/<name>.txt")
@@ -397,6 +478,8 @@ def parse_args(argv):
     parser.add_argument("--n_unlabeled", type=int, default=None, help="unlabeled clips (default: by --scale)")
     parser.add_argument("--n_test", type=int, default=None, help="test clips (default: by --scale)")
     parser.add_argument("--no_vlm", action="store_true", help="do not write simulated VLM answers")
+    parser.add_argument("--missing_rate", type=float, default=0.0,
+                        help="delete the feature files of this share of clips per modality (default 0: none)")
     return parser.parse_args(argv)
 
 
@@ -408,6 +491,8 @@ def main(argv=None):
         value = getattr(args, key)
         if value is not None and value < 0:
             raise UserError(f"--{key} must be >= 0, got {value}")
+    if not 0.0 <= args.missing_rate < 1.0:
+        raise UserError(f"--missing_rate must be in [0, 1), got {args.missing_rate}")
     if args.n_labeled is not None and args.n_labeled < len(CLASSES):
         raise UserError(f"--n_labeled must be at least {len(CLASSES)} (one per class), got {args.n_labeled}")
     # The default folder is the one config.py points at, wherever the script is run from.
@@ -415,7 +500,7 @@ def main(argv=None):
     check_out(out)
 
     vlm = SCALES[args.scale]["vlm"] and not args.no_vlm
-    data = generate(args.scale, args.seed, args.n_labeled, args.n_unlabeled, args.n_test, vlm=vlm)
+    data = generate(args.scale, args.seed, args.n_labeled, args.n_unlabeled, args.n_test, vlm=vlm, missing_rate=args.missing_rate)
     parent = os.path.dirname(os.path.abspath(out))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out))}.tmp-", dir=parent)

@@ -51,3 +51,31 @@ def tiny_project(tmp_path, monkeypatch):
     project["argv"] = ["--train_lst", project["train_lst"], "--cache_dir", str(tmp_path / "cache"),
                        "--run_dir", str(tmp_path / "run"), "--no_progress"]
     return project
+
+
+FRAME_FEATURE = ("tiny-au-FRM", "video", 5)
+
+
+def add_frame_feature(project, seed=1, t_range=(3, 30)):
+    """Add a frame-level feature folder (T, 5) per clip whose class is in the *time* of a bump, and register it."""
+    rng = np.random.default_rng(seed)
+    classes = config.EMO_RULE["MER"]
+    name, modality, dim = FRAME_FEATURE
+    folder = os.path.join(project["root"], "features", name)
+    os.makedirs(folder)
+    for clip, emo in zip(project["names"], project["emos"]):
+        t = int(rng.integers(*t_range))
+        apex = (classes.index(emo) + 0.5) / len(classes)
+        time = (np.arange(t) + 0.5) / t
+        frames = np.exp(-0.5 * ((time - apex) / 0.1) ** 2)[:, None] * np.ones(dim) + rng.normal(0, 0.2, (t, dim))
+        np.save(os.path.join(folder, clip + ".npy"), frames.astype(np.float32))
+    project["folders"][name] = (modality, dim, folder)
+    config.FEAT_VIDEO_DICT[name] = [dim, folder]
+    return name
+
+
+@pytest.fixture
+def frame_project(tiny_project):
+    """The tiny project plus a registered frame-level feature ``tiny-au-FRM`` (T = 3..29, C = 5)."""
+    add_frame_feature(tiny_project)
+    return tiny_project

@@ -38,8 +38,10 @@ def read_summary(run_dir):
 def load_run(run_dir, device):
     """(model in eval mode on ``device``, meta) from ``run_dir``/best.pth.
 
-    meta: run_dir, model, classes, feat_dims (expert → dim), features (the feature folders to read),
-    valid_f1 (the run's best validation F1 from summary.json, or None) and has_valence.
+    meta: run_dir, model, classes, feat_dims (expert → dim), feat_levels (expert → "utt"|"frm"), features
+    (the feature folders to read), valid_f1 (the run's best validation F1 from summary.json, or None),
+    has_valence, and the run's data rules: allow_missing (clips may lack feature files; their experts are
+    masked, as in training) and max_frames.
     """
     from dataloader.feature_store import feature_of
     from models import get_model, model_defaults
@@ -57,7 +59,8 @@ def load_run(run_dir, device):
         raise UserError(f"checkpoint {path} lacks {', '.join(missing)}; it was not written by train.py --save_model")
     # Defaults first, so a checkpoint older than a newly added hyper-parameter still builds.
     hparams = {**model_defaults(ckpt["model"]), **ckpt["hparams"]}
-    spec = types.SimpleNamespace(feat_dims=dict(ckpt["feat_dims"]), num_classes=len(ckpt["classes"]), **hparams)
+    levels = dict(ckpt.get("feat_levels") or {key: "utt" for key in ckpt["feat_dims"]})  # older checkpoints: utterance only
+    spec = types.SimpleNamespace(feat_dims=dict(ckpt["feat_dims"]), feat_levels=levels, num_classes=len(ckpt["classes"]), **hparams)
     model = get_model(ckpt["model"], spec)
     model.load_state_dict(ckpt["state_dict"])
     model.to(device).eval()
@@ -67,6 +70,9 @@ def load_run(run_dir, device):
         "model": ckpt["model"],
         "classes": list(ckpt["classes"]),
         "feat_dims": dict(ckpt["feat_dims"]),
+        "feat_levels": levels,
+        "allow_missing": bool(args.get("allow_missing", False)),
+        "max_frames": int(args.get("max_frames", 64)),
         "features": list(dict.fromkeys(feature_of(k) for k in ckpt["feat_dims"])),
         "valid_f1": summary.get("f1"),
         "has_valence": bool(args.get("val_weight", 0)) and summary.get("valence_mse") is not None,
@@ -87,17 +93,23 @@ def load_runs(run_dirs, device):
 
 
 def load_inputs(meta, names, cache_dir=config.PATH_TO_CACHE):
-    """Packed features of ``names`` for a run: ({feature: (M, dim) array}, rows), read once (cached)."""
-    from dataloader import load_features, lookup_features
+    """Packed features of ``names`` for a run, read once (cached): a ``dataloader.Store`` (arrays, rows, present).
+
+    Missing feature files follow the run's rule: an error, unless it was trained with --allow_missing."""
+    from dataloader import load_store, lookup_features
     from dataloader.feature_store import feature_of
 
     specs = lookup_features(meta["features"])
     dims = {feature_of(k): d for k, d in meta["feat_dims"].items()}
+    levels = {feature_of(k): v for k, v in meta.get("feat_levels", {}).items()}
     for spec in specs:
         if spec.dim != dims[spec.name]:
             raise UserError(f"feature '{spec.name}' has dim {spec.dim} in config.py but {dims[spec.name]} in {meta['run_dir']}; "
                             "predict with the features the run was trained on")
-    return load_features(specs, list(names), cache_path(cache_dir))
+        if spec.level != levels.get(spec.name, "utt"):
+            raise UserError(f"feature '{spec.name}' is {spec.level} level in config.py but {levels.get(spec.name, 'utt')} level in "
+                            f"{meta['run_dir']}; predict with the features the run was trained on")
+    return load_store(specs, list(names), cache_path(cache_dir), allow_missing=meta.get("allow_missing", False))
 
 
 def predict(model, meta, names, device, batch_size=1024, cache_dir=config.PATH_TO_CACHE, inputs=None, progress=False):
@@ -109,18 +121,26 @@ def predict(model, meta, names, device, batch_size=1024, cache_dir=config.PATH_T
     import torch
     from tqdm import tqdm
 
+    from dataloader.batches import select, to_tensor
     from dataloader.feature_store import feature_of
 
-    arrays, rows = inputs if inputs is not None else load_inputs(meta, names, cache_dir)
-    tensors = {key: torch.from_numpy(arrays[feature_of(key)]) for key in meta["feat_dims"]}
-    rows = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+    store = inputs if inputs is not None else load_inputs(meta, names, cache_dir)
+    tensors = {key: to_tensor(store.arrays[feature_of(key)], "cpu") for key in meta["feat_dims"]}
+    present = None
+    if any(not store.present[feature_of(key)].all() for key in meta["feat_dims"]):
+        present = {key: torch.from_numpy(store.present[feature_of(key)]) for key in meta["feat_dims"]}
+    rows = torch.from_numpy(np.asarray(store.rows, dtype=np.int64))
+    max_frames = meta.get("max_frames", 64)
     probs, vals = [], []
     model.eval()
     with torch.no_grad():
         for start in tqdm(range(0, len(rows), batch_size), desc=f"predict {os.path.basename(str(meta['run_dir']))}",
                           disable=not progress, unit="batch"):
             idx = rows[start:start + batch_size]
-            out = model({key: t.index_select(0, idx).to(device) for key, t in tensors.items()})
+            feats = {key: select(t, idx, max_frames) for key, t in tensors.items()}
+            feats = {key: type(v)(*(part.to(device) for part in v)) if isinstance(v, tuple) else v.to(device) for key, v in feats.items()}
+            mask = None if present is None else {key: p.index_select(0, idx).to(device) for key, p in present.items()}
+            out = model(feats, mask)
             probs.append(torch.softmax(out["logits"].float(), dim=-1).cpu())
             vals.append(out["valence"].float().cpu())
     return {

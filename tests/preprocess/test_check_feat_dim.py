@@ -44,10 +44,23 @@ def test_one_line_per_folder(root, capsys):
     assert out.splitlines() == [
         "my-hubert-UTT, dim=8, files=5",
         "mystery-UTT, dim=3, files=2",
-        "openface-AU-FRM, dim=17, files=3, frames=5..5",  # only the first file is read
+        "openface-AU-FRM, dim=17, files=3, T=5..5 (p50 5, p95 5)",  # only the first file is read
     ]
     code, out = run(["--root", str(root), "--all"], capsys)
-    assert code == 0 and "openface-AU-FRM, dim=17, files=3, frames=5..30" in out
+    assert code == 0 and "openface-AU-FRM, dim=17, files=3, T=5..30 (p50 9, p95 27.9)" in out
+
+
+def test_all_checks_frame_files(root, capsys):
+    folder = root / "openface-AU-FRM"
+    np.save(folder / "clip_900.npy", np.zeros(17, np.float32))
+    np.save(folder / "clip_901.npy", np.zeros((0, 17), np.float32))
+    np.save(folder / "clip_902.npy", np.zeros((4, 35), np.float32))
+    with pytest.raises(SystemExit):
+        script.main(["--root", str(root), "--all"])
+    out = capsys.readouterr().out
+    assert "clip_900.npy (shape (17,), expected (T, C)" in out
+    assert "clip_901.npy (shape (0, 17): no frames (T = 0))" in out
+    assert "clip_902.npy (dim 35)" in out
 
 
 def test_all_names_wrong_shape_and_nan_files(root, capsys):
@@ -122,10 +135,11 @@ def test_generated_demo_dims_agree_with_config(tmp_path, capsys):
     code, out = run(["--root", str(tmp_path / "d" / "features"), "--all"], capsys)
     dims = {k: v[0] for d in (config.FEAT_VIDEO_DICT, config.FEAT_AUDIO_DICT, config.FEAT_TEXT_DICT) for k, v in d.items()}
     lines = out.splitlines()
-    assert code == 0 and len(lines) == len(make_demo_data.FEATURES["demo"])
+    assert code == 0 and len(lines) == len(make_demo_data.FEATURES["demo"]) + len(make_demo_data.FRAME_FEATURES["demo"])
     for line in lines:
-        name, dim, files = line.split(", ")
+        name, dim, files = line.split(", ")[:3]
         assert dim == f"dim={dims[name]}" and files == "files=12"
+        assert (", T=" in line) == name.endswith("-FRM")
 
 
 @pytest.mark.parametrize("make_root", ["missing", "empty", "flat"])

@@ -60,7 +60,16 @@ def test_layout(demo):
     assert set(labels["discrete"]) <= set(config.EMO_RULE["MER"])
     assert labels["valence"].between(-5, 5).all()
 
-    assert sorted(os.listdir(demo / "features")) == sorted(script.FEATURES["demo"])
+    assert sorted(os.listdir(demo / "features")) == sorted([*script.FEATURES["demo"], *script.FRAME_FEATURES["demo"]])
+    for feat, (_, channels) in script.FRAME_FEATURES["demo"].items():
+        files = os.listdir(demo / "features" / feat)
+        assert {f[:-4] for f in files} == everyone
+        lengths = set()
+        for f in files:
+            x = np.load(demo / "features" / feat / f)
+            assert x.ndim == 2 and x.shape[1] == channels and x.dtype == np.float32 and np.isfinite(x).all()
+            lengths.add(x.shape[0])
+        assert min(lengths) >= script.AU_FRAMES[0] and max(lengths) <= script.AU_FRAMES[1] and len(lengths) > 10
     for feat, (_, _, dim, _) in script.FEATURES["demo"].items():
         files = os.listdir(demo / "features" / feat)
         assert {f[:-4] for f in files} == everyone and all(f.endswith(".npy") for f in files)
@@ -69,7 +78,8 @@ def test_layout(demo):
     answers = os.listdir(demo / "vlm_answers")
     assert {f[:-4] for f in answers} == everyone and all(f.endswith(".txt") for f in answers)
     meta = json.loads((demo / script.MARKER).read_text())
-    assert meta["features"] == {f: v[2] for f, v in script.FEATURES["demo"].items()}
+    assert meta["features"] == {**{f: v[2] for f, v in script.FEATURES["demo"].items()},
+                                **{f: v[1] for f, v in script.FRAME_FEATURES["demo"].items()}}
     assert not [f for f in os.listdir(demo.parent) if f.startswith(".")]  # no temporary folder left
     umask = os.umask(0)
     os.umask(umask)
@@ -104,10 +114,53 @@ def test_feature_table_agrees_with_config():
     dicts = {"video": config.FEAT_VIDEO_DICT, "audio": config.FEAT_AUDIO_DICT, "text": config.FEAT_TEXT_DICT}
     for scale, table in script.FEATURES.items():
         features_dir = os.path.join(script.SCALES[scale]["out"], "features")
-        for name, (modality, _, dim, _) in table.items():
+        frames = {name: (modality, None, dim, None) for name, (modality, dim) in script.FRAME_FEATURES[scale].items()}
+        for name, (modality, _, dim, _) in {**table, **frames}.items():
             assert name in dicts[modality], f"{name} missing from config.FEAT_{modality.upper()}_DICT"
             assert dicts[modality][name][0] == dim
             assert os.path.normpath(dicts[modality][name][1]) == os.path.join(features_dir, name)
+
+
+def test_utterance_features_do_not_depend_on_the_frame_features(monkeypatch):
+    """The frame features and the missing-file draw use streams spawned after the utterance features'."""
+    full = script.generate("demo", seed=0, n_labeled=60, n_unlabeled=0, n_test=0, vlm=False)
+    monkeypatch.setitem(script.FRAME_FEATURES, "demo", {})
+    without = script.generate("demo", seed=0, n_labeled=60, n_unlabeled=0, n_test=0, vlm=False, missing_rate=0.3)
+    for name in script.FEATURES["demo"]:
+        np.testing.assert_array_equal(full["features"][name], without["features"][name])
+
+
+def test_au_class_is_in_the_order_not_the_mean():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+
+    data = script.generate("demo", seed=0, n_labeled=600, n_unlabeled=0, n_test=0, vlm=False)
+    clips, y = data["features"]["demo-au-FRM"], data["y"]
+    mean = np.stack([c.mean(0) for c in clips])
+    apex = np.stack([((np.arange(len(c))[:, None] + 0.5) / len(c) * c).sum(0) / c.sum(0) for c in clips])  # centre of mass in time
+    score = lambda x: cross_val_score(LogisticRegression(max_iter=2000), x, y, cv=3).mean()  # noqa: E731
+    assert score(apex) > 0.5 > 0.35 > score(mean)
+
+
+def test_missing_rate_deletes_whole_modalities_but_never_every_one(tmp_path):
+    out = tmp_path / "m"
+    make(out, "--missing_rate", "0.3", "--no_vlm")
+    names = set(pd.read_csv(out / "labels.csv")["name"]) | set(pd.read_csv(out / "unlabeled.csv")["name"]) | set(pd.read_csv(out / "test.csv")["name"])
+    have = {}
+    for feat in os.listdir(out / "features"):
+        have[feat] = {f[:-4] for f in os.listdir(out / "features" / feat)}
+    modality = {**{f: v[0] for f, v in script.FEATURES["demo"].items()}, **{f: v[0] for f, v in script.FRAME_FEATURES["demo"].items()}}
+    by_modality = {}
+    for feat, clips in have.items():
+        by_modality.setdefault(modality[feat], []).append(clips)
+    for m, sets in by_modality.items():
+        assert all(s == sets[0] for s in sets), f"{m}: the same clips for every feature of a modality"
+        assert len(names - sets[0]) == round(0.3 * len(names))
+    assert all(any(n in sets[0] for sets in by_modality.values()) for n in names)
+    meta = json.loads((out / script.MARKER).read_text())
+    assert meta["missing_rate"] == 0.3 and meta["missing_clips"] == {m: round(0.3 * len(names)) for m in by_modality}
+    make(tmp_path / "again", "--missing_rate", "0.3", "--no_vlm")
+    assert tree_hash(tmp_path / "again") == tree_hash(out)
 
 
 def test_vlm_answers_are_realistically_messy():

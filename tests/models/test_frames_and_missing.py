@@ -1,0 +1,117 @@
+"""Temporal (frame-level) experts mixed with utterance experts; masking absent experts; expert dropout."""
+import argparse
+
+import pytest
+import torch
+
+from dataloader import FrameTensor
+from models import get_model, model_defaults
+
+FEAT_DIMS = {"a-UTT": 10, "au-FRM": 5, "c-UTT": 4}
+LEVELS = {"a-UTT": "utt", "au-FRM": "frm", "c-UTT": "utt"}
+
+
+def build(name, **overrides):
+    args = argparse.Namespace(feat_dims=FEAT_DIMS, feat_levels=LEVELS, num_classes=6, **{**model_defaults(name), **overrides})
+    torch.manual_seed(0)
+    return get_model(name, args)
+
+
+def random_store(n, seed=1):
+    """Packed features of n clips: utterance tensors and a FrameTensor with T = 1..40."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, 41, (n,), generator=g)
+    offsets = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(lengths, 0)])
+    return {"a-UTT": torch.randn(n, 10, generator=g), "c-UTT": torch.randn(n, 4, generator=g),
+            "au-FRM": FrameTensor(torch.randn(int(offsets[-1]), 5, generator=g), offsets)}
+
+
+def batch(store, rows, max_frames=32):
+    from dataloader.batches import select
+
+    return {k: select(v, rows, max_frames) for k, v in store.items()}
+
+
+def test_frame_expert_is_temporal_and_keyed_by_feature():
+    from models.base import TemporalExpert, UtteranceExpert
+
+    model = build("moe")
+    assert isinstance(model.experts["au-FRM"], TemporalExpert) and isinstance(model.experts["a-UTT"], UtteranceExpert)
+    out = model(batch(random_store(4), torch.arange(4)))
+    assert out["logits"].shape == (4, 6) and set(out["expert_logits"]) == set(FEAT_DIMS) and out["present"] is None
+
+
+@pytest.mark.parametrize("name", ["moe", "auto_attention"])
+def test_frame_expert_output_does_not_depend_on_batch_or_padding(name):
+    model = build(name).eval()
+    store = random_store(24)
+    with torch.no_grad():
+        full = model(batch(store, torch.arange(24)))["logits"]
+        alone = torch.cat([model(batch(store, torch.tensor([i])))["logits"] for i in range(24)])
+        order = torch.randperm(24, generator=torch.Generator().manual_seed(3))
+        reordered = model(batch(store, order))["logits"]
+    assert torch.allclose(full, alone, atol=1e-5)  # each alone: padded to its own length, not the batch's
+    assert torch.allclose(full[order], reordered, atol=1e-5)
+
+
+@pytest.mark.parametrize("fused_head", [True, False])
+def test_absent_expert_gets_zero_gate_and_does_not_change_the_output(fused_head):
+    model = build("moe", fused_head=fused_head).eval()
+    store = random_store(6)
+    feats = batch(store, torch.arange(6))
+    present = {"a-UTT": torch.tensor([True, False, True, True, True, True]),
+               "au-FRM": torch.tensor([True, True, False, True, True, True]),
+               "c-UTT": torch.ones(6, dtype=torch.bool)}
+    with torch.no_grad():
+        out = model(feats, present)
+        assert out["gate"][1, 0] == 0 and out["gate"][2, 1] == 0
+        assert torch.allclose(out["gate"].sum(-1), torch.ones(6), atol=1e-6)  # renormalised over present experts
+        # the absent expert's input does not matter
+        changed = dict(feats, **{"a-UTT": feats["a-UTT"] + 100 * torch.randn(6, 10)})
+        again = model(changed, present)
+    assert torch.allclose(out["logits"][1], again["logits"][1], atol=1e-5)
+    assert not torch.allclose(out["logits"][0], again["logits"][0], atol=1e-3)
+
+
+def test_auto_attention_masks_absent_tokens():
+    model = build("auto_attention").eval()
+    feats = batch(random_store(3), torch.arange(3))
+    present = {"a-UTT": torch.tensor([False, True, True]), "au-FRM": torch.ones(3, dtype=torch.bool), "c-UTT": torch.ones(3, dtype=torch.bool)}
+    with torch.no_grad():
+        out = model(feats, present)
+        changed = model(dict(feats, **{"a-UTT": feats["a-UTT"] * 50}), present)
+    assert out["gate"][0, 0] == 0 and torch.allclose(out["logits"][0], changed["logits"][0], atol=1e-5)
+
+
+def test_aux_loss_ignores_absent_clips():
+    model = build("moe", aux_weight=1.0).eval()
+    feats = batch(random_store(6), torch.arange(6))
+    labels = torch.tensor([0, 1, 2, 3, 4, 5])
+    present = {k: torch.ones(6, dtype=torch.bool) for k in FEAT_DIMS}
+    present["au-FRM"] = torch.tensor([True, True, True, False, False, False])
+    out = model(feats, present)
+    loss = model.loss(out, labels)
+    # move the absent clips' logits of the frame expert: the loss must not change
+    moved = dict(out, expert_logits=dict(out["expert_logits"]))
+    moved["expert_logits"]["au-FRM"] = out["expert_logits"]["au-FRM"] + torch.tensor([0, 0, 0, 9.0, 9.0, 9.0]).unsqueeze(1) * torch.eye(6)[labels].flip(1)
+    assert torch.allclose(loss, model.loss(moved, labels), atol=1e-6)
+    moved["expert_logits"]["au-FRM"] = out["expert_logits"]["au-FRM"] + 9.0 * torch.eye(6)[labels].flip(1)
+    assert not torch.allclose(loss, model.loss(moved, labels), atol=1e-3)
+
+
+def test_expert_dropout_keeps_one_expert_and_only_in_training():
+    model = build("moe", expert_dropout=0.9)
+    feats = batch(random_store(200), torch.arange(200))
+    present = {k: torch.ones(200, dtype=torch.bool) for k in FEAT_DIMS}
+    present["c-UTT"][:50] = False
+    model.train()
+    data, fusion = model.presence(feats, present)
+    assert fusion.any(1).all() and not (fusion & ~data).any()  # never resurrects an absent expert
+    assert fusion.float().mean() < 0.6
+    model.eval()
+    data, fusion = model.presence(feats, present)
+    assert torch.equal(data, fusion)
+    assert model.presence(feats, None) == (None, None)
+    model.train()
+    out = model(feats, None)
+    assert torch.isfinite(out["logits"]).all() and out["present"] is None
