@@ -7,6 +7,8 @@
 DIR/preds.npz (names, classes, probs[, valence], valid_f1, run_dirs, features; read by ensemble.py) and
 DIR/preds.csv (name, discrete[, valence]). When the CSV also has a ``discrete`` column, accuracy,
 weighted F1 and a per-class table are printed and saved (DIR/metrics.json, DIR/confusion.png).
+Clips follow the run's data rules: a run trained with --allow_missing predicts clips that lack some feature
+files with those experts masked (other runs refuse them), and frame features use the run's --max_frames.
 """
 import argparse
 import os
