@@ -234,9 +234,11 @@ def generate(scale="demo", seed=0, n_labeled=None, n_unlabeled=None, n_test=None
     valence = val_mean[y] + 0.4 * z[:, 0] + rng_samples.normal(0.0, 0.6, size=n)
     valence = np.round(np.clip(valence, -5.0, 5.0), 2)
 
-    # Sample names: a random permutation of ids, so sets interleave in id space.
+    # Sample names: a random permutation of ids, so sets interleave in id space. Each scale has its own
+    # prefix, so the demo's splits can never silently match files of the MER-scale set.
     ids = rng_names.permutation(n)
-    names = np.array([f"sample_{i:08d}" for i in ids])
+    prefix = "sample" if scale == "demo" else scale
+    names = np.array([f"{prefix}_{i:08d}" for i in ids])
 
     features, vlm_noise = {}, None
     for (name, (_, view, dim, noise)), stream in zip(FEATURES[scale].items(), streams[4:]):

@@ -20,6 +20,28 @@ def all_features():
     return list(feature_registry().values())
 
 
+def default_features(split_path):
+    """Every config.py feature whose folder exists and holds the split's first clip (others are listed)."""
+    from toolkit.io import load_split
+
+    first = load_split(split_path)["train_info"]["names"][0]
+    usable, absent, other = [], [], []
+    for spec in all_features():
+        if not os.path.isdir(spec.folder):
+            absent.append(spec.name)
+        elif not os.path.exists(os.path.join(spec.folder, first + ".npy")):
+            other.append(spec.name)
+        else:
+            usable.append(spec)
+    if absent:
+        print(f"skipping {len(absent)} config.py features whose folders do not exist: {', '.join(absent)}")
+    if other:
+        print(f"skipping {len(other)} config.py features with no file for the split's clips (another data set): {', '.join(other)}")
+    if not usable:
+        raise UserError(f"no feature in config.py has files for the clips of {split_path}; make the demo data, fix the paths or set FEATS")
+    return usable
+
+
 def plan_runs(opts):
     """[(feature, seed, run_dir)] to do, checking features and split files before anything trains."""
     from dataloader import lookup_features
@@ -36,12 +58,7 @@ def plan_runs(opts):
         if absent:
             raise UserError(f"feature folder {absent[0].folder} of '{absent[0].name}' does not exist; fix config.py or drop it from FEATS")
     else:
-        specs = [s for s in all_features() if os.path.isdir(s.folder)]
-        skipped = [s.name for s in all_features() if not os.path.isdir(s.folder)]
-        if skipped:
-            print(f"skipping {len(skipped)} config.py features whose folders do not exist: {', '.join(skipped)}")
-        if not specs:
-            raise UserError("no feature in config.py has an existing folder; make the demo data or fix the paths")
+        specs = default_features(os.path.join(resolve(opts.train_lst), f"{opts.dataset_prefix}{seeds[0]}.npy"))
     return [(s.name, seed, os.path.join(opts.save_root, s.name, f"{opts.dataset_prefix}{seed}")) for s in specs for seed in seeds]
 
 

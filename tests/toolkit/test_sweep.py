@@ -57,3 +57,20 @@ def test_missing_split_file_is_reported_before_training(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "no split file seed0.npy, seed7.npy in " in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "u").exists()
+
+
+def test_default_features_skip_other_data_sets(tiny_project, tmp_path, monkeypatch, capsys):
+    import numpy as np
+
+    import config
+
+    other = tmp_path / "other-UTT"
+    other.mkdir()
+    np.save(other / "mer_00000000.npy", np.zeros(4, np.float32))
+    monkeypatch.setitem(config.FEAT_TEXT_DICT, "other-UTT", [4, str(other)])
+    monkeypatch.setitem(config.FEAT_TEXT_DICT, "absent-UTT", [4, str(tmp_path / "absent")])
+    sweep.main(sweep_argv(tiny_project, tmp_path, "--epochs", "1"))
+    out = capsys.readouterr().out
+    assert "skipping 1 config.py features whose folders do not exist: absent-UTT" in out
+    assert "skipping 1 config.py features with no file for the split's clips (another data set): other-UTT" in out
+    assert "3 runs (3 features × 1 seeds)" in out
