@@ -151,37 +151,55 @@ def cosine_with_warmup(optimizer, total_steps, warmup_steps):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def train_one_epoch(model, batches, optimizer, scheduler, args):
+def train_one_epoch(model, batches, optimizer, scheduler, args, ctx):
+    """One pass over the training batches; returns the mean loss over the whole training set.
+
+    In a distributed run each rank's loss is its share of the global batch's loss (``ctx.total`` makes the
+    denominators global), so the ranks' losses sum to the single-process loss."""
+    import torch
+
+    from toolkit.distributed import unwrap
+
     model.train()
+    core = unwrap(model)
     total, count = 0.0, 0
     for batch in batches:
         out = model(batch["feats"], batch["present"])
-        loss = model.loss(out, batch["labels"], batch["vals"], batch["weights"], args.val_weight, args.label_smoothing)
+        loss = core.loss(out, batch["labels"], batch["vals"], batch["weights"], args.val_weight, args.label_smoothing, ctx.total)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        ctx.scale(loss).backward()
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        total += loss.item() * len(batch["labels"])
-        count += len(batch["labels"])
-    return total / count
+        total += loss.item() * batch["global_size"]
+        count += batch["global_size"]
+    return float(ctx.total(torch.tensor(total, dtype=torch.float64))) / count
 
 
-def evaluate(model, batches, args):
-    """Loss, class probabilities and valence predictions over a whole set, in its order."""
+def evaluate(model, batches, args, ctx):
+    """Loss, class probabilities and valence predictions over a whole set, in its order.
+
+    Each rank evaluates its part of every batch; the parts are gathered, so every rank gets the full set's
+    results."""
     import torch
 
+    from toolkit.distributed import unwrap
+
     model.eval()
+    core = unwrap(model)
     probs, vals, total, count = [], [], 0.0, 0
     with torch.no_grad():
         for batch in batches:
-            out = model(batch["feats"], batch["present"])
-            loss = model.loss(out, batch["labels"], batch["vals"], batch["weights"], args.val_weight, args.label_smoothing)
-            total += loss.item() * len(batch["labels"])
-            count += len(batch["labels"])
-            probs.append(torch.softmax(out["logits"], dim=-1).cpu())
-            vals.append(out["valence"].cpu())
-    return total / count, torch.cat(probs).numpy(), torch.cat(vals).numpy()
+            out = core(batch["feats"], batch["present"])
+            loss = core.loss(out, batch["labels"], batch["vals"], batch["weights"], args.val_weight, args.label_smoothing, ctx.total)
+            total += loss.item() * batch["global_size"]
+            count += batch["global_size"]
+            probs.append(torch.softmax(out["logits"], dim=-1).float().cpu().numpy())
+            vals.append(out["valence"].float().cpu().numpy())
+    parts = ctx.gather((probs, vals))  # [(probs, vals) of each rank], each a list over batches
+    probs = np.concatenate([rank[0][b] for b in range(len(probs)) for rank in parts])
+    vals = np.concatenate([rank[1][b] for b in range(len(vals)) for rank in parts])
+    return float(ctx.total(torch.tensor(total, dtype=torch.float64))) / count, probs, vals
 
 
 def default_run_dir(args):
@@ -190,10 +208,14 @@ def default_run_dir(args):
 
 
 def setup_logger(path):
+    """The run's info.log; ``path`` None (ranks other than 0) gives a logger that writes nothing."""
     logger = logging.getLogger("train")
     logger.handlers.clear()
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    if path is None:
+        logger.addHandler(logging.NullHandler())
+        return logger
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
     logger.addHandler(handler)
@@ -274,7 +296,22 @@ def load_pretrained(model, path, meta):
 
 
 def run(args):
-    """Train, validate every epoch, keep the best epoch by weighted F1 and write the run directory."""
+    """Train, validate every epoch, keep the best epoch by weighted F1 and write the run directory.
+
+    Under torchrun (see toolkit/distributed.py) every rank trains on its share of each global batch and
+    only rank 0 writes; the other ranks return None."""
+    from toolkit import distributed
+
+    ctx = distributed.from_env()
+    try:
+        return train_and_write(args, ctx)
+    finally:
+        distributed.close(ctx)
+
+
+def train_and_write(args, ctx):
+    import contextlib
+
     import torch
     from tqdm import tqdm
 
@@ -282,6 +319,7 @@ def run(args):
     from dataloader.feature_store import expert_names, feature_of
     from dataloader.batches import load_split_sets
     from models import get_model
+    from toolkit import distributed
     from toolkit.device import pick_device
     from toolkit.io import resolve
     from toolkit.metrics import emotion_metrics
@@ -289,14 +327,19 @@ def run(args):
 
     args.start_time = time.time()
     seed_everything(args.seed)
-    device = pick_device(args.device, args.gpu)
+    device = pick_device(args.device, ctx.local_rank if ctx.enabled else args.gpu)
+    distributed.init(ctx, device)
     classes = list(config.EMO_RULE[args.emo_rule])
     specs = lookup_features(args.feat)
     split_path = os.path.join(resolve(args.train_lst), f"{args.dataset}.npy")
     cache_dir = None if str(args.cache_dir).lower() == "none" else resolve(args.cache_dir)
     t0 = time.time()
     experts = expert_names(args.feat, args.repeat)
+    if not ctx.is_main:
+        ctx.barrier()  # rank 0 builds the packed cache first; the others then read it
     train, valid = load_split_sets(split_path, specs, classes, device, cache_dir, experts, args.pseudo_weight, args.allow_missing)
+    if ctx.is_main:
+        ctx.barrier()
     load_seconds = time.time() - t0
     args.n_train = len(train)
     dims = {s.name: s.dim for s in specs}
@@ -314,48 +357,56 @@ def run(args):
     if args.model_pretrain:
         load_pretrained(model, args.model_pretrain, meta)
     model.to(device)
+    # heads outside the loss (valence with --val_weight 0, expert heads with --aux_weight 0) get no gradient
+    unused = args.val_weight == 0 or getattr(args, "aux_weight", 1) == 0
+    core, model = model, ctx.wrap(model, device, find_unused=unused)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.l2)
-    train_batches = DeviceBatches(train, args.batch_size, shuffle=True, seed=args.seed, max_frames=args.max_frames)
-    valid_batches = DeviceBatches(valid, 1024, max_frames=args.max_frames)
+    train_batches = DeviceBatches(train, args.batch_size, shuffle=True, seed=args.seed, max_frames=args.max_frames, shard=ctx.shard)
+    valid_batches = DeviceBatches(valid, 1024, max_frames=args.max_frames, shard=ctx.shard)
     steps = len(train_batches) * args.epochs
     scheduler = cosine_with_warmup(optimizer, steps, int(args.warmup_epochs * len(train_batches))) if args.scheduler == "cosine" else None
 
     run_dir = args.run_dir or default_run_dir(args)
     args.run_dir = run_dir
-    with staged_run_dir(run_dir) as stage:
-        log = setup_logger(os.path.join(stage, "info.log"))
-        n_params = sum(p.numel() for p in model.parameters())
+    with staged_run_dir(run_dir) if ctx.is_main else contextlib.nullcontext() as stage:
+        log = setup_logger(os.path.join(stage, "info.log") if ctx.is_main else None)
+        n_params = sum(p.numel() for p in core.parameters())
         log.info("features: %s", ", ".join(f"{s.name}({s.modality}, {s.dim}{', frames' if s.frame_level else ''})" for s in specs))
         if train.present is not None:
             log.info("clips missing each feature (train/valid; its expert is masked for them): %s",
                      ", ".join(f"{name} {m['train']}/{m['valid']}" for name, m in missing.items()))
         log.info("split %s: %d train, %d valid; features loaded in %.2fs; device %s; %s with %d parameters",
                  split_path, len(train), len(valid), load_seconds, device, args.model, n_params)
+        if ctx.enabled:
+            log.info("distributed: %d processes, global batch %d split across them", ctx.world, args.batch_size)
         history, best = [], None
-        bar = tqdm(range(1, args.epochs + 1), desc=f"{args.model} {args.dataset}", disable=args.no_progress, file=sys.stderr)
+        bar = tqdm(range(1, args.epochs + 1), desc=f"{args.model} {args.dataset}", disable=args.no_progress or not ctx.is_main,
+                   file=sys.stderr)
         for epoch in bar:
             start = time.perf_counter()
-            train_loss = train_one_epoch(model, train_batches, optimizer, scheduler, args)
-            valid_loss, probs, vals = evaluate(model, valid_batches, args)
+            train_loss = train_one_epoch(model, train_batches, optimizer, scheduler, args, ctx)
+            valid_loss, probs, vals = evaluate(model, valid_batches, args, ctx)
             seconds = time.perf_counter() - start
             m = emotion_metrics(valid.labels.cpu().numpy(), probs.argmax(1), classes)
             history.append({"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss,
                             "valid_acc": m["acc"], "valid_f1": m["f1"], "seconds": seconds})
             log.info("epoch %d: train loss %.4f, valid loss %.4f, acc %.4f, f-score %.4f (%.2fs)",
                      epoch, train_loss, valid_loss, m["acc"], m["f1"], seconds)
-            if best is None or m["f1"] > best["f1"]:
+            if ctx.broadcast(best is None or m["f1"] > best["f1"]):  # rank 0 decides for all
                 best = {"epoch": epoch, "f1": m["f1"], "loss": valid_loss, "probs": probs, "vals": vals,
-                        "state": copy.deepcopy(model.state_dict())}
+                        "state": copy.deepcopy(core.state_dict()) if ctx.is_main else None}
             bar.set_postfix(f1=f"{m['f1']:.4f}", best=f"{best['f1']:.4f}@{best['epoch']}")
             if args.patience and epoch - best["epoch"] >= args.patience:
                 log.info("early stop: no better valid f-score for %d epochs", args.patience)
                 break
         bar.close()
         seconds_per_epoch = float(np.median([h["seconds"] for h in history]))
+        if not ctx.is_main:
+            return None
         summary = write_outputs(stage, args, history, best, classes, specs, valid, device, seconds_per_epoch, missing)
         if args.save_model:
-            model.load_state_dict(best["state"])
-            save_checkpoint(os.path.join(stage, "best.pth"), model, meta)
+            core.load_state_dict(best["state"])
+            save_checkpoint(os.path.join(stage, "best.pth"), core, meta)
         line = f"BEST: epoch:{best['epoch']}, loss:{best['loss']:.4f}, acc:{summary['acc']:.4f}, f-score:{summary['f1']:.4f}"
         log.info(line)
         for handler in log.handlers:

@@ -161,22 +161,26 @@ class FeatureExpertModel(nn.Module):
         logits = {name: self.expert_heads[name](h) for name, h in hiddens.items()}
         return hiddens, logits
 
-    def loss(self, out, labels, vals=None, weights=None, val_weight=0.0, label_smoothing=0.0):
+    def loss(self, out, labels, vals=None, weights=None, val_weight=0.0, label_smoothing=0.0, total=None):
         """Classification loss of the fused output + aux_weight × mean expert loss (+ valence MSE).
 
         ``out["present"]`` (B, E), when given, restricts each expert's auxiliary loss to the clips that have
         its feature.
         ``weights`` (B,) scales each sample (e.g. lower for pseudo-labels); valence is only fitted on
         finite targets, so splits without valence (NaN) train the classifier alone.
+        ``total`` maps every denominator (a sum of weights) to its sum over the whole global batch; in a
+        distributed run (``toolkit.distributed.Dist.total``) each rank's loss is then its exact share of the
+        global batch's loss. Default: this batch alone.
         """
+        total = total or (lambda t: t)
         if weights is None:
             weights = torch.ones(len(labels), device=labels.device)
-        norm = weights.sum().clamp_min(1e-8)
+        norm = total(weights.sum()).clamp_min(1e-8)
 
         def weighted_ce(logits):
             return (F.cross_entropy(logits, labels, reduction="none", label_smoothing=label_smoothing) * weights).sum() / norm
 
-        total = weighted_ce(out["logits"])
+        loss = weighted_ce(out["logits"])
         if self.aux_weight > 0 and out["expert_logits"]:
             present = out.get("present")
             if present is None:
@@ -187,15 +191,15 @@ class FeatureExpertModel(nn.Module):
                 terms, counted = [], []
                 for i, lg in enumerate(out["expert_logits"].values()):
                     w = weights * present[:, i]
+                    w_sum = total(w.sum())
                     ce = F.cross_entropy(lg, labels, reduction="none", label_smoothing=label_smoothing)
-                    terms.append((ce * w).sum() / w.sum().clamp_min(1e-8))
-                    counted.append(w.sum() > 0)
+                    terms.append((ce * w).sum() / w_sum.clamp_min(1e-8))
+                    counted.append(w_sum > 0)
                 counted = torch.stack(counted)
                 aux = (torch.stack(terms) * counted).sum() / counted.sum().clamp_min(1)
-            total = total + self.aux_weight * aux
+            loss = loss + self.aux_weight * aux
         if val_weight > 0 and vals is not None and "valence" in out:
             has_val = torch.isfinite(vals)
-            if has_val.any():
-                err = (out["valence"] - torch.nan_to_num(vals)) ** 2 * weights * has_val
-                total = total + val_weight * err.sum() / (weights * has_val).sum().clamp_min(1e-8)
-        return total
+            err = (out["valence"] - torch.nan_to_num(vals)) ** 2 * weights * has_val  # zero where no target
+            loss = loss + val_weight * err.sum() / total((weights * has_val).sum()).clamp_min(1e-8)
+        return loss
