@@ -65,6 +65,10 @@ def build_parser():
                    help="expert copies per feature (unimodal sweeps use 3, like a three-branch model)")
     g.add_argument("--train_lst", default=config.PATH_TO_TRAIN_LST, help="folder of split dicts (default config.PATH_TO_TRAIN_LST)")
     g.add_argument("--cache_dir", default=config.PATH_TO_CACHE, help="packed feature cache; 'none' disables it")
+    g.add_argument("--cache_dtype", choices=["float32", "float16"], default="float32",
+                   help="storage type of the packed features (float16 halves memory; batches are float32 on the device)")
+    g.add_argument("--mmap", action="store_true",
+                   help="memory-map the packed cache and gather batch rows from it instead of loading it whole (needs --cache_dir)")
     g.add_argument("--allow_missing", action="store_true",
                    help="clips may lack some feature files: that expert is masked for that clip (default: a missing file is an error)")
     g.add_argument("--max_frames", type=int, default=64,
@@ -337,7 +341,8 @@ def train_and_write(args, ctx):
     experts = expert_names(args.feat, args.repeat)
     if not ctx.is_main:
         ctx.barrier()  # rank 0 builds the packed cache first; the others then read it
-    train, valid = load_split_sets(split_path, specs, classes, device, cache_dir, experts, args.pseudo_weight, args.allow_missing)
+    train, valid = load_split_sets(split_path, specs, classes, device, cache_dir, experts, args.pseudo_weight, args.allow_missing,
+                                   args.cache_dtype, args.mmap)
     if ctx.is_main:
         ctx.barrier()
     load_seconds = time.time() - t0
@@ -347,6 +352,8 @@ def train_and_write(args, ctx):
     args.feat_dims = {key: dims[feature_of(key)] for key in experts}
     args.feat_levels = {key: levels[feature_of(key)] for key in experts}
     args.num_classes = len(classes)
+    if ctx.is_main:
+        print(f"features: {train.memory_note()} ({args.cache_dtype}, device {device})", flush=True)
     train_missing, valid_missing = train.missing_counts(), valid.missing_counts()
     missing = {s.name: {"train": train_missing[s.name], "valid": valid_missing[s.name]} for s in specs}
 

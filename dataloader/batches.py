@@ -31,6 +31,20 @@ class SampleSet:
     def __len__(self):
         return len(self.names)
 
+    def memory_note(self):
+        """What the packed features take: ``clips × dims × bytes`` (frame features: all their frames), e.g. for the log."""
+        tensors = {id(t): (name, t) for name, t in self.feats.items()}.values()  # repeated experts share one
+        utt = [(name, t) for name, t in tensors if not isinstance(t, FrameTensor)]
+        frm = [t.values for _, t in tensors if isinstance(t, FrameTensor)]
+        itemsize = {t.array.dtype.itemsize if isinstance(t, MappedFeature) else t.element_size() for _, t in utt} or {4}
+        clips = utt[0][1].shape[0] if utt else 0
+        dims = sum(t.shape[1] for _, t in utt)
+        total = clips * dims * max(itemsize) + sum(v.numel() * v.element_size() for v in frm)
+        frames = f" + {sum(v.shape[0] for v in frm)} frames × {sum(v.shape[1] for v in frm)} dims" if frm else ""
+        mapped = any(isinstance(t, MappedFeature) for _, t in utt)
+        return (f"{clips} clips × {dims} dims × {max(itemsize)} bytes{frames} = {total / 2**20:.1f} MB"
+                f"{' memory-mapped from the cache' if mapped else ''}")
+
     def missing_counts(self):
         """{feature: clips of this set without its file} (all zeros when nothing is missing)."""
         if self.present is None:
@@ -87,23 +101,45 @@ class FrameTensor:
         frame = torch.div(j.unsqueeze(0) * lengths.unsqueeze(1), kept.clamp_min(1).unsqueeze(1), rounding_mode="floor")
         index = torch.where(valid, self.offsets.index_select(0, rows).unsqueeze(1) + frame, torch.zeros_like(frame))
         if self.values.shape[0] == 0:  # every clip of this feature is missing
-            x = self.values.new_zeros(len(rows), width, self.values.shape[1])
+            x = self.values.new_zeros(len(rows), width, self.values.shape[1], dtype=torch.float32)
         else:
-            x = self.values[index] * valid.unsqueeze(-1)
+            x = self.values[index].float() * valid.unsqueeze(-1)
         return Frames(x, valid)
 
 
+class MappedFeature:
+    """An utterance feature left in its memory-mapped cache file (``--mmap``): only the rows a batch gathers
+    are read, then moved to ``device``. Offers the two things batches and normalisers use: ``shape`` and
+    ``index_select(0, rows)``."""
+
+    def __init__(self, array, device):
+        self.array = array
+        self.device = torch.device(device)
+
+    @property
+    def shape(self):
+        return self.array.shape
+
+    def index_select(self, dim, rows):
+        if dim != 0:
+            raise ValueError("MappedFeature gathers rows only (dim 0)")
+        return torch.from_numpy(self.array[rows.cpu().numpy()]).to(self.device)
+
+
 def select(feature, rows, max_frames):
-    """Rows of one packed feature: (B, C) for a (M, C) tensor, Frames for a FrameTensor."""
+    """Rows of one packed feature as float32 on its device: (B, C) for a (M, C) tensor or MappedFeature,
+    Frames for a FrameTensor (features stored as float16 are converted here, after the gather)."""
     if isinstance(feature, FrameTensor):
         return feature.gather(rows, max_frames)
-    return feature.index_select(0, rows)
+    return feature.index_select(0, rows).float()
 
 
 def to_tensor(array, device):
-    """A packed numpy feature (array or Ragged) as a tensor (or FrameTensor) on ``device``."""
+    """A packed numpy feature (array, memory map or Ragged) as a tensor, MappedFeature or FrameTensor on ``device``."""
     if isinstance(array, Ragged):
         return FrameTensor.from_ragged(array, device)
+    if isinstance(array, np.memmap):
+        return MappedFeature(array, device)
     return torch.from_numpy(array).to(device)
 
 
@@ -154,8 +190,10 @@ def check_unique(names, where):
         raise UserError(f"{where}: {len(dups)} sample names appear more than once (first: {', '.join(dups[:5])}); each clip must be listed once")
 
 
-def load_split_sets(split_path, specs, classes, device, cache_dir=None, experts=None, pseudo_weight=1.0, allow_missing=False):
-    """(train SampleSet, valid SampleSet) of a split dict file, features loaded once onto ``device``.
+def load_split_sets(split_path, specs, classes, device, cache_dir=None, experts=None, pseudo_weight=1.0, allow_missing=False,
+                    cache_dtype="float32", mmap=False):
+    """(train SampleSet, valid SampleSet) of a split dict file, features loaded once onto ``device``
+    (stored as ``cache_dtype``; with ``mmap`` utterance features stay memory-mapped, see ``MappedFeature``).
 
     ``experts`` (keys from ``expert_names``) adds aliases so repeated experts share one tensor.
     ``allow_missing``: clips may lack some feature files (see ``load_store``); the sets then carry a
@@ -167,7 +205,7 @@ def load_split_sets(split_path, specs, classes, device, cache_dir=None, experts=
     # Validate labels before the (possibly slow) feature read.
     encode_labels(train_info["emos"], classes, split_path, "train_info", train_info["names"])
     encode_labels(valid_info["emos"], classes, split_path, "valid_info", valid_info["names"])
-    store = load_store(specs, names, cache_dir, allow_missing)
+    store = load_store(specs, names, cache_dir, allow_missing, cache_dtype, mmap)
     rows = store.rows
     feats = {name: to_tensor(arr, device) for name, arr in store.arrays.items()}
     n_train = len(train_info["names"])

@@ -1,5 +1,5 @@
 """Feature store: read every requested ``<folder>/<sample>.npy`` once, validate it, pack it into one
-contiguous float32 array per feature and cache that array on disk.
+contiguous float32 (or float16) array per feature and cache that array on disk (memory-mapped on request).
 
 Utterance-level features (``(C,)`` per clip) pack into one ``(M, C)`` array. Frame-level features
 (``(T, C)`` per clip, T varying; folder names ending in ``-FRM``) pack *ragged*: all frames of all clips in
@@ -274,27 +274,51 @@ def _read_all_frames(spec, paths):
     return ragged
 
 
-def load_feature(spec, samples, cache_dir=None, allow_missing=False):
+CACHE_DTYPES = ("float32", "float16")
+
+
+def _as_dtype(spec, packed, dtype):
+    """``packed`` (array or Ragged) stored as ``dtype``; values beyond float16's range are a UserError."""
+    if dtype == "float32":
+        return packed
+    values = packed.values if isinstance(packed, Ragged) else packed
+    with np.errstate(over="ignore"):
+        half = values.astype(np.float16)
+    if not np.isfinite(half).all():
+        raise UserError(f"feature '{spec.name}' has values beyond float16's range (|x| > 65504); use --cache_dtype float32")
+    return Ragged(half, packed.offsets) if isinstance(packed, Ragged) else half
+
+
+def load_feature(spec, samples, cache_dir=None, allow_missing=False, dtype="float32", mmap=False):
     """Packed feature ``spec`` of ``samples`` (sorted, unique) and its presence mask (M,) bool.
 
-    Utterance level: a (M, dim) float32 array. Frame level: a ``Ragged`` (values, offsets)."""
+    Utterance level: a (M, dim) array. Frame level: a ``Ragged`` (values, offsets). ``dtype`` float16 halves
+    the memory (and the cache file); ``mmap`` returns an utterance feature memory-mapped from its cache file
+    (read-only; rows are paged in when batches gather them), frame features are loaded whole."""
+    if dtype not in CACHE_DTYPES:
+        raise UserError(f"--cache_dtype {dtype!r}: use one of {', '.join(CACHE_DTYPES)}")
+    if mmap and not cache_dir:
+        raise UserError("--mmap reads features from the packed cache; give a --cache_dir (not 'none')")
     paths, present, key = _file_listing(spec, samples, allow_missing)
     ext = ".npz" if spec.frame_level else ".npy"
-    cache_file = os.path.join(cache_dir, f"{spec.name}-{len(samples)}-{key}{ext}") if cache_dir else None
-    if cache_file and os.path.exists(cache_file):
-        if spec.frame_level:
-            with np.load(cache_file) as data:
-                return Ragged(data["values"], data["offsets"]), present
-        return np.load(cache_file), present
-    packed = _read_all_frames(spec, paths) if spec.frame_level else _read_all(spec, paths)
-    if cache_file:
+    suffix = "" if dtype == "float32" else f"-{dtype}"  # float32 caches keep their old names
+    cache_file = os.path.join(cache_dir, f"{spec.name}-{len(samples)}-{key}{suffix}{ext}") if cache_dir else None
+    if not (cache_file and os.path.exists(cache_file)):
+        packed = _as_dtype(spec, _read_all_frames(spec, paths) if spec.frame_level else _read_all(spec, paths), dtype)
+        if not cache_file:
+            return packed, present
         with atomic_path(cache_file) as tmp:
             with open(tmp, "wb") as f:
                 if spec.frame_level:
                     np.savez(f, values=packed.values, offsets=packed.offsets)
                 else:
                     np.save(f, packed)
-    return packed, present
+        if not mmap:
+            return packed, present
+    if spec.frame_level:
+        with np.load(cache_file) as data:
+            return Ragged(data["values"], data["offsets"]), present
+    return np.load(cache_file, mmap_mode="r" if mmap else None), present
 
 
 @dataclasses.dataclass
@@ -312,8 +336,8 @@ class Store:
         return {name: int((~p[rows]).sum()) for name, p in self.present.items()}
 
 
-def load_store(specs, names, cache_dir=None, allow_missing=False):
-    """Load every feature for ``names`` once (see ``Store``).
+def load_store(specs, names, cache_dir=None, allow_missing=False, dtype="float32", mmap=False):
+    """Load every feature for ``names`` once (see ``Store``; ``dtype`` and ``mmap`` as in ``load_feature``).
 
     With ``allow_missing`` a clip may lack some features' files, but a clip that lacks every requested
     feature is a UserError naming it."""
@@ -322,7 +346,7 @@ def load_store(specs, names, cache_dir=None, allow_missing=False):
     rows = np.fromiter((row[n] for n in names), dtype=np.int64, count=len(names))
     arrays, present = {}, {}
     for spec in specs:
-        arrays[spec.name], present[spec.name] = load_feature(spec, samples, cache_dir, allow_missing)
+        arrays[spec.name], present[spec.name] = load_feature(spec, samples, cache_dir, allow_missing, dtype, mmap)
     if allow_missing and specs:
         none = np.flatnonzero(~np.any(np.stack(list(present.values())), axis=0))
         if len(none):
