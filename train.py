@@ -92,6 +92,9 @@ def build_parser():
     g = p.add_argument_group("device")
     g.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: cuda when present")
     g.add_argument("--gpu", type=int, default=0, help="CUDA device index")
+    g.add_argument("--amp", choices=["off", "bf16", "fp16"], default="off",
+                   help="mixed precision on CUDA (fp16 uses a GradScaler); anything but off on CPU is an error")
+    g.add_argument("--compile", action="store_true", help="torch.compile the model (pays a compile time at start)")
     g.add_argument("--num_workers", type=int, default=0, help="kept for compatibility; features are in memory, no workers are used")
     g = p.add_argument_group("output")
     g.add_argument("--save_root", default=config.PATH_TO_SAVED, help="parent of run directories (default saved)")
@@ -155,7 +158,7 @@ def cosine_with_warmup(optimizer, total_steps, warmup_steps):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def train_one_epoch(model, batches, optimizer, scheduler, args, ctx):
+def train_one_epoch(model, batches, optimizer, scheduler, args, ctx, precision):
     """One pass over the training batches; returns the mean loss over the whole training set.
 
     In a distributed run each rank's loss is its share of the global batch's loss (``ctx.total`` makes the
@@ -167,12 +170,15 @@ def train_one_epoch(model, batches, optimizer, scheduler, args, ctx):
     model.train()
     core = unwrap(model)
     total, count = 0.0, 0
+    autocast, scaler = precision
     for batch in batches:
-        out = model(batch["feats"], batch["present"])
-        loss = core.loss(out, batch["labels"], batch["vals"], batch["weights"], args.val_weight, args.label_smoothing, ctx.total)
+        with autocast():
+            out = model(batch["feats"], batch["present"])
+            loss = core.loss(out, batch["labels"], batch["vals"], batch["weights"], args.val_weight, args.label_smoothing, ctx.total)
         optimizer.zero_grad(set_to_none=True)
-        ctx.scale(loss).backward()
-        optimizer.step()
+        scaler.scale(ctx.scale(loss)).backward()
+        scaler.step(optimizer)
+        scaler.update()
         if scheduler is not None:
             scheduler.step()
         total += loss.item() * batch["global_size"]
@@ -180,7 +186,7 @@ def train_one_epoch(model, batches, optimizer, scheduler, args, ctx):
     return float(ctx.total(torch.tensor(total, dtype=torch.float64))) / count
 
 
-def evaluate(model, batches, args, ctx):
+def evaluate(model, batches, args, ctx, autocast):
     """Loss, class probabilities and valence predictions over a whole set, in its order.
 
     Each rank evaluates its part of every batch; the parts are gathered, so every rank gets the full set's
@@ -192,13 +198,13 @@ def evaluate(model, batches, args, ctx):
     model.eval()
     core = unwrap(model)
     probs, vals, total, count = [], [], 0.0, 0
-    with torch.no_grad():
+    with torch.no_grad(), autocast():
         for batch in batches:
             out = core(batch["feats"], batch["present"])
             loss = core.loss(out, batch["labels"], batch["vals"], batch["weights"], args.val_weight, args.label_smoothing, ctx.total)
             total += loss.item() * batch["global_size"]
             count += batch["global_size"]
-            probs.append(torch.softmax(out["logits"], dim=-1).float().cpu().numpy())
+            probs.append(torch.softmax(out["logits"].float(), dim=-1).cpu().numpy())
             vals.append(out["valence"].float().cpu().numpy())
     parts = ctx.gather((probs, vals))  # [(probs, vals) of each rank], each a list over batches
     probs = np.concatenate([rank[0][b] for b in range(len(probs)) for rank in parts])
@@ -324,7 +330,7 @@ def train_and_write(args, ctx):
     from dataloader.batches import load_split_sets
     from models import get_model
     from toolkit import distributed
-    from toolkit.device import pick_device
+    from toolkit.device import autocast, check_amp, grad_scaler, pick_device
     from toolkit.io import resolve
     from toolkit.metrics import emotion_metrics
     from toolkit.runs import save_checkpoint, staged_run_dir
@@ -332,6 +338,7 @@ def train_and_write(args, ctx):
     args.start_time = time.time()
     seed_everything(args.seed)
     device = pick_device(args.device, ctx.local_rank if ctx.enabled else args.gpu)
+    check_amp(device, args.amp)
     distributed.init(ctx, device)
     classes = list(config.EMO_RULE[args.emo_rule])
     specs = lookup_features(args.feat)
@@ -366,7 +373,10 @@ def train_and_write(args, ctx):
     model.to(device)
     # heads outside the loss (valence with --val_weight 0, expert heads with --aux_weight 0) get no gradient
     unused = args.val_weight == 0 or getattr(args, "aux_weight", 1) == 0
+    if args.compile:
+        model.compile()  # in place: the state dict keeps its keys
     core, model = model, ctx.wrap(model, device, find_unused=unused)
+    precision = (lambda: autocast(device, args.amp), grad_scaler(device, args.amp))
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.l2)
     train_batches = DeviceBatches(train, args.batch_size, shuffle=True, seed=args.seed, max_frames=args.max_frames, shard=ctx.shard)
     valid_batches = DeviceBatches(valid, 1024, max_frames=args.max_frames, shard=ctx.shard)
@@ -384,6 +394,7 @@ def train_and_write(args, ctx):
                      ", ".join(f"{name} {m['train']}/{m['valid']}" for name, m in missing.items()))
         log.info("split %s: %d train, %d valid; features loaded in %.2fs; device %s; %s with %d parameters",
                  split_path, len(train), len(valid), load_seconds, device, args.model, n_params)
+        log.info("precision: amp %s%s", args.amp, ", torch.compile" if args.compile else "")
         if ctx.enabled:
             log.info("distributed: %d processes, global batch %d split across them", ctx.world, args.batch_size)
         history, best = [], None
@@ -391,8 +402,8 @@ def train_and_write(args, ctx):
                    file=sys.stderr)
         for epoch in bar:
             start = time.perf_counter()
-            train_loss = train_one_epoch(model, train_batches, optimizer, scheduler, args, ctx)
-            valid_loss, probs, vals = evaluate(model, valid_batches, args, ctx)
+            train_loss = train_one_epoch(model, train_batches, optimizer, scheduler, args, ctx, precision)
+            valid_loss, probs, vals = evaluate(model, valid_batches, args, ctx, precision[0])
             seconds = time.perf_counter() - start
             m = emotion_metrics(valid.labels.cpu().numpy(), probs.argmax(1), classes)
             history.append({"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss,
