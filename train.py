@@ -163,8 +163,6 @@ def train_one_epoch(model, batches, optimizer, scheduler, args, ctx, precision):
 
     In a distributed run each rank's loss is its share of the global batch's loss (``ctx.total`` makes the
     denominators global), so the ranks' losses sum to the single-process loss."""
-    import torch
-
     from toolkit.distributed import unwrap
 
     model.train()
@@ -183,7 +181,7 @@ def train_one_epoch(model, batches, optimizer, scheduler, args, ctx, precision):
             scheduler.step()
         total += loss.item() * batch["global_size"]
         count += batch["global_size"]
-    return float(ctx.total(torch.tensor(total, dtype=torch.float64))) / count
+    return float(ctx.total(total)) / count
 
 
 def evaluate(model, batches, args, ctx, autocast):
@@ -209,7 +207,7 @@ def evaluate(model, batches, args, ctx, autocast):
     parts = ctx.gather((probs, vals))  # [(probs, vals) of each rank], each a list over batches
     probs = np.concatenate([rank[0][b] for b in range(len(probs)) for rank in parts])
     vals = np.concatenate([rank[1][b] for b in range(len(vals)) for rank in parts])
-    return float(ctx.total(torch.tensor(total, dtype=torch.float64))) / count, probs, vals
+    return float(ctx.total(total)) / count, probs, vals
 
 
 def default_run_dir(args):
@@ -339,7 +337,7 @@ def train_and_write(args, ctx):
     seed_everything(args.seed)
     device = pick_device(args.device, ctx.local_rank if ctx.enabled else args.gpu)
     check_amp(device, args.amp)
-    distributed.init(ctx, device)
+    ctx = distributed.init(ctx, device)
     classes = list(config.EMO_RULE[args.emo_rule])
     specs = lookup_features(args.feat)
     split_path = os.path.join(resolve(args.train_lst), f"{args.dataset}.npy")

@@ -1,6 +1,6 @@
 """Wall time of the default unimodal sweep on the demo data (all demo features × seeds 0-4), and of one run.
 
-    python benchmarks/bench_sweep.py [--jobs 1 2] [--repeats 1]
+    python benchmarks/bench_sweep.py [--jobs 1 2] [--repeats 1] [--seeds 0 1 2 3 4] [--no_single]
 
 Each sweep is a fresh `bash run_eval_unimodal.sh` (FORCE=1, its own SAVE_ROOT) with the default settings
 (lr 1e-4, batch 512, 80 epochs, REPEAT=3); "one run" is a fresh `python train.py` process with the same
@@ -31,23 +31,27 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="a shorter sweep: fewer seeds")
+    p.add_argument("--no_single", action="store_true", help="skip the one-run timing")
     opts = p.parse_args()
-    ensure_demo(range(5))
+    ensure_demo(opts.seeds)
     feats = "demo-face-UTT demo-clip-UTT demo-internvl-UTT demo-hubert-UTT demo-wav2vec2-UTT demo-roberta-UTT demo-macbert-UTT"
     tmp = tempfile.mkdtemp(prefix="bench_sweep_")
     try:
-        single = [timed([sys.executable, "train.py", "--feat", "demo-clip-UTT", "--repeat", "3", "--lr", "1e-4",
+        single = [] if opts.no_single else [timed([sys.executable, "train.py", "--feat", "demo-clip-UTT", "--repeat", "3", "--lr", "1e-4",
                          "--batch_size", "512", "--epochs", "80", "--no_progress", "--run_dir", os.path.join(tmp, f"one{i}")])
                   for i in range(3)]
-        print(f"one run (fresh process, 80 epochs): median {statistics.median(single):.2f}s  runs {[round(t, 2) for t in single]}")
+        if single:
+            print(f"one run (fresh process, 80 epochs): median {statistics.median(single):.2f}s  runs {[round(t, 2) for t in single]}")
         for jobs in opts.jobs:
             times = []
             for r in range(opts.repeats):
                 env = {**os.environ, "PYTHON": sys.executable, "FEATS": feats, "JOBS": str(jobs), "FORCE": "1",
+                       "SEEDS": " ".join(map(str, opts.seeds)),
                        "SAVE_ROOT": os.path.join(tmp, f"sweep-j{jobs}-{r}")}
                 times.append(timed(["bash", "run_eval_unimodal.sh"], env))
-            n = 7 * 5
-            print(f"full demo sweep, {n} runs, JOBS={jobs}: median {statistics.median(times):.1f}s "
+            n = 7 * len(opts.seeds)
+            print(f"demo sweep, {n} runs, JOBS={jobs}: median {statistics.median(times):.1f}s "
                   f"({statistics.median(times) / n:.2f}s per run)  runs {[round(t, 1) for t in times]}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -25,6 +25,7 @@ class Dist:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    device: torch.device = torch.device("cpu")  # where collectives run (set by ``init``; nccl needs CUDA tensors)
 
     @property
     def enabled(self):
@@ -40,7 +41,10 @@ class Dist:
         return torch.tensor_split(index, self.world)[self.rank] if self.enabled else index
 
     def total(self, value):
-        """Sum of a (no-grad) tensor over ranks, e.g. a loss denominator; the identity in one process."""
+        """Sum over ranks of a (no-grad) tensor, e.g. a loss denominator, or of a number (as a float64 tensor);
+        the identity in one process."""
+        if not torch.is_tensor(value):
+            value = torch.tensor(value, dtype=torch.float64, device=self.device)
         if not self.enabled:
             return value
         value = value.detach().clone()
@@ -92,11 +96,12 @@ def from_env():
 
 
 def init(ctx, device):
-    """Join the process group (nccl on CUDA, gloo on CPU) unless already joined or alone."""
+    """Join the process group (nccl on CUDA, gloo on CPU) unless already joined or alone; returns ``ctx`` on ``device``."""
     if ctx.enabled and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=ctx.rank, world_size=ctx.world)
+    return dataclasses.replace(ctx, device=device)
 
 
 def close(ctx):
