@@ -22,7 +22,7 @@ class Standardize(nn.Module):
         self.register_buffer("std", torch.ones(dim))
 
     @torch.no_grad()
-    def fit(self, x, rows, chunk=4096):
+    def fit(self, x, rows, chunk=1024):
         """Fit on rows ``rows`` of a (M, C) tensor, gathered in chunks so no copy of the set is made."""
         total = torch.zeros(x.shape[1], dtype=torch.float64, device=x.device)
         total_sq = torch.zeros_like(total)
