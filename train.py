@@ -329,7 +329,7 @@ def train_and_write(args, ctx):
     from models import get_model
     from toolkit import distributed
     from toolkit.device import autocast, check_amp, grad_scaler, pick_device
-    from toolkit.io import resolve
+    from toolkit.io import cache_folder, resolve
     from toolkit.metrics import emotion_metrics
     from toolkit.runs import save_checkpoint, staged_run_dir
 
@@ -341,7 +341,7 @@ def train_and_write(args, ctx):
     classes = list(config.EMO_RULE[args.emo_rule])
     specs = lookup_features(args.feat)
     split_path = os.path.join(resolve(args.train_lst), f"{args.dataset}.npy")
-    cache_dir = None if str(args.cache_dir).lower() == "none" else resolve(args.cache_dir)
+    cache_dir = cache_folder(args.cache_dir)
     t0 = time.time()
     experts = expert_names(args.feat, args.repeat)
     if not ctx.is_main:

@@ -20,6 +20,11 @@ def resolve(path):
     return path if os.path.isabs(path) else os.path.join(config.PROJECT_ROOT, path)
 
 
+def cache_folder(cache_dir):
+    """A --cache_dir value → the folder (resolved like config paths), or None for 'none' (no cache)."""
+    return None if cache_dir is None or str(cache_dir).lower() == "none" else resolve(cache_dir)
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""

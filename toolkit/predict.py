@@ -20,13 +20,6 @@ from toolkit.errors import UserError
 CHECKPOINT_KEYS = ("state_dict", "model", "feat_dims", "classes", "hparams")
 
 
-def cache_path(cache_dir):
-    """A --cache_dir value → folder (resolved like config paths) or None for 'none'."""
-    from toolkit.io import resolve
-
-    return None if cache_dir is None or str(cache_dir).lower() == "none" else resolve(cache_dir)
-
-
 def read_summary(run_dir):
     path = os.path.join(run_dir, "summary.json")
     if not os.path.exists(path):
@@ -97,6 +90,7 @@ def load_inputs(meta, names, cache_dir=config.PATH_TO_CACHE):
 
     Missing feature files follow the run's rule: an error, unless it was trained with --allow_missing."""
     from dataloader import load_store, lookup_features
+    from toolkit.io import cache_folder
     from dataloader.feature_store import feature_of
 
     specs = lookup_features(meta["features"])
@@ -109,7 +103,7 @@ def load_inputs(meta, names, cache_dir=config.PATH_TO_CACHE):
         if spec.level != levels.get(spec.name, "utt"):
             raise UserError(f"feature '{spec.name}' is {spec.level} level in config.py but {levels.get(spec.name, 'utt')} level in "
                             f"{meta['run_dir']}; predict with the features the run was trained on")
-    return load_store(specs, list(names), cache_path(cache_dir), allow_missing=meta.get("allow_missing", False))
+    return load_store(specs, list(names), cache_folder(cache_dir), allow_missing=meta.get("allow_missing", False))
 
 
 def predict(model, meta, names, device, batch_size=1024, cache_dir=config.PATH_TO_CACHE, inputs=None, progress=False):
