@@ -163,6 +163,7 @@ def train_one_epoch(model, batches, optimizer, scheduler, args, ctx, precision):
 
     In a distributed run each rank's loss is its share of the global batch's loss (``ctx.total`` makes the
     denominators global), so the ranks' losses sum to the single-process loss."""
+    from models.noise import global_batch
     from toolkit.distributed import unwrap
 
     model.train()
@@ -170,7 +171,7 @@ def train_one_epoch(model, batches, optimizer, scheduler, args, ctx, precision):
     total, count = 0.0, 0
     autocast, scaler = precision
     for batch in batches:
-        with autocast():
+        with autocast(), global_batch(batch["offset"], batch["global_size"]):  # noise per global sample
             out = model(batch["feats"], batch["present"])
             loss = core.loss(out, batch["labels"], batch["vals"], batch["weights"], args.val_weight, args.label_smoothing, ctx.total)
         optimizer.zero_grad(set_to_none=True)
@@ -232,14 +233,14 @@ def setup_logger(path):
 
 def write_outputs(stage, args, history, best, classes, specs, valid, device, seconds_per_epoch, missing):
     """Everything a run leaves besides the checkpoint and the log."""
-    import pandas as pd
     import yaml
 
     from toolkit.io import save_json, save_npy, save_text
     from toolkit.metrics import emotion_metrics
 
-    frame = pd.DataFrame(history)
-    save_text(os.path.join(stage, "metrics.csv"), frame.to_csv(index=False, float_format="%.6f"))
+    columns = list(history[0])
+    rows = [",".join(str(h[c]) if isinstance(h[c], (int, np.integer)) else f"{float(h[c]):.6f}" for c in columns) for h in history]
+    save_text(os.path.join(stage, "metrics.csv"), "\n".join([",".join(columns)] + rows) + "\n")
     save_text(os.path.join(stage, "args.yaml"), yaml.safe_dump(vars(args), sort_keys=True, allow_unicode=True))
     labels = valid.labels.cpu().numpy()
     preds = best["probs"].argmax(1)
@@ -283,10 +284,13 @@ def write_outputs(stage, args, history, best, classes, specs, valid, device, sec
     if not args.no_plots:
         from toolkit.plots import plot_confusion, plot_curves
 
-        epochs = frame["epoch"].tolist()
-        plot_curves(os.path.join(stage, "loss.png"), epochs, {"train": frame["train_loss"], "valid": frame["valid_loss"]}, "loss", best["epoch"])
-        plot_curves(os.path.join(stage, "emoacc.png"), epochs, {"valid": frame["valid_acc"]}, "accuracy", best["epoch"])
-        plot_curves(os.path.join(stage, "emofscore.png"), epochs, {"valid": frame["valid_f1"]}, "weighted F1", best["epoch"])
+        def column(key):
+            return [h[key] for h in history]
+
+        epochs = column("epoch")
+        plot_curves(os.path.join(stage, "loss.png"), epochs, {"train": column("train_loss"), "valid": column("valid_loss")}, "loss", best["epoch"])
+        plot_curves(os.path.join(stage, "emoacc.png"), epochs, {"valid": column("valid_acc")}, "accuracy", best["epoch"])
+        plot_curves(os.path.join(stage, "emofscore.png"), epochs, {"valid": column("valid_f1")}, "weighted F1", best["epoch"])
         plot_confusion(os.path.join(stage, "confusion.png"), metrics["confusion"], classes,
                        f"{args.model} {args.dataset} epoch {best['epoch']}: F1 {metrics['f1']:.4f}")
     return summary
@@ -309,7 +313,9 @@ def run(args):
     Under torchrun (see toolkit/distributed.py) every rank trains on its share of each global batch and
     only rank 0 writes; the other ranks return None."""
     from toolkit import distributed
+    from toolkit.device import keep_freed_memory
 
+    keep_freed_memory()
     ctx = distributed.from_env()
     try:
         return train_and_write(args, ctx)
@@ -328,7 +334,7 @@ def train_and_write(args, ctx):
     from dataloader.batches import load_split_sets
     from models import get_model
     from toolkit import distributed
-    from toolkit.device import autocast, check_amp, grad_scaler, pick_device
+    from toolkit.device import adamw, autocast, check_amp, grad_scaler, pick_device
     from toolkit.io import cache_folder, resolve
     from toolkit.metrics import emotion_metrics
     from toolkit.runs import save_checkpoint, staged_run_dir
@@ -375,7 +381,7 @@ def train_and_write(args, ctx):
         model.compile()  # in place: the state dict keeps its keys
     core, model = model, ctx.wrap(model, device, find_unused=unused)
     precision = (lambda: autocast(device, args.amp), grad_scaler(device, args.amp))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.l2)
+    optimizer = adamw(model.parameters(), args.lr, args.l2, device)
     train_batches = DeviceBatches(train, args.batch_size, shuffle=True, seed=args.seed, max_frames=args.max_frames, shard=ctx.shard)
     valid_batches = DeviceBatches(valid, 1024, max_frames=args.max_frames, shard=ctx.shard)
     steps = len(train_batches) * args.epochs

@@ -230,16 +230,17 @@ def load_split_sets(split_path, specs, classes, device, cache_dir=None, experts=
 class DeviceBatches:
     """Iterates a SampleSet in batches already on its device; shuffling uses its own seeded generator.
 
-    ``shard`` (a callable, e.g. ``toolkit.distributed.Dist.shard``) keeps this process's part of every
-    global batch of ``batch_size``; every process draws the same permutation, so the parts are disjoint
-    and together they are the single-process batch. ``batch["global_size"]`` is the whole batch's size."""
+    ``shard`` (a callable, e.g. ``toolkit.distributed.Dist.shard``: global batch size → slice) keeps this
+    process's part of every global batch of ``batch_size``; every process draws the same permutation, so the
+    parts are disjoint and together they are the single-process batch. ``batch["global_size"]`` is the
+    whole batch's size and ``batch["offset"]`` where this part starts in it (for ``models.noise``)."""
 
     def __init__(self, samples, batch_size, shuffle=False, seed=0, max_frames=64, shard=None):
         self.samples = samples
         self.batch_size = batch_size
         self.max_frames = max_frames
         self.shuffle = shuffle
-        self.shard = shard or (lambda index: index)
+        self.shard = shard or (lambda size: slice(0, size))
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self):
@@ -251,11 +252,13 @@ class DeviceBatches:
         order = order.to(s.rows.device)
         for start in range(0, len(s), self.batch_size):
             whole = order[start:start + self.batch_size]
-            idx = self.shard(whole)
+            part = self.shard(len(whole))
+            idx = whole[part]
             rows = s.rows[idx]
             yield {
                 "index": idx,
                 "global_size": len(whole),
+                "offset": part.start,
                 "feats": {name: select(arr, rows, self.max_frames) for name, arr in s.feats.items()},
                 "present": None if s.present is None else {name: p.index_select(0, rows) for name, p in s.present.items()},
                 "labels": s.labels[idx],

@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import os
 import re
+import threading
 
 import numpy as np
 
@@ -252,31 +253,62 @@ def _in_threads(fill, n):
         list(pool.map(block, range(0, n, step)))
 
 
-def _raw_reader(spec, first_path):
-    """A reader that skips np.load's header parsing for files whose header is byte-identical to the first
-    file's: a plain (dim,) array is its header plus raw data. Anything else returns None, and the caller
-    falls back to np.load with its full checks and messages. Cold starts read ~4x faster this way."""
-    if first_path is None or spec.pool == "mean" or spec.columns is not None:
-        return None
+_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _npy_header(path):
+    """(header bytes, shape, fortran order, dtype) of a .npy file, or None when it cannot be parsed here."""
     try:
-        with open(first_path, "rb") as f:
+        with open(path, "rb") as f:
             version = np.lib.format.read_magic(f)
-            shape, fortran, dtype = np.lib.format._read_array_header(f, version)
-            offset = f.tell()
+            shape, fortran, dtype = _HEADER_READERS[version](f)
+            size = f.tell()
             f.seek(0)
-            header = f.read(offset)
-    except Exception:  # noqa: BLE001 - the np.load path reports it
+            return f.read(size), shape, fortran, dtype
+    except Exception:  # noqa: BLE001 - np.load reports the problem with its own message
         return None
+
+
+def _raw_reader(spec, first_path):
+    """``read(path, row) -> bool``: fill ``row`` (a (dim,) float32 array) straight from a .npy file whose
+    header is byte-identical to the first file's, with one ``preadv`` system call (float32 files are read
+    into the row without a copy). A file with another header, size or an unreadable one returns False and
+    the caller falls back to ``np.load`` with its full checks and messages. Returns None (no fast path)
+    for column selections, pooled frames or a first file that is not a plain (dim,) array.
+
+    A cold start reads tens of thousands of small files: this path costs a few microseconds per file,
+    ``np.load`` about ten times more."""
+    if first_path is None or spec.pool == "mean" or spec.columns is not None or not hasattr(os, "preadv"):
+        return None
+    parsed = _npy_header(first_path)
+    if parsed is None:
+        return None
+    header, shape, fortran, dtype = parsed
     if shape != (spec.dim,) or fortran or dtype.hasobject:
         return None
-    size = offset + spec.dim * dtype.itemsize
+    direct = dtype == np.dtype("<f4")
+    local = threading.local()  # per-thread buffers: the header, a probe byte past the end, the data if converted
 
-    def read(path):
-        with open(path, "rb") as f:
-            data = f.read()
-        if len(data) != size or data[:offset] != header:
-            return None
-        return np.frombuffer(data, dtype=dtype, count=spec.dim, offset=offset)
+    def read(path, row):
+        if not hasattr(local, "header"):
+            local.header, local.probe = bytearray(len(header)), bytearray(1)
+            local.data = None if direct else np.empty(spec.dim, dtype)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            target = row if direct else local.data
+            n = os.preadv(fd, [local.header, target, local.probe], 0)
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+        if n != len(header) + target.nbytes or local.header != header:
+            return False
+        if not direct:
+            row[:] = local.data
+        return True
 
     return read
 
@@ -287,9 +319,8 @@ def _read_all(spec, paths):
     fast = _raw_reader(spec, next((p for p in paths if p is not None), None))
 
     def fill(i):
-        if paths[i] is not None:
-            row = fast(paths[i]) if fast else None
-            packed[i] = _read_one(paths[i], spec) if row is None else row
+        if paths[i] is not None and not (fast and fast(paths[i], packed[i])):
+            packed[i] = _read_one(paths[i], spec)
 
     _in_threads(fill, len(paths))
     _check_finite(spec, packed, lambda i: paths[i])

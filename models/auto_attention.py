@@ -4,6 +4,7 @@ import torch.nn as nn
 
 from models import register_model
 from models.base import FeatureExpertModel
+from models.noise import SampleDropout, sample_transformer
 
 
 @register_model("auto_attention")
@@ -16,12 +17,9 @@ class AutoAttention(FeatureExpertModel):
                  **expert_options):
         super().__init__(feat_dims, num_classes, hidden_dim, expert_layers, dropout, input_dropout, aux_weight, **expert_options)
         self.feature_embedding = nn.Parameter(torch.zeros(len(feat_dims), hidden_dim))
-        layer = nn.TransformerEncoderLayer(
-            hidden_dim, heads, dim_feedforward=2 * hidden_dim, dropout=dropout, batch_first=True, norm_first=True
-        )
-        self.mixer = nn.TransformerEncoder(layer, attn_layers, enable_nested_tensor=False)
+        self.mixer = sample_transformer(hidden_dim, heads, attn_layers, dropout)
         self.pool_score = nn.Linear(hidden_dim, 1)
-        self.head = nn.Sequential(nn.LayerNorm(hidden_dim), nn.Dropout(dropout), nn.Linear(hidden_dim, num_classes))
+        self.head = nn.Sequential(nn.LayerNorm(hidden_dim), SampleDropout(dropout), nn.Linear(hidden_dim, num_classes))
         self.valence_head = nn.Linear(hidden_dim, 1)
 
     def forward(self, feats, present=None):

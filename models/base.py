@@ -12,6 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models.noise import SampleDropout, sample_rand, sample_transformer
+
 
 class Standardize(nn.Module):
     """Z-scores a feature with statistics of the training set, kept as buffers so checkpoints carry them."""
@@ -22,7 +24,7 @@ class Standardize(nn.Module):
         self.register_buffer("std", torch.ones(dim))
 
     @torch.no_grad()
-    def fit(self, x, rows, chunk=1024):
+    def fit(self, x, rows, chunk=256):
         """Fit on rows ``rows`` of a (M, C) tensor, gathered in chunks so no copy of the set is made."""
         total = torch.zeros(x.shape[1], dtype=torch.float64, device=x.device)
         total_sq = torch.zeros_like(total)
@@ -36,7 +38,7 @@ class Standardize(nn.Module):
         self.std.copy_(var.sqrt().clamp_min(1e-6).to(self.std))
 
     def forward(self, x):
-        return (x - self.mean) / self.std
+        return torch.addcmul(-self.mean / self.std, x, 1 / self.std)  # (x - mean) / std in one pass over x
 
 
 class UtteranceExpert(nn.Module):
@@ -45,10 +47,10 @@ class UtteranceExpert(nn.Module):
     def __init__(self, in_dim, hidden_dim, layers, dropout, input_dropout):
         super().__init__()
         self.norm = Standardize(in_dim)
-        blocks = [nn.Dropout(input_dropout)]
+        blocks = [SampleDropout(input_dropout)]
         width = in_dim
         for _ in range(layers):
-            blocks += [nn.Linear(width, hidden_dim), nn.GELU(), nn.LayerNorm(hidden_dim), nn.Dropout(dropout)]
+            blocks += [nn.Linear(width, hidden_dim), nn.GELU(), nn.LayerNorm(hidden_dim), SampleDropout(dropout)]
             width = hidden_dim
         self.encoder = nn.Sequential(*blocks)
 
@@ -78,12 +80,11 @@ class TemporalExpert(nn.Module):
         super().__init__()
         width = width or hidden_dim  # the transformer's width; the output is hidden_dim like every expert's
         self.norm = Standardize(in_dim)
-        self.input_dropout = nn.Dropout(input_dropout)
+        self.input_dropout = SampleDropout(input_dropout)
         self.project = nn.Linear(in_dim, width)
         self.cls = nn.Parameter(torch.randn(1, 1, width) * 0.02)
-        layer = nn.TransformerEncoderLayer(width, heads, dim_feedforward=2 * width, dropout=dropout, batch_first=True, norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
-        self.out = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, hidden_dim), nn.GELU(), nn.LayerNorm(hidden_dim), nn.Dropout(dropout))
+        self.encoder = sample_transformer(width, heads, layers, dropout)
+        self.out = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, hidden_dim), nn.GELU(), nn.LayerNorm(hidden_dim), SampleDropout(dropout))
 
     def forward(self, frames):
         x, valid = frames
@@ -148,9 +149,9 @@ class FeatureExpertModel(nn.Module):
             data = torch.stack([present[name] for name in self.feat_names], dim=1)
         fusion = data
         if self.training and self.expert_dropout > 0:
-            fusion = data & (torch.rand(data.shape, device=data.device) >= self.expert_dropout)
+            fusion = data & (sample_rand(data.shape, data.device) >= self.expert_dropout)
             lost = ~fusion.any(dim=1, keepdim=True)
-            pick = torch.where(data, torch.rand(data.shape, device=data.device), torch.full(data.shape, -1.0, device=data.device))
+            pick = torch.where(data, sample_rand(data.shape, data.device), torch.full(data.shape, -1.0, device=data.device))
             keep_one = torch.zeros_like(data).scatter_(1, pick.argmax(dim=1, keepdim=True), True)
             fusion = fusion | (lost & keep_one)
         return (None if present is None else data), fusion

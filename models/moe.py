@@ -4,6 +4,7 @@ import torch.nn as nn
 
 from models import register_model
 from models.base import FeatureExpertModel
+from models.noise import SampleDropout
 
 
 @register_model("moe")
@@ -23,8 +24,8 @@ class MoE(FeatureExpertModel):
         super().__init__(feat_dims, num_classes, hidden_dim, expert_layers, dropout, input_dropout, aux_weight, **expert_options)
         concat_dim = hidden_dim * len(feat_dims)
         n_gated = len(feat_dims) + int(bool(fused_head))
-        self.fused_head = nn.Sequential(nn.Dropout(dropout), nn.Linear(concat_dim, num_classes)) if fused_head else None
-        self.gate = nn.Sequential(nn.Dropout(dropout), nn.Linear(concat_dim, n_gated))
+        self.fused_head = nn.Sequential(SampleDropout(dropout), nn.Linear(concat_dim, num_classes)) if fused_head else None
+        self.gate = nn.Sequential(SampleDropout(dropout), nn.Linear(concat_dim, n_gated))
         self.valence_head = nn.Linear(concat_dim, 1)
 
     def forward(self, feats, present=None):

@@ -1,5 +1,6 @@
 """The one place that decides where tensors live and in which precision they are computed."""
 import contextlib
+import os
 
 import torch
 
@@ -40,3 +41,30 @@ def autocast(device, amp):
 def grad_scaler(device, amp):
     """fp16 needs loss scaling against underflowing gradients; with bf16 or off the scaler passes through."""
     return torch.amp.GradScaler(device.type, enabled=amp == "fp16")
+
+
+def adamw(params, lr, weight_decay, device):
+    """AdamW with the fused kernel (one pass over every parameter, on CPU and CUDA): on a CPU it cut a
+    training epoch of the default moe at MER scale by about a fifth against the per-tensor loop."""
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=device.type in ("cpu", "cuda") and not os.environ.get("NOFUSED"))
+
+
+def keep_freed_memory(mmap_threshold=32 << 20, trim_threshold=256 << 20):
+    """Let glibc's malloc reuse freed blocks instead of handing them back to the kernel.
+
+    Every training step allocates temporaries of a few MB (gathered batches, dropout masks, activations).
+    By default glibc serves such blocks with mmap and returns them with munmap, so each step page-faults
+    fresh zeroed pages in again; on a 2-core machine that cost about a quarter of a CPU epoch of the default
+    moe at MER scale. Raising the mmap and trim thresholds (what ``MALLOC_MMAP_THRESHOLD_`` and
+    ``MALLOC_TRIM_THRESHOLD_`` do) keeps up to ``trim_threshold`` bytes of freed heap for reuse. No-op
+    where the C library is not glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+    return bool(mallopt(m_mmap_threshold, mmap_threshold)) and bool(mallopt(m_trim_threshold, trim_threshold))

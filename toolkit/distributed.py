@@ -36,9 +36,12 @@ class Dist:
         """Only rank 0 writes the run directory, logs, progress bar and checkpoints."""
         return self.rank == 0
 
-    def shard(self, index):
-        """This rank's contiguous part of a global batch ``index`` (parts differ by at most one sample)."""
-        return torch.tensor_split(index, self.world)[self.rank] if self.enabled else index
+    def shard(self, size):
+        """The slice of a global batch of ``size`` samples that this rank trains on: contiguous parts that
+        differ by at most one sample (the first ``size % world`` ranks take one more)."""
+        base, extra = divmod(size, self.world)
+        start = self.rank * base + min(self.rank, extra)
+        return slice(start, start + base + (self.rank < extra))
 
     def total(self, value):
         """Sum over ranks of a (no-grad) tensor, e.g. a loss denominator, or of a number (as a float64 tensor);

@@ -83,3 +83,21 @@ def test_row_vector_files_are_squeezed(tiny_project):
     np.save(os.path.join(spec.folder, "clip_0002.npy"), np.ones((1, 8), np.float32))
     arrays, rows = load_features([spec], tiny_project["names"])
     assert (arrays[spec.name][rows[2]] == 1).all()
+
+
+@pytest.mark.skipif(not hasattr(os, "preadv"), reason="the fast reader needs os.preadv")
+@pytest.mark.parametrize("dtype", ["<f4", "<f8", ">f4"])
+def test_fast_reader_reads_plain_files_and_refuses_others(tmp_path, dtype):
+    from dataloader.feature_store import FeatureSpec, _raw_reader
+
+    values = np.arange(6, dtype=dtype)
+    np.save(tmp_path / "a.npy", values)
+    np.save(tmp_path / "b.npy", values[:5])  # another shape: another header
+    np.save(tmp_path / "c.npy", values.astype("<f2"))
+    (tmp_path / "d.npy").write_bytes((tmp_path / "a.npy").read_bytes() + b"\0")  # trailing byte
+    read = _raw_reader(FeatureSpec("f", 6, str(tmp_path), "video"), str(tmp_path / "a.npy"))
+    assert read is not None, "a plain (dim,) file must take the fast path"
+    row = np.zeros(6, np.float32)
+    assert read(str(tmp_path / "a.npy"), row) and row.tolist() == values.astype(np.float32).tolist()
+    for other in ("b", "c", "d", "missing"):
+        assert not read(str(tmp_path / f"{other}.npy"), np.zeros(6, np.float32))
