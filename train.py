@@ -78,9 +78,9 @@ def build_parser():
     g.add_argument("--model_pretrain", default=None, help="initialise from a best.pth of a run with the same features and classes")
     g = p.add_argument_group("optimisation")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--lr", type=float, default=2e-3)
+    g.add_argument("--lr", type=float, default=6e-3)
     g.add_argument("--l2", type=float, default=1e-3, help="AdamW weight decay")
-    g.add_argument("--batch_size", type=int, default=64)
+    g.add_argument("--batch_size", type=int, default=256)
     g.add_argument("--epochs", type=int, default=100)
     g.add_argument("--patience", type=int, default=30, help="stop after this many epochs without a better valid F1 (0: never)")
     g.add_argument("--scheduler", choices=["cosine", "none"], default="cosine", help="per-step cosine decay after warm-up")
@@ -137,13 +137,11 @@ def parse_args(argv=None):
 
 
 def seed_everything(seed):
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     import torch
 
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def cosine_with_warmup(optimizer, total_steps, warmup_steps):
@@ -334,7 +332,7 @@ def train_and_write(args, ctx):
     from dataloader.batches import load_split_sets
     from models import get_model
     from toolkit import distributed
-    from toolkit.device import adamw, autocast, check_amp, grad_scaler, pick_device
+    from toolkit.device import adamw, autocast, check_amp, deterministic, grad_scaler, pick_device
     from toolkit.io import cache_folder, resolve
     from toolkit.metrics import emotion_metrics
     from toolkit.runs import save_checkpoint, staged_run_dir
@@ -342,6 +340,7 @@ def train_and_write(args, ctx):
     args.start_time = time.time()
     seed_everything(args.seed)
     device = pick_device(args.device, ctx.local_rank if ctx.enabled else args.gpu)
+    deterministic(device)
     check_amp(device, args.amp)
     ctx = distributed.init(ctx, device)
     classes = list(config.EMO_RULE[args.emo_rule])

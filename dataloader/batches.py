@@ -250,18 +250,20 @@ class DeviceBatches:
         s = self.samples
         order = torch.randperm(len(s), generator=self.generator) if self.shuffle else torch.arange(len(s))
         order = order.to(s.rows.device)
+        # per-sample columns in epoch order once per epoch: each batch then takes slices (views)
+        rows, labels, vals, weights = s.rows[order], s.labels[order], s.vals[order], s.weights[order]
         for start in range(0, len(s), self.batch_size):
-            whole = order[start:start + self.batch_size]
-            part = self.shard(len(whole))
-            idx = whole[part]
-            rows = s.rows[idx]
+            size = min(self.batch_size, len(s) - start)
+            part = self.shard(size)
+            mine = slice(start + part.start, start + part.stop)
+            batch_rows = rows[mine]
             yield {
-                "index": idx,
-                "global_size": len(whole),
+                "index": order[mine],
+                "global_size": size,
                 "offset": part.start,
-                "feats": {name: select(arr, rows, self.max_frames) for name, arr in s.feats.items()},
-                "present": None if s.present is None else {name: p.index_select(0, rows) for name, p in s.present.items()},
-                "labels": s.labels[idx],
-                "vals": s.vals[idx],
-                "weights": s.weights[idx],
+                "feats": {name: select(arr, batch_rows, self.max_frames) for name, arr in s.feats.items()},
+                "present": None if s.present is None else {name: p.index_select(0, batch_rows) for name, p in s.present.items()},
+                "labels": labels[mine],
+                "vals": vals[mine],
+                "weights": weights[mine],
             }

@@ -39,7 +39,7 @@ def test_run_writes_the_whole_run_dir(tiny_project, capsys):
     assert [f["name"] for f in saved["features"]] == ["tiny-video-UTT", "tiny-audio-UTT", "tiny-text-UTT"]
     assert saved["f1"] > 0.5, "the tiny data is easy; a working model learns it"
     args = yaml.safe_load(open(os.path.join(run_dir, "args.yaml")))
-    assert args["model"] == "moe" and args["hidden_dim"] == 128
+    assert args["model"] == "moe" and args["hidden_dim"] == 64
 
 
 def test_same_seed_same_metrics(tiny_project, tmp_path):

@@ -1,5 +1,6 @@
 """The one place that decides where tensors live and in which precision they are computed."""
 import contextlib
+import os
 
 import torch
 
@@ -19,6 +20,18 @@ def pick_device(device="auto", gpu=0):
     if device != "cpu":
         raise UserError(f"--device {device!r}: use auto, cpu or cuda")
     return torch.device("cpu")
+
+
+def deterministic(device):
+    """Same seed, same data, same device → same metrics.
+
+    On CUDA some kernels (scatter/index adds, cuBLAS workspaces) are nondeterministic unless PyTorch is told
+    otherwise. The CPU kernels a run uses here are deterministic already, and the switch would import
+    PyTorch's compiler stack (about 70 MB of resident memory and a second of start-up), so it is only set for
+    CUDA. ``tests/test_train.py::test_same_seed_same_metrics`` checks two CPU runs."""
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
