@@ -84,6 +84,7 @@ def train_f1(row, seed, feats, extra, fresh, dataset=None, train_lst=None):
     run_dir = os.path.join(OUT, row, f"seed{seed}")
     path = os.path.join(run_dir, "summary.json")
     if os.path.exists(path) and not fresh:
+        print(f"reusing the finished run {run_dir} (--fresh retrains it)", flush=True)
         return json.load(open(path))["f1"]
     argv = ["--dataset", dataset or f"seed{seed}", "--seed", str(seed), "--feat", ",".join(feats),
             "--run_dir", run_dir, "--no_plots", "--no_progress"] + extra

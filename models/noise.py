@@ -12,29 +12,39 @@ faster than ``torch.nn.Dropout`` (whose Bernoulli draw dominated the cost of a t
 probability resolution 2**-16.
 """
 import contextlib
-import contextvars
 import math
 
 import torch
 import torch.nn as nn
 
-_GLOBAL_BATCH = contextvars.ContextVar("global_batch", default=None)
 _INT64_MIN = torch.iinfo(torch.int64).min
+
+
+class _Placement:
+    """Where the rows of the batch being computed sit in the global batch (None: it is its own).
+
+    A plain attribute rather than a ContextVar: ``torch.compile`` traces attribute reads (guarding on their
+    values) but breaks its graph at ``ContextVar.get``."""
+
+    where = None
+
+
+_PLACEMENT = _Placement()
 
 
 @contextlib.contextmanager
 def global_batch(offset, size):
     """Within this block, a batch of B rows is rows ``offset .. offset+B`` of a global batch of ``size``."""
-    token = _GLOBAL_BATCH.set((offset, size))
+    previous, _PLACEMENT.where = _PLACEMENT.where, (offset, size)
     try:
         yield
     finally:
-        _GLOBAL_BATCH.reset(token)
+        _PLACEMENT.where = previous
 
 
 def _rows(local_rows):
     """(offset, global size) of the current batch; a batch outside ``global_batch`` is its own."""
-    where = _GLOBAL_BATCH.get()
+    where = _PLACEMENT.where
     if where is None:
         return 0, local_rows
     offset, size = where
@@ -53,9 +63,13 @@ def keep_mask(shape, keep, device):
     """Bool mask of ``shape`` (B, ...), each entry True with probability ``keep`` (to 2**-16), per global row."""
     offset, size = _rows(shape[0])
     per_row = math.prod(shape[1:])
+    threshold = round(keep * 65536)
+    if torch.compiler.is_compiling():  # torch.compile cannot trace random_; its own uniform draw is fast there
+        uniform = torch.rand(size, per_row, device=device)[offset:offset + shape[0]]
+        return (uniform < threshold / 65536).view(shape)
     words = torch.empty(size, (per_row + 3) // 4, dtype=torch.int64, device=device).random_(_INT64_MIN, None)
     bits = words[offset:offset + shape[0]].view(torch.int16)[:, :per_row]
-    return (bits < round(keep * 65536) - 32768).view(shape)
+    return (bits < threshold - 32768).view(shape)
 
 
 class SampleDropout(nn.Module):

@@ -1,8 +1,9 @@
 """Unimodal sweep: train every feature × seed inside one (or JOBS) long-lived processes.
 
 Called by run_eval_unimodal.sh. Runs share the interpreter, so torch and the packed feature caches are
-loaded once per process instead of once per run. A run whose summary.json exists is skipped unless
---force, so an interrupted sweep resumes where it stopped.
+loaded once per process instead of once per run. A run whose summary.json exists and whose args.yaml
+holds the same training settings is skipped unless --force, so an interrupted sweep resumes where it
+stopped; a run made with other settings (another --lr, epochs, model default, ...) is trained again.
 """
 import argparse
 import os
@@ -68,6 +69,30 @@ def train_argv(opts, feature, seed, run_dir):
             "--train_lst", opts.train_lst, "--run_dir", run_dir, "--no_progress"] + opts.train_args
 
 
+# flags that do not change what a run learns: a finished run with other values still counts as done
+BOOKKEEPING = {"run_dir", "save_root", "save_as_time", "no_progress", "no_plots", "num_workers", "device", "gpu", "cache_dir",
+               "train_lst", "save_model"}
+
+
+def changed_settings(opts, feature, seed, run_dir):
+    """[(flag, stored value, wanted value)] where the finished run in ``run_dir`` differs from what this sweep
+    would train; None when the run has not finished (no summary.json or no readable args.yaml)."""
+    import yaml
+
+    import train
+
+    try:
+        with open(os.path.join(run_dir, "args.yaml")) as f:
+            stored = yaml.safe_load(f)
+        if not os.path.exists(os.path.join(run_dir, "summary.json")):
+            return None
+    except (OSError, yaml.YAMLError):
+        return None
+    wanted = vars(train.parse_args(train_argv(opts, feature, seed, run_dir)))
+    return [(key, stored.get(key), value) for key, value in sorted(wanted.items())
+            if key not in BOOKKEEPING and stored.get(key) != value]
+
+
 def run_one(task):
     """Train one (feature, seed); returns (feature, seed, f1 or None, seconds, error message or None)."""
     import contextlib
@@ -116,9 +141,20 @@ def main(argv=None):
     p.add_argument("train_args", nargs="*", help="extra train.py flags, after --")
     opts = p.parse_args(argv)
     plan = plan_runs(opts)
-    todo = [(opts, f, s, d) for f, s, d in plan if opts.force or not os.path.exists(os.path.join(d, "summary.json"))]
+    todo, stale = [], []
+    for feature, seed, run_dir in plan:
+        changes = None if opts.force else changed_settings(opts, feature, seed, run_dir)
+        if changes:
+            stale.append((feature, seed, changes))
+        if changes is None or changes:
+            todo.append((opts, feature, seed, run_dir))
     print(f"unimodal sweep: {len(plan)} runs ({len(plan) // len(opts.seeds.split())} features × {len(opts.seeds.split())} seeds), "
           f"{len(plan) - len(todo)} already done, {len(todo)} to train, {opts.jobs} job(s); results in {opts.save_root}")
+    if stale:
+        feature, seed, changes = stale[0]
+        shown = ", ".join(f"{key} {old!r} -> {new!r}" for key, old, new in changes[:3])
+        print(f"{len(stale)} finished runs were trained with other settings and are trained again "
+              f"(first: {feature} {opts.dataset_prefix}{seed}: {shown})")
     start = time.time()
     if opts.jobs > 1:
         import multiprocessing

@@ -81,3 +81,18 @@ def test_standardize_uses_training_rows_only():
     norm = model.experts["a-UTT"].norm
     assert torch.allclose(norm.mean, feats["a-UTT"][rows].mean(0), atol=1e-5)
     assert torch.allclose(norm.std, feats["a-UTT"][rows].std(0, unbiased=False), atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["moe", "auto_attention"])
+def test_training_forward_traces_as_one_graph(name):
+    """--compile needs the training forward (dropout noise of a part of a global batch included) without
+    graph breaks; the eager backend checks the tracing without a C++ compiler."""
+    from models.noise import global_batch
+
+    torch.manual_seed(0)
+    model = build(name).train()
+    compiled = torch.compile(model, backend="eager", fullgraph=True)
+    with global_batch(2, 10):
+        out = compiled(random_feats(6))
+    assert out["logits"].shape == (6, 6) and torch.isfinite(out["logits"]).all()
+    torch._dynamo.reset()

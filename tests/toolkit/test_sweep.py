@@ -30,6 +30,21 @@ def test_sweep_trains_every_feature_and_resumes(tiny_project, tmp_path, capsys):
     assert "0 already done, 1 to train" in capsys.readouterr().out
 
 
+def test_runs_made_with_other_settings_are_trained_again(tiny_project, tmp_path, capsys):
+    sweep.main(sweep_argv(tiny_project, tmp_path, "--feats", "tiny-text-UTT"))
+    capsys.readouterr()
+    argv = sweep_argv(tiny_project, tmp_path, "--feats", "tiny-text-UTT")
+    argv[argv.index("--lr") + 1] = "2e-3"
+    sweep.main(argv)
+    out = capsys.readouterr().out
+    assert "0 already done, 1 to train" in out
+    assert "1 finished runs were trained with other settings and are trained again (first: tiny-text-UTT seed0: lr 0.001 -> 0.002)" in out
+    sweep.main(argv + ["--hidden_dim", "8"])  # a model hyper-parameter passed through to train.py counts too
+    assert "hidden_dim 64 -> 8" in capsys.readouterr().out
+    sweep.main(argv + ["--hidden_dim", "8", "--no_progress"])  # bookkeeping flags do not
+    assert "1 already done, 0 to train" in capsys.readouterr().out
+
+
 def test_parallel_jobs_match_sequential(tiny_project, tmp_path):
     sweep.main(sweep_argv(tiny_project, tmp_path / "seq", "--repeat", "1"))
     sweep.main(sweep_argv(tiny_project, tmp_path / "par", "--repeat", "1", "--jobs", "2"))
