@@ -383,6 +383,8 @@ def train_and_write(args, ctx):
     optimizer = adamw(model.parameters(), args.lr, args.l2, device)
     train_batches = DeviceBatches(train, args.batch_size, shuffle=True, seed=args.seed, max_frames=args.max_frames, shard=ctx.shard)
     valid_batches = DeviceBatches(valid, 1024, max_frames=args.max_frames, shard=ctx.shard)
+    if not args.mmap:  # the validation batches never change: gather them once (a memory map keeps them on disk)
+        valid_batches = list(valid_batches)
     steps = len(train_batches) * args.epochs
     scheduler = cosine_with_warmup(optimizer, steps, int(args.warmup_epochs * len(train_batches))) if args.scheduler == "cosine" else None
 

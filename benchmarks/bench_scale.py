@@ -40,9 +40,9 @@ GPU_CONFIGS = [
 
 
 def train_argv(epochs, run_dir, device, batch_size):
+    batch = [] if batch_size is None else ["--batch_size", str(batch_size)]
     return ["train.py", "--dataset", "seed0", "--train_lst", SPLITS, "--cache_dir", CACHE, "--feat", ",".join(FEATS),
-            "--epochs", str(epochs), "--patience", "0", "--batch_size", str(batch_size), "--run_dir", run_dir,
-            "--no_plots", "--no_progress", "--device", device]
+            "--epochs", str(epochs), "--patience", "0", "--run_dir", run_dir, "--no_plots", "--no_progress", "--device", device] + batch
 
 
 def one_run(procs, extra, epochs, run_dir, device, batch_size):
@@ -78,7 +78,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=int, default=4, help="measured epochs per run (one more is run and dropped)")
     p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--batch_size", type=int, default=64, help="the global batch (split across DDP processes)")
+    p.add_argument("--batch_size", type=int, default=None,
+                   help="the global batch (split across DDP processes); default: train.py's")
     p.add_argument("--only", choices=["cpu", "gpu"], default=None)
     opts = p.parse_args()
     ensure_data()
@@ -88,8 +89,11 @@ def main():
 
     split = load_split(os.path.join(SPLITS, "seed0.npy"))
     n_train = len(split["train_info"]["names"])
+    import train
+
+    batch = opts.batch_size or train.parse_args([]).batch_size
     print(f"data: {n_train} train + {len(split['valid_info']['names'])} valid clips, features {', '.join(FEATS)}; "
-          f"global batch {opts.batch_size}; {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}")
+          f"global batch {batch}; {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}")
     if opts.only != "gpu":
         measure(CPU_CONFIGS, opts, "cpu", n_train)
     if opts.only != "cpu":
