@@ -1,6 +1,6 @@
 """Training-speed benchmark on MER2025-sized synthetic data (7,369 clips; features of 1024, 1280, 4096 dims).
 
-    python benchmarks/bench_train.py [--epochs 5] [--repeats 3]
+    python benchmarks/bench_train.py [--epochs 10] [--repeats 3]
 
 Prints, as medians: (a) seconds per epoch (train + valid) of train.py's own loop; (b) the same model's pure
 compute per epoch on tensors already in memory; (c) one pass of a per-sample-file torch DataLoader
@@ -159,7 +159,7 @@ def peak_rss_mb(epochs, plots=False):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     opts = parser.parse_args()
     ensure_data()
