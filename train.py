@@ -316,7 +316,9 @@ def run(args):
     keep_freed_memory()
     ctx = distributed.from_env()
     try:
-        return train_and_write(args, ctx)
+        summary = train_and_write(args, ctx)
+        ctx.barrier()  # ranks leave together: none tears its connections down while rank 0 still writes
+        return summary
     finally:
         distributed.close(ctx)
 

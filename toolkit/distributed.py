@@ -12,6 +12,7 @@ gradient of the whole batch, including an uneven last batch; DDP averages gradie
 rank back-propagates ``world × loss`` (``Dist.scale``).
 """
 import dataclasses
+import gc
 import os
 
 import torch
@@ -108,7 +109,11 @@ def init(ctx, device):
 
 
 def close(ctx):
+    """Leave the process group. What still holds it is freed first: a DDP wrapper caught in a reference
+    cycle would otherwise be collected during interpreter shutdown, where destroying gloo's worker threads
+    can abort the process ("terminate called without an active exception")."""
     if ctx.enabled and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 
