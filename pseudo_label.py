@@ -50,13 +50,13 @@ def clips_with_features(names, features):
     One directory listing per feature folder: an unlabeled pool (MER-SEMI: ~125k clips) would otherwise
     cost one stat per clip and feature here, before the feature store stats the files it reads."""
     from dataloader import lookup_features
+    from dataloader.feature_store import require_folder
 
     specs = lookup_features(features)
     has_all = np.ones(len(names), dtype=bool)
     missing = {}
     for spec in specs:
-        if not os.path.isdir(spec.folder):
-            raise UserError(f"feature folder {spec.folder} for '{spec.name}' does not exist; fix its path in config.py")
+        require_folder(spec)
         with os.scandir(spec.folder) as entries:
             files = {entry.name[:-4] for entry in entries if entry.name.endswith(".npy")}
         present = np.fromiter((n in files for n in names), dtype=bool, count=len(names))

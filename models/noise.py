@@ -7,9 +7,9 @@ the noise of the whole global batch from the same seeded generator and keeps its
 gets the same mask whatever the number of processes. ``train.py`` says where the local rows sit inside the
 global batch with ``global_batch(offset, size)``; outside it a batch is its own global batch.
 
-Dropout masks come from 16-bit slices of 64-bit random integers: on a CPU that draws a mask about 10×
-faster than ``torch.nn.Dropout`` (whose Bernoulli draw dominated the cost of a training step), with keep
-probability resolution 2**-16.
+Dropout masks come from 16-bit slices of 64-bit random integers: on a CPU that is cheaper than
+``torch.nn.Dropout``'s Bernoulli draw (which dominated the cost of a training step), with keep probability
+resolution 2**-16 (``mask_probability``).
 """
 import contextlib
 import math
@@ -59,17 +59,23 @@ def sample_rand(shape, device):
     return torch.rand((size,) + tuple(shape[1:]), device=device)[offset:offset + shape[0]]
 
 
+def mask_probability(keep):
+    """The probability ``keep_mask`` really keeps an entry with: ``keep`` rounded to a multiple of 2**-16."""
+    return round(keep * 65536) / 65536
+
+
 def keep_mask(shape, keep, device):
-    """Bool mask of ``shape`` (B, ...), each entry True with probability ``keep`` (to 2**-16), per global row."""
+    """Bool mask of ``shape`` (B, ...), each entry True with probability ``mask_probability(keep)``, per
+    global row."""
     offset, size = _rows(shape[0])
     per_row = math.prod(shape[1:])
-    threshold = round(keep * 65536)
+    keep = mask_probability(keep)
     if torch.compiler.is_compiling():  # torch.compile cannot trace random_; its own uniform draw is fast there
         uniform = torch.rand(size, per_row, device=device)[offset:offset + shape[0]]
-        return (uniform < threshold / 65536).view(shape)
+        return (uniform < keep).view(shape)
     words = torch.empty(size, (per_row + 3) // 4, dtype=torch.int64, device=device).random_(_INT64_MIN, None)
     bits = words[offset:offset + shape[0]].view(torch.int16)[:, :per_row]
-    return (bits < threshold - 32768).view(shape)
+    return (bits < round(keep * 65536) - 32768).view(shape)
 
 
 class SampleDropout(nn.Module):
@@ -86,10 +92,9 @@ class SampleDropout(nn.Module):
             return x
         if self.p == 1:
             return torch.zeros_like(x)
-        keep = round((1 - self.p) * 65536) / 65536  # the probability keep_mask really uses
         # bool → uint8 view → float: a float × float product; float × bool takes a slow mixed-type path
         mask = keep_mask(x.shape, 1 - self.p, x.device).view(torch.uint8).to(x.dtype)
-        return (x * mask).mul_(1 / keep)
+        return (x * mask).mul_(1 / mask_probability(1 - self.p))
 
     def extra_repr(self):
         return f"p={self.p}"

@@ -81,11 +81,11 @@ def changed_settings(opts, feature, seed, run_dir):
 
     import train
 
+    if not os.path.exists(os.path.join(run_dir, "summary.json")):
+        return None
     try:
         with open(os.path.join(run_dir, "args.yaml")) as f:
             stored = yaml.safe_load(f)
-        if not os.path.exists(os.path.join(run_dir, "summary.json")):
-            return None
     except (OSError, yaml.YAMLError):
         return None
     wanted = vars(train.parse_args(train_argv(opts, feature, seed, run_dir)))
@@ -144,10 +144,11 @@ def main(argv=None):
     todo, stale = [], []
     for feature, seed, run_dir in plan:
         changes = None if opts.force else changed_settings(opts, feature, seed, run_dir)
+        if changes == []:  # finished with the same settings
+            continue
+        todo.append((opts, feature, seed, run_dir))
         if changes:
             stale.append((feature, seed, changes))
-        if changes is None or changes:
-            todo.append((opts, feature, seed, run_dir))
     print(f"unimodal sweep: {len(plan)} runs ({len(plan) // len(opts.seeds.split())} features × {len(opts.seeds.split())} seeds), "
           f"{len(plan) - len(todo)} already done, {len(todo)} to train, {opts.jobs} job(s); results in {opts.save_root}")
     if stale:
