@@ -11,6 +11,7 @@ best_valid_results.npy, summary.json, plots and, with --save_model, best.pth. Th
 """
 import argparse
 import ast
+import contextlib
 import copy
 import logging
 import math
@@ -22,7 +23,7 @@ import time
 import numpy as np
 
 import config
-from toolkit.errors import UserError, cli
+from toolkit.errors import ArgumentParser, UserError, bounded, cli
 
 VALENCE_NOTE = "valence targets that are NaN (e.g. MER2026 splits without valence) are ignored"
 
@@ -45,25 +46,27 @@ def parse_feature_list(text):
             raise UserError(f"--feat {text!r} is not a Python list of names; write it as \"['feat-a','feat-b']\"") from None
     else:
         names = text.replace(",", " ").split()
-    if not names or not all(isinstance(n, str) and n for n in names):
+    if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) and n.strip() for n in names):
         raise UserError(f"--feat {text!r} names no features; give at least one name from config.py")
     return list(names)
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", default="seed0", help="split dict <PATH_TO_TRAIN_LST>/<dataset>.npy (default seed0)")
-    g.add_argument("--emo_rule", default="MER", help="class list key in config.EMO_RULE (default MER)")
-    g.add_argument("--feat", default=None, help=f"features, e.g. \"['a','b']\" (default: {config.DEFAULT_FEATURES})")
-    g.add_argument("--feat_topn", type=int, default=0,
-                   help="instead of --feat: the N best features of each modality from a unimodal summary table")
+    g.add_argument("--dataset", default="seed0", help="split dict <PATH_TO_TRAIN_LST>/<dataset>.npy")
+    g.add_argument("--emo_rule", default="MER", help="class list key in config.EMO_RULE")
+    g.add_argument("--feat", default=None,
+                   help="features, e.g. \"['a','b']\" (None: those of --model_pretrain's checkpoint, else config.DEFAULT_FEATURES = "
+                        f"{config.DEFAULT_FEATURES})")
+    g.add_argument("--feat_topn", type=bounded(int, 1), default=0,
+                   help="instead of --feat: the N best features of each modality from a unimodal summary table (0: off)")
     g.add_argument("--topn_from", default=os.path.join(config.PATH_TO_SAVED, "unimodal", "unimodal_summary.csv"),
-                   help="table written by eval_avg_performance.py (default saved/unimodal/unimodal_summary.csv)")
+                   help="table written by eval_avg_performance.py")
     g.add_argument("--topn_modalities", default="AVT", help="modalities for --feat_topn: letters of A, V, T")
-    g.add_argument("--repeat", type=int, default=1,
+    g.add_argument("--repeat", type=bounded(int, 1), default=1,
                    help="expert copies per feature (unimodal sweeps use 3, like a three-branch model)")
-    g.add_argument("--train_lst", default=config.PATH_TO_TRAIN_LST, help="folder of split dicts (default config.PATH_TO_TRAIN_LST)")
+    g.add_argument("--train_lst", default=config.PATH_TO_TRAIN_LST, help="folder of split dicts (config.PATH_TO_TRAIN_LST)")
     g.add_argument("--cache_dir", default=config.PATH_TO_CACHE, help="packed feature cache; 'none' disables it")
     g.add_argument("--cache_dtype", choices=["float32", "float16"], default="float32",
                    help="storage type of the packed features (float16 halves memory; batches are float32 on the device)")
@@ -71,68 +74,113 @@ def build_parser():
                    help="memory-map the packed cache and gather batch rows from it instead of loading it whole (needs --cache_dir)")
     g.add_argument("--allow_missing", action="store_true",
                    help="clips may lack some feature files: that expert is masked for that clip (default: a missing file is an error)")
-    g.add_argument("--max_frames", type=int, default=64,
-                   help="frame-level features: longer clips are sampled uniformly down to this many frames (default 64)")
+    g.add_argument("--max_frames", type=bounded(int, 1), default=64,
+                   help="frame-level features: longer clips are sampled uniformly down to this many frames")
     g = p.add_argument_group("model")
-    g.add_argument("--model", default="moe", help="registered model name (default moe)")
-    g.add_argument("--model_pretrain", default=None, help="initialise from a best.pth of a run with the same features and classes")
+    g.add_argument("--model", default="moe", help="registered model name; `--model NAME --help` lists its hyper-parameter flags")
+    g.add_argument("--model_pretrain", default=None,
+                   help="initialise from a best.pth of a run with the same features and classes (without --feat: its features)")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--lr", type=float, default=6e-3)
-    g.add_argument("--l2", type=float, default=1e-3, help="AdamW weight decay")
-    g.add_argument("--batch_size", type=int, default=256)
-    g.add_argument("--epochs", type=int, default=100)
-    g.add_argument("--patience", type=int, default=30, help="stop after this many epochs without a better valid F1 (0: never)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the weights, the batch order and the dropout masks")
+    g.add_argument("--lr", type=bounded(float, 0, low_open=True), default=6e-3, help="peak learning rate (AdamW)")
+    g.add_argument("--l2", type=bounded(float, 0), default=1e-3, help="AdamW weight decay (0: none)")
+    g.add_argument("--batch_size", type=bounded(int, 1), default=256, help="clips per training step")
+    g.add_argument("--epochs", type=bounded(int, 1), default=100, help="most epochs to train")
+    g.add_argument("--patience", type=bounded(int, 0), default=30, help="stop after this many epochs without a better valid F1 (0: never)")
     g.add_argument("--scheduler", choices=["cosine", "none"], default="cosine", help="per-step cosine decay after warm-up")
-    g.add_argument("--warmup_epochs", type=float, default=2.0)
-    g.add_argument("--val_weight", type=float, default=0.1, help=f"weight of the valence MSE loss (0: off); {VALENCE_NOTE}")
-    g.add_argument("--pseudo_weight", type=float, default=1.0,
+    g.add_argument("--warmup_epochs", type=bounded(float, 0), default=2.0, help="linear learning-rate warm-up, in epochs")
+    g.add_argument("--val_weight", type=bounded(float, 0), default=0.1, help=f"weight of the valence MSE loss (0: off); {VALENCE_NOTE}")
+    g.add_argument("--pseudo_weight", type=bounded(float, 0), default=1.0,
                    help="loss weight of training samples flagged 'pseudo' in the split dict (pseudo_label.py writes them)")
-    g.add_argument("--label_smoothing", type=float, default=0.0)
+    g.add_argument("--label_smoothing", type=bounded(float, 0, 1, high_open=True), default=0.0, help="cross-entropy label smoothing")
     g = p.add_argument_group("device")
     g.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: cuda when present")
-    g.add_argument("--gpu", type=int, default=0, help="CUDA device index")
+    g.add_argument("--gpu", type=bounded(int, 0), default=0, help="CUDA device index")
     g.add_argument("--amp", choices=["off", "bf16", "fp16"], default="off",
                    help="mixed precision on CUDA (fp16 uses a GradScaler); anything but off on CPU is an error")
     g.add_argument("--compile", action="store_true", help="torch.compile the model (pays a compile time at start)")
     g.add_argument("--num_workers", type=int, default=0, help="kept for compatibility; features are in memory, no workers are used")
     g = p.add_argument_group("output")
-    g.add_argument("--save_root", default=config.PATH_TO_SAVED, help="parent of run directories (default saved)")
+    g.add_argument("--save_root", default=config.PATH_TO_SAVED, help="parent of run directories")
     g.add_argument("--save_as_time", action="store_true", help="name the run folder run-<timestamp> instead of run")
-    g.add_argument("--run_dir", default=None, help="exact run directory (overrides save_root/dataset/model/run)")
+    g.add_argument("--run_dir", default=None, help="exact run directory (None: <save_root>/<dataset>/<model>/run); "
+                   "an existing folder must be empty or a run of train.py")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace a previous run in the run directory (default: keep it as .<run>.prev-<finish time> beside it)")
     g.add_argument("--save_model", action="store_true", help="write best.pth")
     g.add_argument("--no_plots", action="store_true", help="skip the PNG plots")
     g.add_argument("--no_progress", action="store_true", help="no tqdm bar")
     return p
 
 
-def parse_args(argv=None):
-    """Two passes: the chosen --model decides which hyper-parameter flags exist."""
-    from models import model_defaults
+def hparam_type(key, default):
+    """The flag type of a model hyper-parameter: booleans, dropout rates in [0, 1), widths, layer and head
+    counts of at least 1, other numbers finite and >= 0."""
+    if isinstance(default, bool):
+        return str2bool
+    if isinstance(default, int):
+        return bounded(int, 1)
+    if isinstance(default, float):
+        return bounded(float, 0, 1, high_open=True) if key.endswith("dropout") else bounded(float, 0)
+    return type(default)
 
+
+def add_model_flags(parser, model):
+    """One flag per hyper-parameter of ``model`` (models/model-tune.yaml), with its default."""
+    from models import hparam_help, model_defaults
+
+    notes = hparam_help()
+    group = parser.add_argument_group(f"hyper-parameters of '{model}' (models/model-tune.yaml; pick another with --model NAME --help)")
+    for key, default in model_defaults(model).items():
+        group.add_argument(f"--{key}", type=hparam_type(key, default), default=default, help=notes.get(key, key.replace("_", " ")))
+
+
+def check_widths(args):
+    """Attention widths must split evenly over their heads (the layer would fail later with a traceback)."""
+    for width, heads in (("hidden_dim", "heads"), ("frame_dim", "frame_heads")):
+        if hasattr(args, width) and hasattr(args, heads) and getattr(args, width) % getattr(args, heads):
+            raise UserError(f"--{width} {getattr(args, width)} is not divisible by --{heads} {getattr(args, heads)}; "
+                            "pick a width that is a multiple of the heads")
+
+
+def checkpoint_features(path):
+    """(feature names, repeat) a best.pth was trained on (its expert keys are ``feat``, ``feat#2``, ...)."""
+    from dataloader.feature_store import feature_of
+    from toolkit.runs import load_checkpoint
+
+    experts = list(load_checkpoint(path).get("feat_dims") or {})
+    names = list(dict.fromkeys(feature_of(key) for key in experts))
+    if not names:
+        raise UserError(f"--model_pretrain {path} lists no features; pass --feat")
+    return names, len(experts) // len(names)
+
+
+def parse_args(argv=None):
+    """Two passes: the chosen --model decides which hyper-parameter flags exist (and --help shows them)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model", default="moe")
+    known, _ = pre.parse_known_args(argv)
     parser = build_parser()
-    known, _ = parser.parse_known_args(argv)
-    group = parser.add_argument_group(f"hyper-parameters of '{known.model}' (models/model-tune.yaml)")
-    for key, default in model_defaults(known.model).items():
-        kind = str2bool if isinstance(default, bool) else type(default)
-        group.add_argument(f"--{key}", type=kind, default=default, help=f"default {default}")
+    add_model_flags(parser, known.model)
     args = parser.parse_args(argv)
+    check_widths(args)
+    if args.emo_rule not in config.EMO_RULE:
+        raise UserError(f"--emo_rule {args.emo_rule!r} is not in config.EMO_RULE; known: {', '.join(config.EMO_RULE)}")
     if args.feat_topn:
         from toolkit.io import resolve
         from toolkit.results import top_features
 
-        if args.feat:
+        if args.feat is not None:
             raise UserError("give either --feat or --feat_topn, not both")
         args.feat = top_features(resolve(args.topn_from), args.feat_topn, args.topn_modalities)
+    elif args.feat is not None:
+        args.feat = parse_feature_list(args.feat)
+    elif args.model_pretrain:
+        args.feat, repeat = checkpoint_features(args.model_pretrain)
+        if repeat != args.repeat and "--repeat" not in (argv if argv is not None else sys.argv[1:]):
+            args.repeat = repeat
     else:
-        args.feat = parse_feature_list(args.feat) if args.feat else list(config.DEFAULT_FEATURES)
-    if args.emo_rule not in config.EMO_RULE:
-        raise UserError(f"--emo_rule {args.emo_rule!r} is not in config.EMO_RULE; known: {', '.join(config.EMO_RULE)}")
-    if not 0 <= getattr(args, "expert_dropout", 0.0) < 1:
-        raise UserError(f"--expert_dropout must be in [0, 1), got {args.expert_dropout}")
-    for name in ("batch_size", "epochs", "repeat", "max_frames"):
-        if getattr(args, name) < 1:
-            raise UserError(f"--{name} must be at least 1")
+        args.feat = list(config.DEFAULT_FEATURES)
     return args
 
 
@@ -313,19 +361,29 @@ def run(args):
     from toolkit import distributed
     from toolkit.device import keep_freed_memory
 
+    from toolkit.runs import RunDir
+
     keep_freed_memory()
     ctx = distributed.from_env()
+    args.run_dir = args.run_dir or default_run_dir(args)
     try:
-        summary = train_and_write(args, ctx)
+        with RunDir(args.run_dir, args.overwrite) if ctx.is_main else contextlib.nullcontext() as claim:  # before any loading
+            summary = train_and_write(args, ctx, claim)
         ctx.barrier()  # ranks leave together: none tears its connections down while rank 0 still writes
         return summary
     finally:
         distributed.close(ctx)
 
 
-def train_and_write(args, ctx):
-    import contextlib
+def check_finite(epoch, train_loss, valid_loss, probs, args):
+    """A diverged epoch stops the run: a NaN model is not a result (nothing is written)."""
+    if math.isfinite(train_loss) and math.isfinite(valid_loss) and np.isfinite(probs).all():
+        return
+    raise UserError(f"training diverged at epoch {epoch} (train loss {train_loss:.4g}, valid loss {valid_loss:.4g}); no run was written. "
+                    f"Lower --lr (now {args.lr:g}) or check the features and the split's weights for extreme values")
 
+
+def train_and_write(args, ctx, claim):
     import torch
     from tqdm import tqdm
 
@@ -337,7 +395,7 @@ def train_and_write(args, ctx):
     from toolkit.device import adamw, autocast, check_amp, deterministic, grad_scaler, pick_device
     from toolkit.io import cache_folder, resolve
     from toolkit.metrics import emotion_metrics
-    from toolkit.runs import save_checkpoint, staged_run_dir
+    from toolkit.runs import is_run_dir, save_checkpoint
 
     args.start_time = time.time()
     seed_everything(args.seed)
@@ -390,10 +448,12 @@ def train_and_write(args, ctx):
     steps = len(train_batches) * args.epochs
     scheduler = cosine_with_warmup(optimizer, steps, int(args.warmup_epochs * len(train_batches))) if args.scheduler == "cosine" else None
 
-    run_dir = args.run_dir or default_run_dir(args)
-    args.run_dir = run_dir
-    with staged_run_dir(run_dir) if ctx.is_main else contextlib.nullcontext() as stage:
+    run_dir = args.run_dir
+    with claim.staged() if ctx.is_main else contextlib.nullcontext() as stage:
         log = setup_logger(os.path.join(stage, "info.log") if ctx.is_main else None)
+        replaced = claim.note() if ctx.is_main and is_run_dir(run_dir) else None
+        if ctx.is_main:
+            log.info(claim.note())
         n_params = sum(p.numel() for p in core.parameters())
         log.info("features: %s", ", ".join(f"{s.name}({s.modality}, {s.dim}{', frames' if s.frame_level else ''})" for s in specs))
         if train.present is not None:
@@ -412,6 +472,7 @@ def train_and_write(args, ctx):
             train_loss = train_one_epoch(model, train_batches, optimizer, scheduler, args, ctx, precision)
             valid_loss, probs, vals = evaluate(model, valid_batches, args, ctx, precision[0])
             seconds = time.perf_counter() - start
+            check_finite(epoch, train_loss, valid_loss, probs, args)
             m = emotion_metrics(valid.labels.cpu().numpy(), probs.argmax(1), classes)
             history.append({"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss,
                             "valid_acc": m["acc"], "valid_f1": m["f1"], "seconds": seconds})
@@ -436,6 +497,8 @@ def train_and_write(args, ctx):
         log.info(line)
         for handler in log.handlers:
             handler.close()
+    if replaced:
+        print(replaced)
     print(f"run dir: {run_dir} ({len(history)} epochs, {seconds_per_epoch:.2f}s/epoch, device {device})")
     print(line)
     return summary

@@ -38,6 +38,17 @@ def model_defaults(name):
     return dict(tune.get(name) or {})
 
 
+def hparam_help():
+    """{key: its comment in model-tune.yaml} (the first comment found for a key, from any section)."""
+    notes = {}
+    with open(TUNE_FILE, encoding="utf-8") as f:
+        for line in f:
+            key, _, rest = line.strip().partition(":")
+            if line.startswith(" ") and "#" in rest:
+                notes.setdefault(key, rest.split("#", 1)[1].strip())
+    return notes
+
+
 def check_model_name(name):
     if name not in known_models():
         raise UserError(f"unknown model '{name}'; known models: {', '.join(known_models())}")

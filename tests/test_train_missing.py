@@ -86,5 +86,5 @@ def test_clip_missing_every_feature_is_an_error(tiny_project):
 
 
 def test_expert_dropout_is_checked(tiny_project):
-    with pytest.raises(UserError, match=r"--expert_dropout must be in \[0, 1\)"):
+    with pytest.raises(UserError, match=r"--expert_dropout: must be in \[0, 1\)"):
         train.parse_args(tiny_project["argv"] + ["--expert_dropout", "1.0"])

@@ -1,4 +1,5 @@
 """One error type for bad user input, reported as a single line by every script."""
+import argparse
 import functools
 import signal
 import sys
@@ -9,7 +10,8 @@ class UserError(Exception):
 
 
 def cli(main):
-    """Decorate a script's ``main``: a UserError becomes one line on stderr and exit code 2.
+    """Decorate a script's ``main``: a UserError becomes one line on stderr and exit code 2; Ctrl-C prints
+    ``interrupted`` and exits 130 (the shell's code for SIGINT), without a traceback.
 
     SIGTERM (``kill``, a scheduler's time limit) exits like Ctrl-C, so ``finally`` blocks remove
     temporary files and staging folders instead of leaving them behind."""
@@ -23,9 +25,53 @@ def cli(main):
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
 
     return wrapper
 
 
 def _exit_on_sigterm(signum, frame):
     raise SystemExit(128 + signum)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Docstring layout kept, and every flag's default shown in ``--help``."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the toolkit's error style: a bad flag value is one ``error:`` line (exit 2) instead of
+    the usage block, and ``--help`` shows every default."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        raise UserError(f"{self.prog}: {message} (see --help)")
+
+
+def bounded(kind, low=None, high=None, low_open=False, high_open=False):
+    """An argparse ``type`` that parses ``kind`` and refuses NaN, inf and values outside [low, high]
+    (``low_open``/``high_open``: the bound itself is excluded)."""
+    import math
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+        too_low = low is not None and (value <= low if low_open else value < low)
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high:
+            lo = "" if low is None else f"{'(' if low_open else '['}{low}"
+            hi = "" if high is None else f"{high}{')' if high_open else ']'}"
+            where = f"in {lo}, {hi}" if lo and hi else (f"{'>' if low_open else '>='} {low}" if lo else f"{'<' if high_open else '<='} {high}")
+            raise argparse.ArgumentTypeError(f"must be {where}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse

@@ -10,25 +10,121 @@ import yaml
 from toolkit.errors import UserError
 
 
+RUN_MARKER = "args.yaml"  # every run directory that train.py writes holds it
+
+
+def is_run_dir(path):
+    return os.path.isfile(os.path.join(path, RUN_MARKER))
+
+
+class RunDir:
+    """A run directory being written: claimed before training, committed in one rename after it.
+
+    Claiming (``with RunDir(path, overwrite) as run``) checks that ``path`` is new, empty or a finished run
+    of this toolkit (any other folder is the user's and is refused, never renamed or deleted), takes a lock
+    so a second process writing the same run dir is refused, and removes staging folders that killed
+    processes left. ``run.staged()`` yields a hidden staging folder that replaces ``path`` only when the
+    block succeeds; a previous run there is kept as ``.<leaf>.prev-<its finish time>`` unless ``overwrite``."""
+
+    def __init__(self, path, overwrite=False):
+        self.path = os.path.abspath(path)
+        self.parent, self.leaf = os.path.split(self.path)
+        self.overwrite = overwrite
+        self._lock = None
+
+    def __enter__(self):
+        if os.path.lexists(self.path) and not os.path.isdir(self.path):
+            raise UserError(f"--run_dir {self.path} is a file, not a folder; pass a new folder")
+        if os.path.isdir(self.path) and os.listdir(self.path) and not is_run_dir(self.path):
+            raise UserError(f"--run_dir {self.path} is a folder that is not a run of train.py (no args.yaml); "
+                            "it is left untouched: pass a new or empty folder")
+        os.makedirs(self.parent, exist_ok=True)
+        self._lock = _take_lock(os.path.join(self.parent, f".{self.leaf}.lock"), self.path)
+        for name in os.listdir(self.parent):  # the lock is ours: other staging folders of this run are stale
+            if name.startswith((f".{self.leaf}.tmp-", f".{self.leaf}.old-")):
+                shutil.rmtree(os.path.join(self.parent, name), ignore_errors=True)
+        return self
+
+    def __exit__(self, *exc):
+        _release_lock(*self._lock)
+        return False
+
+    @property
+    def previous(self):
+        """Where the finished run now in ``path`` will be kept (None: no previous run, or ``overwrite``)."""
+        if self.overwrite or not is_run_dir(self.path):
+            return None
+        finished = time.strftime("%Y%m%d-%H%M%S", time.localtime(os.path.getmtime(os.path.join(self.path, RUN_MARKER))))
+        keep = os.path.join(self.parent, f".{self.leaf}.prev-{finished}")
+        return keep if not os.path.exists(keep) else f"{keep}-{os.getpid()}"
+
+    def note(self):
+        """One log line on what happens to the run already in ``path``."""
+        if not is_run_dir(self.path):
+            return f"run dir {self.path} (new)"
+        if self.overwrite:
+            return f"run dir {self.path}: the previous run there is replaced (--overwrite)"
+        return f"run dir {self.path}: the previous run there is kept as {self.previous} (--overwrite replaces it)"
+
+    @contextlib.contextmanager
+    def staged(self):
+        keep = self.previous
+        stage = os.path.join(self.parent, f".{self.leaf}.tmp-{os.getpid()}-{int(time.time())}")
+        os.makedirs(stage)
+        try:
+            yield stage
+            if os.path.isdir(self.path) and is_run_dir(self.path):
+                old = keep or os.path.join(self.parent, f".{self.leaf}.old-{os.getpid()}")
+                os.replace(self.path, old)
+                os.replace(stage, self.path)
+                if keep is None:
+                    shutil.rmtree(old, ignore_errors=True)
+            else:
+                if os.path.isdir(self.path):
+                    os.rmdir(self.path)  # empty (checked when claimed)
+                os.replace(stage, self.path)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def _take_lock(lock_path, run_dir):
+    """An exclusive ``flock`` on ``lock_path`` (not blocking: a held lock is a UserError naming the holder)."""
+    import fcntl
+
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise UserError(f"--run_dir {run_dir} is being written by another process (pid {holder}); "
+                            "wait for it to finish or pass another --run_dir") from None
+        try:
+            same = os.stat(lock_path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:  # not a lock file that its last holder removed while we waited for it
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            return fd, lock_path
+        os.close(fd)
+
+
+def _release_lock(fd, lock_path):
+    import fcntl
+
+    with contextlib.suppress(OSError):
+        os.remove(lock_path)  # while still held, so no other process holds a lock on this inode
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
 @contextlib.contextmanager
-def staged_run_dir(run_dir):
-    """Yield a hidden staging folder; on success it replaces ``run_dir`` in one rename, so an
-    interrupted run never leaves a half-written run directory (and never destroys the previous one)."""
-    parent, leaf = os.path.split(os.path.abspath(run_dir))
-    os.makedirs(parent, exist_ok=True)
-    stage = os.path.join(parent, f".{leaf}.tmp-{os.getpid()}-{int(time.time())}")
-    os.makedirs(stage)
-    try:
+def staged_run_dir(run_dir, overwrite=False):
+    """Claim ``run_dir`` and yield its staging folder (``RunDir`` in one block, for short writers)."""
+    with RunDir(run_dir, overwrite) as run, run.staged() as stage:
         yield stage
-        if os.path.exists(run_dir):
-            old = os.path.join(parent, f".{leaf}.old-{os.getpid()}")
-            os.replace(run_dir, old)
-            os.replace(stage, run_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(stage, run_dir)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
 
 
 def save_checkpoint(path, model, meta):

@@ -1,0 +1,84 @@
+import os
+import time
+
+import pytest
+
+from toolkit.errors import UserError
+from toolkit.runs import RunDir, is_run_dir
+
+
+def write_run(path, text="old"):
+    os.makedirs(path, exist_ok=True)
+    for name in ("args.yaml", "summary.json", "best.pth"):
+        with open(os.path.join(path, name), "w") as f:
+            f.write(text)
+
+
+def commit(path, overwrite=False, text="new"):
+    with RunDir(path, overwrite) as run:
+        note = run.note()
+        with run.staged() as stage:
+            write_run(stage, text)
+    return note
+
+
+def test_a_folder_that_is_not_a_run_is_refused_and_left_as_it_was(tmp_path):
+    user = tmp_path / "sweep"
+    user.mkdir()
+    (user / "results.csv").write_text("keep me")
+    with pytest.raises(UserError, match=r"is a folder that is not a run of train.py .* left untouched"):
+        commit(user)
+    assert os.listdir(user) == ["results.csv"] and sorted(os.listdir(tmp_path)) == ["sweep"]
+
+
+def test_a_file_is_refused(tmp_path):
+    (tmp_path / "run").write_text("x")
+    with pytest.raises(UserError, match="is a file"):
+        commit(tmp_path / "run")
+
+
+def test_an_empty_folder_becomes_the_run(tmp_path):
+    (tmp_path / "run").mkdir()
+    assert "(new)" in commit(tmp_path / "run")
+    assert is_run_dir(tmp_path / "run") and sorted(os.listdir(tmp_path)) == ["run"]
+
+
+def test_the_previous_run_is_kept_unless_overwrite(tmp_path):
+    run = tmp_path / "run"
+    write_run(run, "first")
+    note = commit(run, text="second")
+    kept = [d for d in os.listdir(tmp_path) if d.startswith(".run.prev-")]
+    assert len(kept) == 1 and kept[0] in note
+    assert (tmp_path / kept[0] / "best.pth").read_text() == "first"
+    assert (run / "best.pth").read_text() == "second"
+    assert "replaced (--overwrite)" in commit(run, overwrite=True, text="third")
+    assert (run / "best.pth").read_text() == "third"
+    assert sorted(os.listdir(tmp_path)) == sorted(["run"] + kept)  # overwrite kept nothing more, no lock or staging left
+
+
+def test_a_failed_block_leaves_the_previous_run_as_it_was(tmp_path):
+    run = tmp_path / "run"
+    write_run(run, "first")
+    with pytest.raises(RuntimeError), RunDir(run) as claim, claim.staged() as stage:
+        write_run(stage, "half")
+        raise RuntimeError("diverged")
+    assert (run / "best.pth").read_text() == "first" and sorted(os.listdir(tmp_path)) == ["run"]
+
+
+def test_a_second_writer_is_refused_while_the_first_holds_the_run(tmp_path):
+    run = tmp_path / "run"
+    with RunDir(run):
+        with pytest.raises(UserError, match=rf"is being written by another process \(pid {os.getpid()}\)"):
+            RunDir(run).__enter__()
+    with RunDir(run):  # released: the next one gets it
+        pass
+
+
+def test_staging_folders_of_killed_runs_are_removed(tmp_path):
+    stale = tmp_path / f".run.tmp-999999-{int(time.time())}"
+    stale.mkdir()
+    (stale / "info.log").write_text("half")
+    other = tmp_path / ".other.tmp-999999-1"
+    other.mkdir()
+    commit(tmp_path / "run")
+    assert not stale.exists() and other.exists()
