@@ -79,3 +79,17 @@ def frame_project(tiny_project):
     """The tiny project plus a registered frame-level feature ``tiny-au-FRM`` (T = 3..29, C = 5)."""
     add_frame_feature(tiny_project)
     return tiny_project
+
+
+def registered_env(project, tmp_path):
+    """Environment for a subprocess that sees ``project``'s features in config.py (through a sitecustomize
+    module on PYTHONPATH), as the in-process fixture does with monkeypatch."""
+    site = tmp_path / "site"
+    site.mkdir(exist_ok=True)
+    dicts = {"video": {}, "audio": {}, "text": {}}
+    for feat, (modality, dim, folder) in project["folders"].items():
+        dicts[modality][feat] = [dim, folder]
+    lines = ["import config"] + [f"config.FEAT_{modality.upper()}_DICT = {entries!r}" for modality, entries in dicts.items()]
+    lines.append(f"config.DEFAULT_FEATURES = {list(project['folders'])!r}")
+    (site / "sitecustomize.py").write_text("\n".join(lines) + "\n")
+    return {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{REPO}"}

@@ -11,7 +11,7 @@ import sys
 import time
 
 import config
-from toolkit.errors import UserError, cli
+from toolkit.errors import ArgumentParser, UserError, bounded, cli
 from toolkit.io import resolve
 
 
@@ -48,6 +48,8 @@ def plan_runs(opts):
     from dataloader import lookup_features
 
     seeds = opts.seeds.split()
+    if not seeds:
+        raise UserError("--seeds (SEEDS) names no seed; give at least one, e.g. SEEDS=\"0 1 2\"")
     missing = [f"{opts.dataset_prefix}{s}.npy" for s in seeds
                if not os.path.exists(os.path.join(resolve(opts.train_lst), f"{opts.dataset_prefix}{s}.npy"))]
     if missing:
@@ -63,8 +65,22 @@ def plan_runs(opts):
     return [(s.name, seed, os.path.join(opts.save_root, s.name, f"{opts.dataset_prefix}{seed}")) for s in specs for seed in seeds]
 
 
+FRAME_REPEAT = 1  # a temporal expert costs ~20x an utterance expert: one copy unless --repeat says otherwise
+UTT_REPEAT = 3
+
+
+def feature_repeat(opts, feature):
+    """Expert copies for ``feature``: --repeat when given, else 3 (utterance level) or 1 (frame level)."""
+    from dataloader import lookup_features
+
+    if opts.repeat is not None:
+        return opts.repeat
+    return FRAME_REPEAT if lookup_features([feature])[0].frame_level else UTT_REPEAT
+
+
 def train_argv(opts, feature, seed, run_dir):
-    return ["--feat", feature, "--dataset", f"{opts.dataset_prefix}{seed}", "--seed", str(seed), "--repeat", str(opts.repeat),
+    return ["--feat", feature, "--dataset", f"{opts.dataset_prefix}{seed}", "--seed", str(seed),
+            "--repeat", str(feature_repeat(opts, feature)),
             "--epochs", str(opts.epochs), "--lr", str(opts.lr), "--batch_size", str(opts.batch_size),
             "--train_lst", opts.train_lst, "--run_dir", run_dir, "--no_progress"] + opts.train_args
 
@@ -112,6 +128,94 @@ def run_one(task):
         return feature, seed, None, time.time() - start, f"{err.__class__.__name__}: {err}"
 
 
+HEADER_READERS = {(1, 0): "read_array_header_1_0", (2, 0): "read_array_header_2_0"}
+
+
+def frame_length(spec, files=20):
+    """Typical frames per clip of a frame-level feature: the p95 of T over up to ``files`` file headers."""
+    import numpy as np
+
+    lengths = []
+    names = sorted(os.listdir(spec.folder))
+    for name in names[:: max(1, len(names) // files)][:files]:
+        try:
+            with open(os.path.join(spec.folder, name), "rb") as f:
+                version = np.lib.format.read_magic(f)
+                shape = getattr(np.lib.format, HEADER_READERS[version])(f)[0]
+        except (OSError, ValueError, KeyError):
+            continue
+        if len(shape) == 2:
+            lengths.append(shape[0])
+    return int(np.percentile(lengths, 95)) if lengths else 1
+
+
+def probe_seconds_per_epoch(opts, feature, n_train, n_valid):
+    """Seconds per epoch of one run of ``feature``, from timing a few training steps of its model on random
+    inputs of the real shapes (an estimate: data loading and early stopping are not counted)."""
+    import argparse as _argparse
+
+    import torch
+
+    import train
+    from dataloader import lookup_features
+    from dataloader.batches import Frames
+    from dataloader.feature_store import expert_names
+    from models import get_model
+    from toolkit.device import adamw
+
+    spec = lookup_features([feature])[0]
+    args = train.parse_args(train_argv(opts, feature, 0, "unused"))
+    experts = expert_names([feature], args.repeat)
+    hp = _argparse.Namespace(**vars(args), feat_dims={k: spec.dim for k in experts},
+                             feat_levels={k: spec.level for k in experts}, num_classes=len(config.EMO_RULE[args.emo_rule]))
+    model = get_model(args.model, hp)
+    optimizer = adamw(model.parameters(), args.lr, args.l2, torch.device("cpu"))
+    batch = min(args.batch_size, max(1, n_train))
+    if spec.frame_level:
+        length = min(frame_length(spec), args.max_frames)
+        x = Frames(torch.randn(batch, length, spec.dim), torch.ones(batch, length, dtype=torch.bool))
+    else:
+        x = torch.randn(batch, spec.dim)
+    feats = {k: x for k in experts}
+    labels = torch.randint(0, hp.num_classes, (batch,))
+
+    def step():
+        loss = model.loss(model(feats, None), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    step()  # warm-up
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    per_clip = min(times) / batch  # the least disturbed step: other processes only ever add time
+    return per_clip * (n_train + 0.4 * n_valid)  # validation: forward passes only
+
+
+def print_estimates(opts, todo):
+    """Before training: the estimated time of each feature's runs (frame-level features are the slow ones)."""
+    from toolkit.io import load_split
+
+    if not todo:
+        return
+    split = load_split(os.path.join(resolve(opts.train_lst), f"{opts.dataset_prefix}{todo[0][2]}.npy"))
+    n_train, n_valid = len(split["train_info"]["names"]), len(split["valid_info"]["names"])
+    runs = {}
+    for _, feature, _, _ in todo:
+        runs[feature] = runs.get(feature, 0) + 1
+    lines, total = [], 0.0
+    for feature, count in runs.items():
+        per_run = probe_seconds_per_epoch(opts, feature, n_train, n_valid) * opts.epochs
+        total += per_run * count
+        lines.append((per_run, f"  {feature}: ~{per_run:.0f}s per run (repeat {feature_repeat(opts, feature)}) × {count}"))
+    print(f"estimated time (all {opts.epochs} epochs; early stopping ends runs sooner): ~{total / max(1, opts.jobs) / 60:.1f} min")
+    for _, line in sorted(lines, reverse=True):
+        print(line)
+
+
 FEATURE_DICTS = ("FEAT_VIDEO_DICT", "FEAT_AUDIO_DICT", "FEAT_TEXT_DICT")
 
 
@@ -126,17 +230,20 @@ def init_worker(threads, feature_dicts):
 
 @cli
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--feats", default="", help="space-separated features (default: every config.py feature with a folder)")
-    p.add_argument("--seeds", default="0 1 2 3 4")
+    p = ArgumentParser(description=__doc__)
+    p.add_argument("--feats", default="", help="space-separated features ('': every config.py feature with a folder)")
+    p.add_argument("--seeds", default="0 1 2 3 4", help="space-separated seeds: one run per feature and seed")
     p.add_argument("--dataset_prefix", default="seed", help="split files <prefix><seed>.npy (e.g. fold)")
-    p.add_argument("--epochs", type=int, default=80)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--batch_size", type=int, default=512)
-    p.add_argument("--repeat", type=int, default=3, help="expert copies of the feature (3: comparable with a trimodal model)")
-    p.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
-    p.add_argument("--save_root", default=os.path.join(config.PATH_TO_SAVED, "unimodal"))
-    p.add_argument("--train_lst", default=config.PATH_TO_TRAIN_LST)
+    p.add_argument("--epochs", type=bounded(int, 1), default=80, help="most epochs per run")
+    p.add_argument("--lr", type=bounded(float, 0, low_open=True), default=1e-4, help="learning rate")
+    p.add_argument("--batch_size", type=bounded(int, 1), default=512, help="clips per training step")
+    p.add_argument("--repeat", type=bounded(int, 1), default=None,
+                   help=f"expert copies of the feature (None: {UTT_REPEAT} for utterance features, comparable with a trimodal "
+                        f"model; {FRAME_REPEAT} for frame-level ones, whose temporal expert costs ~20x)")
+    p.add_argument("--jobs", type=bounded(int, 1), default=1, help="runs in parallel (processes)")
+    p.add_argument("--save_root", default=os.path.join(config.PATH_TO_SAVED, "unimodal"), help="parent of the run directories")
+    p.add_argument("--train_lst", default=config.PATH_TO_TRAIN_LST, help="folder of the split files")
+    p.add_argument("--no_estimate", action="store_true", help="skip the timed probe that estimates each feature's run time")
     p.add_argument("--force", action="store_true", help="retrain runs that already have a summary.json")
     p.add_argument("train_args", nargs="*", help="extra train.py flags, after --")
     opts = p.parse_args(argv)
@@ -156,6 +263,8 @@ def main(argv=None):
         shown = ", ".join(f"{key} {old!r} -> {new!r}" for key, old, new in changes[:3])
         print(f"{len(stale)} finished runs were trained with other settings and are trained again "
               f"(first: {feature} {opts.dataset_prefix}{seed}: {shown})")
+    if not opts.no_estimate:
+        print_estimates(opts, todo)
     start = time.time()
     if opts.jobs > 1:
         import multiprocessing
@@ -172,9 +281,13 @@ def main(argv=None):
                       f"finished runs are kept; fix the problem and rerun the same command to resume", file=sys.stderr)
                 sys.exit(1)
             print(f"[{done}/{len(todo)}] {feature} {opts.dataset_prefix}{seed}: f-score {f1:.4f} ({seconds:.1f}s)", flush=True)
+        if pool is not None:  # workers that exit normally release their semaphores (tqdm's lock); killed ones leak them
+            pool.close()
+            pool.join()
     finally:
         if pool is not None:
             pool.terminate()
+            pool.join()
     print(f"sweep finished in {time.time() - start:.1f}s; summarise with: python eval_avg_performance.py --root {opts.save_root}")
 
 

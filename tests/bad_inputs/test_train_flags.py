@@ -10,6 +10,7 @@ import pytest
 
 import train
 from tests.bad_inputs.helpers import REPO, assert_one_line_error, run_main, snapshot
+from tests.conftest import registered_env
 
 BAD_FLAGS = [
     (["--lr", "0"], "--lr"), (["--lr", "-1e-3"], "--lr"), (["--lr", "nan"], "--lr"), (["--lr", "inf"], "--lr"),
@@ -76,13 +77,7 @@ SLOW_RUN = "import sys; sys.argv[0] = 'train.py'; import train; train.main(sys.a
 
 
 def test_ctrl_c_prints_one_line_and_exits_130(tiny_project, tmp_path):
-    project_config = tmp_path / "sitecustom"
-    project_config.mkdir()
-    # the subprocess needs the tiny project's features registered: pass them through a config override
-    code = ("import config\n" + "\n".join(f"config.FEAT_{m.upper()}_DICT[{f!r}] = [{d}, {p!r}]"
-                                         for f, (m, d, p) in tiny_project["folders"].items()) + "\n")
-    (project_config / "sitecustomize.py").write_text(code)
-    env = {**os.environ, "PYTHONPATH": f"{project_config}{os.pathsep}{REPO}"}
+    env = registered_env(tiny_project, tmp_path)
     argv = tiny_project["argv"] + ["--epochs", "100000", "--patience", "0", "--feat", "tiny-text-UTT"]
     proc = subprocess.Popen([sys.executable, "-c", SLOW_RUN, *argv], cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -92,4 +87,4 @@ def test_ctrl_c_prints_one_line_and_exits_130(tiny_project, tmp_path):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and err.strip() == "interrupted", err
-    assert not any(p.startswith((".run", "run")) for p in os.listdir(tmp_path))
+    assert not any(p.startswith((".run", "run")) for p in os.listdir(tmp_path))  # no staging folder, lock or run

@@ -1,6 +1,7 @@
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -10,7 +11,7 @@ from toolkit import sweep
 
 def sweep_argv(project, tmp_path, *extra):
     return ["--seeds", "0", "--epochs", "2", "--lr", "1e-3", "--batch_size", "32", "--train_lst", project["train_lst"],
-            "--save_root", str(tmp_path / "unimodal"), *extra, "--", "--cache_dir", str(tmp_path / "cache"), "--no_plots"]
+            "--save_root", str(tmp_path / "unimodal"), "--no_estimate", *extra, "--", "--cache_dir", str(tmp_path / "cache"), "--no_plots"]
 
 
 def test_sweep_trains_every_feature_and_resumes(tiny_project, tmp_path, capsys):
@@ -89,3 +90,34 @@ def test_default_features_skip_other_data_sets(tiny_project, tmp_path, monkeypat
     assert "skipping 1 config.py features whose folders do not exist: absent-UTT" in out
     assert "skipping 1 config.py features with no file for the split's clips (another data set): other-UTT" in out
     assert "3 runs (3 features × 1 seeds)" in out
+
+
+def test_frame_features_get_one_expert_copy_and_every_feature_an_estimate(frame_project, tmp_path, capsys):
+    argv = sweep_argv(frame_project, tmp_path, "--feats", "tiny-au-FRM tiny-text-UTT")
+    argv.remove("--no_estimate")
+    sweep.main(argv)
+    out = capsys.readouterr().out
+    assert "estimated time (all 2 epochs" in out
+    assert "tiny-au-FRM: ~" in out and "(repeat 1) × 1" in out and "tiny-text-UTT: ~" in out and "(repeat 3) × 1" in out
+    summary = json.load(open(tmp_path / "unimodal" / "tiny-au-FRM" / "seed0" / "summary.json"))
+    assert summary["repeat"] == 1
+    sweep.main(sweep_argv(frame_project, tmp_path, "--feats", "tiny-au-FRM", "--repeat", "2"))  # asked for: kept
+    assert json.load(open(tmp_path / "unimodal" / "tiny-au-FRM" / "seed0" / "summary.json"))["repeat"] == 2
+
+
+def test_no_seeds_is_one_line(tiny_project, tmp_path, capsys):
+    from tests.bad_inputs.helpers import assert_one_line_error, run_main
+
+    code, _, err = run_main(sweep.main, sweep_argv(tiny_project, tmp_path, "--seeds", " "), capsys)
+    assert_one_line_error(code, err, "--seeds")
+    assert not (tmp_path / "unimodal").exists()
+
+
+def test_parallel_sweep_leaks_no_semaphore(tiny_project, tmp_path):
+    from tests.conftest import registered_env
+
+    proc = subprocess.run([sys.executable, "-m", "toolkit.sweep", *sweep_argv(tiny_project, tmp_path, "--seeds", "0", "--jobs", "2",
+                                                                              "--repeat", "1")],
+                          cwd=REPO, env=registered_env(tiny_project, tmp_path), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "[3/3]" in proc.stdout and "leaked semaphore" not in proc.stderr and "Warning" not in proc.stderr, proc.stderr
