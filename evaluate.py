@@ -6,18 +6,17 @@ Every clip of --truth (columns name, discrete) must have a row in --pred (column
 extra prediction rows are allowed (only a hidden subset of the candidates is scored) and reported.
 With --out, metrics.json and confusion.png are written there.
 """
-import argparse
 
 import config
-from toolkit.errors import UserError, cli
+from toolkit.errors import ArgumentParser, UserError, cli
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--truth", required=True, help="CSV with columns name, discrete")
     p.add_argument("--pred", required=True, help="submission CSV with columns name, discrete")
-    p.add_argument("--emo_rule", default="MER", help="class list key in config.EMO_RULE (default MER)")
-    p.add_argument("--out", help="folder for metrics.json and confusion.png")
+    p.add_argument("--emo_rule", default="MER", help="class list key in config.EMO_RULE")
+    p.add_argument("--out", default=None, help="folder for metrics.json and confusion.png (None: print only)")
     return p
 
 

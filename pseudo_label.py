@@ -14,32 +14,31 @@ unchanged, so pseudo-labels never enter validation. A report (printed and ``<out
 gives candidates, skips, agreement and kept clips per class, and with ``--truth`` the accuracy of the
 pseudo-labels, of the VLM and of the model on the pool.
 """
-import argparse
 import os
 
 import numpy as np
 
 import config
-from toolkit.errors import UserError, cli
+from toolkit.errors import ArgumentParser, UserError, bounded, cli, dataset_name
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--runs", nargs="+", required=True, help="run directories of train.py --save_model (same classes and features)")
     p.add_argument("--vlm", required=True, help="VLM labels: the CSV of preprocess/parse_vlm_answers.py (name, label, ...)")
     p.add_argument("--unlabeled", required=True, help="CSV with column 'name': the unlabeled pool")
     p.add_argument("--dataset", required=True, help="labeled split dict <train_lst>/<dataset>.npy to extend")
-    p.add_argument("--out_dataset", required=True, help="name of the new split dict (e.g. seed0_pl)")
+    p.add_argument("--out_dataset", required=True, type=dataset_name, help="name of the new split dict (e.g. seed0_pl), written beside --dataset")
     p.add_argument("--train_lst", default=config.PATH_TO_TRAIN_LST, help="folder of split dicts")
-    p.add_argument("--min_conf", type=float, default=0.0, help="smallest mean model probability of the agreed label")
+    p.add_argument("--min_conf", type=bounded(float, 0, 1), default=0.0, help="smallest mean model probability of the agreed label")
     p.add_argument("--agree", choices=["all", "majority"], default="all", help="how the runs must agree among themselves")
-    p.add_argument("--max_per_class", type=int, default=0, help="keep at most N clips per class, most confident first (0: no cap)")
+    p.add_argument("--max_per_class", type=bounded(int, 0), default=0, help="keep at most N clips per class, most confident first (0: no cap)")
     p.add_argument("--truth", default=None, help="CSV name,discrete of the pool's true labels, for the report only")
     p.add_argument("--strict", action="store_true", help="stop when an unlabeled clip lacks a feature file (default: skip and count)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out_dataset")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--gpu", type=int, default=0)
-    p.add_argument("--batch_size", type=int, default=4096)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: cuda when present")
+    p.add_argument("--gpu", type=bounded(int, 0), default=0, help="CUDA device index")
+    p.add_argument("--batch_size", type=bounded(int, 1), default=4096, help="clips per forward pass (results do not depend on it)")
     p.add_argument("--cache_dir", default=config.PATH_TO_CACHE, help="packed feature cache; 'none' disables it")
     return p
 

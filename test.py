@@ -10,23 +10,22 @@ weighted F1 and a per-class table are printed and saved (DIR/metrics.json, DIR/c
 Clips follow the run's data rules: a run trained with --allow_missing predicts clips that lack some feature
 files with those experts masked (other runs refuse them), and frame features use the run's --max_frames.
 """
-import argparse
 import os
 
 import config
-from toolkit.errors import UserError, cli
+from toolkit.errors import ArgumentParser, UserError, bounded, cli
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     runs = p.add_mutually_exclusive_group(required=True)
     runs.add_argument("--run", help="run directory written by train.py --save_model (holds best.pth)")
     runs.add_argument("--fold_runs", nargs="+", metavar="RUN", help="run directories whose probabilities are averaged")
     p.add_argument("--names", required=True, help="CSV with column 'name' (optional 'discrete' labels are scored)")
     p.add_argument("--out", required=True, help="output folder for preds.npz, preds.csv (and metrics.json, confusion.png)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: cuda when present")
-    p.add_argument("--gpu", type=int, default=0, help="CUDA device index")
-    p.add_argument("--batch_size", type=int, default=1024, help="clips per forward pass (results do not depend on it)")
+    p.add_argument("--gpu", type=bounded(int, 0), default=0, help="CUDA device index")
+    p.add_argument("--batch_size", type=bounded(int, 1), default=1024, help="clips per forward pass (results do not depend on it)")
     p.add_argument("--cache_dir", default=config.PATH_TO_CACHE, help="packed feature cache; 'none' disables it")
     p.add_argument("--no_progress", action="store_true", help="no tqdm bar")
     return p

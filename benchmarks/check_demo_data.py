@@ -9,7 +9,6 @@ On an 80/20 stratified split of labels.csv it prints the weighted F1 of
   * an sklearn MLP (early stopping) on all features concatenated,
 and, when <root>/vlm_answers exists, how often the simulated VLM answers are right.
 """
-import argparse
 import json
 import os
 import re
@@ -29,7 +28,7 @@ from sklearn.neural_network import MLPClassifier  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 import config  # noqa: E402
-from toolkit.errors import UserError, cli  # noqa: E402
+from toolkit.errors import ArgumentParser, UserError, cli  # noqa: E402
 from toolkit.io import resolve  # noqa: E402
 
 CLASSES = config.EMO_RULE["MER"]
@@ -84,10 +83,10 @@ def check_vlm(root):
 
 @cli
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", default=None, help="dataset folder (default: data/demo in the repository)")
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", default=None, help="dataset folder (None: data/demo in the repository)")
     parser.add_argument("--seed", type=int, default=0, help="split seed")
-    parser.add_argument("--features", nargs="*", default=None, help="feature folders to use (default: all)")
+    parser.add_argument("--features", nargs="*", default=None, help="feature folders to use (None: all)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     root = args.root or os.path.relpath(resolve(os.path.join("data", "demo")))

@@ -37,7 +37,6 @@ How the data is made (a fair, small stand-in for MER2025):
     a modality, independently per modality; the last modality never removes a clip's last modality).
     Drawn from its own random stream, so the files that remain are byte-identical to a full dataset.
 """
-import argparse
 import io
 import json
 import os
@@ -52,7 +51,7 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import config  # noqa: E402
-from toolkit.errors import UserError, cli  # noqa: E402
+from toolkit.errors import ArgumentParser, UserError, cli  # noqa: E402
 from toolkit.io import resolve  # noqa: E402
 
 CLASSES = config.EMO_RULE["MER"]
@@ -470,15 +469,15 @@ def summary(data, out, seconds):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", choices=sorted(SCALES), default="demo",
                         help="demo: small set with the demo-* features and VLM answers; mer: MER2025-sized set")
     parser.add_argument("--out", default=None,
                         help="output folder (default: data/demo or data/mer inside the repository)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--n_labeled", type=int, default=None, help="labeled clips (default: by --scale)")
-    parser.add_argument("--n_unlabeled", type=int, default=None, help="unlabeled clips (default: by --scale)")
-    parser.add_argument("--n_test", type=int, default=None, help="test clips (default: by --scale)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generator: same seed, same data")
+    parser.add_argument("--n_labeled", type=int, default=None, help="labeled clips (None: by --scale)")
+    parser.add_argument("--n_unlabeled", type=int, default=None, help="unlabeled clips (None: by --scale)")
+    parser.add_argument("--n_test", type=int, default=None, help="test clips (None: by --scale)")
     parser.add_argument("--no_vlm", action="store_true", help="do not write simulated VLM answers")
     parser.add_argument("--missing_rate", type=float, default=0.0,
                         help="delete the feature files of this share of clips per modality (default 0: none)")

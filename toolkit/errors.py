@@ -37,7 +37,13 @@ def _exit_on_sigterm(signum, frame):
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Docstring layout kept, and every flag's default shown in ``--help``."""
+    """Docstring layout kept, and every optional flag's default shown in ``--help`` (unless its help already
+    says it)."""
+
+    def _get_help_string(self, action):
+        if action.required or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -75,3 +81,10 @@ def bounded(kind, low=None, high=None, low_open=False, high_open=False):
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
+
+
+def dataset_name(text):
+    """An argparse ``type`` for a split name: a file name without folders (it becomes <train_lst>/<name>.npy)."""
+    if not text or text in (".", "..") or "/" in text or "\\" in text or text.startswith("."):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a plain name such as seed0_pl (no folders, no leading dot)")
+    return text
