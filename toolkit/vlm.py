@@ -395,7 +395,8 @@ def _read_folder(path):
              and not os.path.isdir(os.path.join(path, f))]
     if not files:
         raise UserError(f"answer folder {path} has no <name>.txt or <name>.json files; save one raw VLM answer per clip there")
-    return [(sample_key(f), _read_text(os.path.join(path, f), "answer file")) for f in files]
+    return [(clip_name(f), _read_text(os.path.join(path, f), "answer file")) if clip_name(f) else (f"file {ascii(f)}", BAD_RECORD)
+            for f in files]
 
 
 def _read_csv(path):
@@ -413,23 +414,28 @@ def _read_csv(path):
     for i, row in enumerate(rows, 2):
         raw_name = row[fields["name"]] or ""
         if raw_name.strip():
-            name = _name(raw_name)
+            name = clip_name(raw_name)
             records.append((name, row[answer_col] or "") if name else (f"line {i}", BAD_RECORD))
     return records
 
 
-def _name(raw):
-    """The sample key of a record's name, or None when it cannot name a file (empty, a NUL byte)."""
+def clip_name(raw):
+    """The sample key of a record's name, or None when it cannot name a file (empty, a NUL byte, not
+    encodable as UTF-8)."""
     key = sample_key(raw) if isinstance(raw, (str, int)) and not isinstance(raw, bool) else ""
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
     return key if key.strip() and "\0" not in key else None
 
 
 def _record(obj):
     """(name, answer) of one decoded record, or None."""
-    if not isinstance(obj, dict) or _name(obj.get("name")) is None:
+    if not isinstance(obj, dict) or clip_name(obj.get("name")) is None:
         return None
     answer = next((obj[k] for k in ANSWER_FIELDS if k in obj), None)
-    return _name(obj["name"]), answer
+    return clip_name(obj["name"]), answer
 
 
 def _decode(text):
@@ -445,7 +451,7 @@ def _read_json(path):
     whole = _decode(text)  # a whole-file JSON list of records, or a {name: answer} mapping
     if isinstance(whole, dict) and "name" not in whole:
         return [(name, v) if name else (f"entry {i}", BAD_RECORD)
-                for i, (name, v) in enumerate(((_name(k), v) for k, v in whole.items()), 1)]
+                for i, (name, v) in enumerate(((clip_name(k), v) for k, v in whole.items()), 1)]
     if isinstance(whole, (dict, list)):
         lines = list(enumerate(whole if isinstance(whole, list) else [whole], 1))
     else:
