@@ -274,6 +274,11 @@ def check_outputs(args, summary_path):
     for flag, path in (("--out", args.out), ("--out", summary_path)):
         if os.path.isdir(path):
             raise UserError(f"{flag} {path} is a folder; pass a file path such as {os.path.join(path, 'vlm.csv')}")
+        parent = os.path.dirname(os.path.abspath(path))
+        while not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        if not os.path.isdir(parent):
+            raise UserError(f"{flag} {path}: {parent} is a file, not a folder; pass a path in a folder")
         if os.path.exists(args.answers) and os.path.abspath(path) == os.path.abspath(args.answers):
             raise UserError(f"{flag} {path} would overwrite --answers; pass another output path")
     if args.as_feature:
