@@ -108,14 +108,15 @@ class Staging:
         self.files, self.folders, self.removals, self.made = [], [], [], []
 
     def _parent(self, target):
+        """The folder of ``target``, made if missing (and remembered, so ``discard`` can remove it)."""
         parent = os.path.dirname(os.path.abspath(target))
-        missing = []
-        while not os.path.exists(parent):
-            missing.append(parent)
-            parent = os.path.dirname(parent)
-        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-        self.made.extend(missing)
-        return os.path.dirname(os.path.abspath(target))
+        missing, up = [], parent
+        while not os.path.exists(up):
+            missing.append(up)
+            up = os.path.dirname(up)
+        os.makedirs(parent, exist_ok=True)
+        self.made.extend(reversed(missing))  # outermost first; discard removes them innermost first
+        return parent
 
     def file(self, target):
         """A temporary path that becomes ``target`` on commit."""

@@ -1,5 +1,7 @@
 """preprocess/parse_vlm_answers.py: inputs, outputs, summary, feature folder and the one-line errors."""
+import builtins
 import csv
+import errno
 import json
 import os
 import subprocess
@@ -9,6 +11,7 @@ import numpy as np
 import pytest
 
 from preprocess import parse_vlm_answers as script
+from tests.bad_inputs.helpers import assert_one_line_error, run_main, snapshot
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO, "preprocess", "parse_vlm_answers.py")
@@ -158,8 +161,6 @@ def test_missing_answers_path_and_bad_options(tmp_path):
 # ----------------------------------------------------------------------------------------------------
 def full_disk_after(n_writes):
     """An ``open`` that fails with ENOSPC on the write-mode open after ``n_writes`` successful ones."""
-    import builtins
-    import errno
     count = [0]
 
     def fake_open(path, mode="r", *args, **kwargs):
@@ -171,7 +172,7 @@ def full_disk_after(n_writes):
     return fake_open
 
 
-def as_feature_run(tmp_path, capsys=None):
+def as_feature_argv(tmp_path):
     names = tmp_path / "names.csv"
     names.write_text("name\n" + "".join(f"{n}\n" for n in ["clip_a", "clip_b", "clip_c", "clip_d", "clip_z"]))
     argv = ["--answers", str(tmp_path / "answers"), "--out", str(tmp_path / "out" / "vlm.csv"),
@@ -182,9 +183,8 @@ def as_feature_run(tmp_path, capsys=None):
 # writes: vlm.csv, 3 vectors, the missing list, the summary -> fail at each of the 6
 @pytest.mark.parametrize("n_writes", range(6))
 def test_full_disk_midway_leaves_previous_outputs_intact(tmp_path, capsys, monkeypatch, n_writes):
-    from tests.bad_inputs.helpers import assert_one_line_error, run_main, snapshot
     write_folder(tmp_path)
-    argv = as_feature_run(tmp_path)
+    argv = as_feature_argv(tmp_path)
     assert run_main(script.main, argv, capsys)[0] == 0  # the previous outputs
     (tmp_path / "answers" / "clip_c.json").write_text('{"label": "angry"}')  # this run would change them
     before = snapshot(tmp_path)
@@ -199,10 +199,11 @@ def test_full_disk_midway_leaves_previous_outputs_intact(tmp_path, capsys, monke
 
 
 def test_full_disk_on_a_first_run_leaves_nothing(tmp_path, capsys, monkeypatch):
-    from tests.bad_inputs.helpers import assert_one_line_error, run_main
     write_folder(tmp_path)
     monkeypatch.setattr(script, "open", full_disk_after(2), raising=False)
-    code, _, err = run_main(script.main, as_feature_run(tmp_path), capsys)
+    argv = as_feature_argv(tmp_path)
+    argv[3] = str(tmp_path / "out" / "nested" / "vlm.csv")  # folders made for the outputs go too
+    code, _, err = run_main(script.main, argv, capsys)
     assert_one_line_error(code, err, os.path.join("vlm-scores-UTT", "clip_b.npy"))
     assert not (tmp_path / "out").exists() and not (tmp_path / "features").exists()
 
