@@ -199,7 +199,9 @@ def find_json(text):
         if first_unclosed is None:
             first_unclosed = unclosed[0] if unclosed else len(text)
         for span in spans:
-            if span in tried or len(tried) >= MAX_CANDIDATES:
+            if len(tried) >= MAX_CANDIDATES:
+                break
+            if span in tried:
                 continue
             tried.add(span)
             obj = _loads(text[span[0]:span[1]])
