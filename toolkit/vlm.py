@@ -7,8 +7,10 @@ prose, with trailing commas or single quotes, scores that do not sum to 1 and la
 or Chinese. An answer that cannot be used raises ``SkipAnswer`` with a short reason; it is never fatal.
 """
 import ast
+import collections
 import csv
 import dataclasses
+import io
 import json
 import math
 import os
@@ -23,6 +25,8 @@ from toolkit.tables import sample_key
 EMPTY = "empty"
 TRUNCATED = "truncated"
 UNPARSEABLE = "unparseable"
+TOO_LONG = "too_long"  # longer than MAX_ANSWER_CHARS
+NON_FINITE = "non_finite_score"  # a score of inf or nan, or a number beyond the float range
 NO_EMOTION = "no_label_or_scores"
 OUT_OF_CLASS = "out_of_class_label"
 UNREADABLE = "unreadable_record"  # a JSONL line that is not a JSON object with a name
@@ -95,39 +99,50 @@ def normalize_label(word, classes):
 # ----------------------------------------------------------------------------------------------------
 # Finding the JSON object in the text
 # ----------------------------------------------------------------------------------------------------
-def _objects(text):
-    """Yield (start, end) of each brace-balanced span in order; end is None for a span that never closes
-    (then scanning resumes inside it, so a stray '{' in prose does not hide the answer)."""
-    i, n = 0, len(text)
+MAX_ANSWER_CHARS = 1_000_000  # a real answer is a few kB; anything longer is skipped unread
+MAX_CANDIDATES = 64  # balanced spans tried per answer (the answer object comes among the first few)
+MAX_RESCANS = 1  # passes restarted after a brace that never closes (fresh string state)
+MAX_LITERAL_CHARS = 100_000  # the slower Python-literal fallback (single quotes) only up to this size
+_BRACE_OR_QUOTE = re.compile(r"[{}\"']")
+_STRING_REST = {q: re.compile(rf"[^{q}\\]*(?:\\.[^{q}\\]*)*{q}", re.S) for q in "\"'"}  # after the quote
+
+
+def _scan(text, pos=0):
+    """One left-to-right pass from ``pos``: (spans, unclosed).
+
+    ``spans``: (start, end) of each brace-balanced span not inside another balanced span, in order. A
+    span inside a brace that never closes counts, so a stray '{' in prose does not hide the answer.
+    ``unclosed``: starts of the braces that never close (a string left open at the end leaves its
+    braces open too). Strings are skipped with one regular-expression match each, so the pass is
+    linear in the text, whatever the nesting.
+    """
+    opened, inner, spans = [], [], []  # open brace starts; balanced spans directly inside each (lazy)
     while True:
-        start = text.find("{", i)
-        if start < 0:
-            return
-        depth, quote, escaped, j = 0, None, False, start
-        while j < n:
-            ch = text[j]
-            if quote:
-                if escaped:
-                    escaped = False
-                elif ch == "\\":
-                    escaped = True
-                elif ch == quote:
-                    quote = None
-            elif ch == '"' or (ch == "'" and _opens_string(text, j)):
-                quote = ch
-            elif ch == "{":
-                depth += 1
-            elif ch == "}":
-                depth -= 1
-                if depth == 0:
-                    break
-            j += 1
-        if j >= n:
-            yield start, None
-            i = start + 1
-        else:
-            yield start, j + 1
-            i = j + 1
+        m = _BRACE_OR_QUOTE.search(text, pos)
+        if m is None:
+            break
+        j, ch = m.start(), m.group()
+        pos = j + 1
+        if ch == "{":
+            opened.append(j)
+            inner.append(None)
+        elif ch == "}":
+            if opened:  # a '}' outside any object is prose
+                span = (opened.pop(), j + 1)
+                inner.pop()  # spans inside a balanced span are part of it
+                if not opened:
+                    spans.append(span)
+                elif inner[-1] is None:
+                    inner[-1] = [span]
+                else:
+                    inner[-1].append(span)
+        elif opened and (ch == '"' or _opens_string(text, j)):  # quotes in prose outside braces are text
+            closing = _STRING_REST[ch].match(text, pos)
+            if closing is None:
+                break
+            pos = closing.end()
+    spans.extend(span for group in inner if group for span in group)
+    return sorted(spans), opened
 
 
 def _opens_string(text, j):
@@ -139,13 +154,17 @@ def _opens_string(text, j):
 
 
 def _loads(span):
-    """json.loads, then with trailing commas removed, then as a Python literal (single quotes)."""
+    """json.loads, then with trailing commas removed, then as a Python literal (single quotes).
+
+    None when nothing reads it, including nesting too deep for the parsers (RecursionError)."""
     attempts = [span, re.sub(r",\s*([}\]])", r"\1", span)]
     for attempt in attempts:
         try:
             return json.loads(attempt)
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
+    if len(span) > MAX_LITERAL_CHARS:
+        return None
     for attempt in attempts:
         py = re.sub(r"\btrue\b", "True", re.sub(r"\bfalse\b", "False", re.sub(r"\bnull\b", "None", attempt)))
         try:
@@ -157,9 +176,9 @@ def _loads(span):
 
 def _emotion_object(obj):
     """``obj`` or the first dict nested in it that has a score or label key, else None."""
-    todo = [obj]
+    todo = collections.deque([obj])
     while todo:
-        cur = todo.pop(0)
+        cur = todo.popleft()
         if _find(cur, SCORE_KEYS + LABEL_KEYS) is not None:
             return cur
         todo.extend(v for v in cur.values() if isinstance(v, dict))
@@ -167,23 +186,34 @@ def _emotion_object(obj):
 
 
 def find_json(text):
-    """The first JSON object in ``text`` with a score or label key; else SkipAnswer(empty, truncated,
-    unparseable or no_label_or_scores)."""
+    """The first JSON object in ``text`` with a score or label key; else SkipAnswer(empty, too_long,
+    truncated, unparseable or no_label_or_scores). The work is linear in the text and bounded."""
     if text is None or not str(text).strip():
         raise SkipAnswer(EMPTY)
     text = str(text)
-    truncated = found_dict = False
-    for start, end in _objects(text):
-        if end is None:
-            truncated = True
-            continue
-        obj = _loads(text[start:end])
-        if isinstance(obj, dict):
-            found = _emotion_object(obj)
-            if found is not None:
-                return found
-            found_dict = found_dict or not truncated
-    if truncated:
+    if len(text) > MAX_ANSWER_CHARS:
+        raise SkipAnswer(TOO_LONG, f"{len(text)} characters, more than {MAX_ANSWER_CHARS}")
+    tried, found_dict, first_unclosed, pos = set(), False, None, 0
+    for _ in range(1 + MAX_RESCANS):
+        spans, unclosed = _scan(text, pos)
+        if first_unclosed is None:
+            first_unclosed = unclosed[0] if unclosed else len(text)
+        for span in spans:
+            if len(tried) >= MAX_CANDIDATES:
+                break
+            if span in tried:
+                continue
+            tried.add(span)
+            obj = _loads(text[span[0]:span[1]])
+            if isinstance(obj, dict):
+                found = _emotion_object(obj)
+                if found is not None:
+                    return found
+                found_dict = found_dict or span[0] < first_unclosed
+        if not unclosed:
+            break
+        pos = unclosed[0] + 1  # rescan inside the brace that never closed, in case a quote misled us
+    if first_unclosed < len(text):
         raise SkipAnswer(TRUNCATED, "the JSON object never closes")
     if found_dict:
         raise SkipAnswer(NO_EMOTION, "the JSON object has no scores and no label")
@@ -204,54 +234,80 @@ def _find(obj, keys):
 
 
 def _number(value):
-    """A finite float from 0.3, '0.3', '30%'; None otherwise."""
+    """A float from 0.3, '0.3', '30%' (inf for numbers too large for a float, nan stays nan); None for
+    what is not a number."""
     if isinstance(value, bool):
         return None
     if isinstance(value, str):
         value = value.strip().rstrip("%").strip()
     try:
-        x = float(value)
+        return float(value)
+    except OverflowError:  # an int beyond the float range, e.g. 1 followed by 400 zeros
+        return math.inf
     except (TypeError, ValueError):
         return None
-    return x if math.isfinite(x) else None
+
+
+def _shares(values):
+    """Non-negative values → (shares summing to 1, their total), or (None, 0) when they sum to 0.
+    Divides by the largest value first, so values near the float maximum (1e308) do not overflow."""
+    top = max(values, default=0.0)
+    if top <= 0:
+        return None, 0.0
+    scaled = [x / top for x in values]
+    total = math.fsum(scaled)
+    return [x / total for x in scaled], top * total  # the total itself may be inf; only the shares are used
 
 
 def _scores(raw, classes, notes):
-    """Class-ordered non-negative scores summing to 1, or None when there are none usable."""
-    scores = np.zeros(len(classes))
+    """Class-ordered non-negative scores summing to 1, or None when there are none usable.
+
+    A score that is not finite (inf, nan, an overflowing number) makes every share meaningless:
+    SkipAnswer(non_finite_score) rather than a guess from the other scores."""
     if isinstance(raw, list) and len(raw) == len(classes):  # a bare list in class order
         raw = dict(zip(classes, raw))
     if not isinstance(raw, dict):
         return None
+    found = []  # (class index, score)
     for key, value in raw.items():
         cls = normalize_label(key, classes)
         x = _number(value)
+        if x is not None and not math.isfinite(x):
+            raise SkipAnswer(NON_FINITE, f"score for {str(key)[:20]!r} is not finite ({x})")
         if cls is None or x is None:
             notes.append("unknown_score_key" if cls is None else "non_numeric_score")
             continue
         if x < 0:
             notes.append("negative_score")
             x = 0.0
-        scores[classes.index(cls)] += x
-    total = scores.sum()
-    if total <= 0:
+        found.append((classes.index(cls), x))
+    shares, total = _shares([x for _, x in found])
+    if shares is None:
         return None
+    scores = np.zeros(len(classes))
+    for (i, _), share in zip(found, shares):
+        scores[i] += share
     if abs(total - 1) > 0.011:
         notes.append("scores_renormalised")
-    return scores / total
+    return scores
 
 
 def _contribution(raw):
+    """Modality -> share summing to 1; {} when absent or unusable (a non-finite share spoils them all)."""
     if not isinstance(raw, dict):
         return {}
     out = {}
     for key, value in raw.items():
         modality = next((m for m, words in MODALITIES.items() if _key(key) in words), None)
         x = _number(value)
-        if modality is not None and x is not None and x >= 0:
+        if modality is None or x is None:
+            continue
+        if not math.isfinite(x):
+            return {}
+        if x >= 0:
             out[modality] = x
-    total = sum(out.values())
-    return {m: x / total for m, x in out.items()} if total > 0 else {}
+    shares, _ = _shares(list(out.values()))
+    return dict(zip(out, shares)) if shares else {}
 
 
 def parse_answer(text, classes):
@@ -280,7 +336,7 @@ def parse_answer(text, classes):
     elif scores is None:
         scores = np.eye(len(classes))[classes.index(label)]
         notes.append("scores_from_label")
-    elif classes[int(np.argmax(scores))] != label:
+    elif scores[classes.index(label)] < scores.max():
         notes.append("label_disagrees_with_scores")
     reasoning = _find(obj, REASON_KEYS)
     return Answer(label, scores, "" if reasoning is None else str(reasoning),
@@ -297,19 +353,14 @@ ANSWER_FIELDS = ("answer", "response")
 def read_answers(path):
     """[(name, raw answer)] from a folder of <name>.txt/.json, a JSONL/JSON file or a CSV (name, answer).
 
-    Lines of a JSONL file that cannot be read are returned as (``"line N"``, BAD_RECORD) so they are counted.
+    Records that cannot be read (a JSONL line that is not a JSON object with a name, a name that cannot
+    be a file name) are returned as (``"line N"``, BAD_RECORD) so they are counted. A file that cannot
+    be read at all, or is not UTF-8 text, is a UserError naming it.
     """
     if not os.path.exists(path):
         raise UserError(f"answers {path} not found; pass a folder of <name>.txt/.json answers, a .jsonl or a .csv file")
     if os.path.isdir(path):
-        files = sorted(f for f in os.listdir(path) if f.lower().endswith(ANSWER_EXTENSIONS) and not f.startswith("."))
-        if not files:
-            raise UserError(f"answer folder {path} has no <name>.txt or <name>.json files; save one raw VLM answer per clip there")
-        records = []
-        for f in files:
-            with open(os.path.join(path, f), encoding="utf-8", errors="replace") as fh:
-                records.append((sample_key(f), fh.read()))
-        return records
+        return _read_folder(path)
     ext = os.path.splitext(path)[1].lower()
     if ext == ".csv":
         records = _read_csv(path)
@@ -322,50 +373,93 @@ def read_answers(path):
     return records
 
 
+def _read_text(path, what):
+    """The UTF-8 text of ``path`` (a BOM is dropped); a one-line UserError when unreadable or not UTF-8."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise UserError(f"cannot read {what} {path} ({exc.strerror or exc}); check that it exists and is readable") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise UserError(f"{what} {path} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); "
+                        "re-save it as UTF-8") from None
+
+
+def _read_folder(path):
+    try:
+        entries = sorted(os.listdir(path))
+    except OSError as exc:
+        raise UserError(f"cannot list answer folder {path} ({exc.strerror or exc}); check its permissions") from None
+    files = [f for f in entries if f.lower().endswith(ANSWER_EXTENSIONS) and not f.startswith(".")
+             and not os.path.isdir(os.path.join(path, f))]
+    if not files:
+        raise UserError(f"answer folder {path} has no <name>.txt or <name>.json files; save one raw VLM answer per clip there")
+    return [(clip_name(f), _read_text(os.path.join(path, f), "answer file")) if clip_name(f) else (f"file {ascii(f)}", BAD_RECORD)
+            for f in files]
+
+
 def _read_csv(path):
     csv.field_size_limit(1 << 30)  # long answers exceed the 128 kB default
-    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
-        reader = csv.DictReader(f)
-        fields = {(k or "").strip().lower(): k for k in reader.fieldnames or []}
-        answer_col = next((fields[k] for k in ANSWER_FIELDS if k in fields), None)
-        if "name" not in fields or answer_col is None:
-            raise UserError(f"answers {path} must have columns 'name' and 'answer', found {list(fields)}")
-        try:
-            rows = list(reader)
-        except csv.Error as exc:
-            raise UserError(f"answers {path}: not a readable CSV ({exc}); quote answers that contain commas or newlines") from None
-    return [(sample_key(r[fields["name"]]), r[answer_col] or "") for r in rows if (r[fields["name"]] or "").strip()]
+    reader = csv.DictReader(io.StringIO(_read_text(path, "answers"), newline=""))
+    fields = {(k or "").strip().lower(): k for k in reader.fieldnames or []}
+    answer_col = next((fields[k] for k in ANSWER_FIELDS if k in fields), None)
+    if "name" not in fields or answer_col is None:
+        raise UserError(f"answers {path} must have columns 'name' and 'answer', found {list(fields)}")
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        raise UserError(f"answers {path}: not a readable CSV ({exc}); quote answers that contain commas or newlines") from None
+    records = []
+    for i, row in enumerate(rows, 2):
+        raw_name = row[fields["name"]] or ""
+        if raw_name.strip():
+            name = clip_name(raw_name)
+            records.append((name, row[answer_col] or "") if name else (f"line {i}", BAD_RECORD))
+    return records
+
+
+def clip_name(raw):
+    """The sample key of a record's name, or None when it cannot name a file (empty, a NUL byte, not
+    encodable as UTF-8)."""
+    key = sample_key(raw) if isinstance(raw, (str, int)) and not isinstance(raw, bool) else ""
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return key if key.strip() and "\0" not in key else None
 
 
 def _record(obj):
     """(name, answer) of one decoded record, or None."""
-    if not isinstance(obj, dict) or "name" not in obj:
+    if not isinstance(obj, dict) or clip_name(obj.get("name")) is None:
         return None
     answer = next((obj[k] for k in ANSWER_FIELDS if k in obj), None)
-    return sample_key(obj["name"]), answer
+    return clip_name(obj["name"]), answer
+
+
+def _decode(text):
+    """json.loads, or None when the text is not JSON or nests deeper than the parser follows."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _read_json(path):
-    with open(path, encoding="utf-8-sig", errors="replace") as f:
-        text = f.read()
-    try:  # a whole-file JSON list of records, or a {name: answer} mapping
-        whole = json.loads(text)
-    except ValueError:
-        whole = None
+    text = _read_text(path, "answers")
+    whole = _decode(text)  # a whole-file JSON list of records, or a {name: answer} mapping
     if isinstance(whole, dict) and "name" not in whole:
-        return [(sample_key(k), v) for k, v in whole.items()]
+        return [(name, v) if name else (f"entry {i}", BAD_RECORD)
+                for i, (name, v) in enumerate(((clip_name(k), v) for k, v in whole.items()), 1)]
     if isinstance(whole, (dict, list)):
         lines = list(enumerate(whole if isinstance(whole, list) else [whole], 1))
     else:
-        lines = []
-        for i, line in enumerate(text.splitlines()):
-            if line.strip():
-                try:
-                    lines.append((i + 1, json.loads(line)))
-                except ValueError:
-                    lines.append((i + 1, None))
+        lines = [(i + 1, _decode(line)) for i, line in enumerate(text.splitlines()) if line.strip()]
     records = [(_record(obj) or (f"line {i}", BAD_RECORD)) for i, obj in lines]
-    if records and all(r[0].startswith("line ") for r in records):
+    if records and all(r[1] is BAD_RECORD for r in records):
         raise UserError(f"answers {path}: no line is a JSON object with keys 'name' and 'answer'")
     return records
 
@@ -411,6 +505,8 @@ def parse_answers(records, classes, expected=None):
             result = parse_answer(raw, classes)
         except SkipAnswer as skip:
             result = skip
+        except RecursionError:  # nesting deeper than Python follows, wherever in the answer it sits
+            result = SkipAnswer(UNPARSEABLE, "nested too deeply")
         if not isinstance(outcome.get(name), Answer) or isinstance(result, Answer):
             outcome[name] = result
     n_used = len(records) - len(not_expected)

@@ -1,5 +1,7 @@
 """preprocess/parse_vlm_answers.py: inputs, outputs, summary, feature folder and the one-line errors."""
+import builtins
 import csv
+import errno
 import json
 import os
 import subprocess
@@ -9,6 +11,7 @@ import numpy as np
 import pytest
 
 from preprocess import parse_vlm_answers as script
+from tests.bad_inputs.helpers import assert_one_line_error, run_main, snapshot
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO, "preprocess", "parse_vlm_answers.py")
@@ -151,3 +154,86 @@ def test_missing_answers_path_and_bad_options(tmp_path):
     bad_csv.write_text("name,text\na,{}\n")
     with pytest.raises(UserError, match="columns 'name' and 'answer'"):
         script.main.__wrapped__(["--answers", str(bad_csv), "--out", str(tmp_path / "v.csv")])
+
+
+# ----------------------------------------------------------------------------------------------------
+# All outputs or none: a write failing midway leaves the previous outputs byte-identical
+# ----------------------------------------------------------------------------------------------------
+def full_disk_after(n_writes):
+    """An ``open`` that fails with ENOSPC on the write-mode open after ``n_writes`` successful ones."""
+    count = [0]
+
+    def fake_open(path, mode="r", *args, **kwargs):
+        if any(c in mode for c in "wax"):
+            if count[0] >= n_writes:
+                raise OSError(errno.ENOSPC, "No space left on device", str(path))
+            count[0] += 1
+        return builtins.open(path, mode, *args, **kwargs)
+    return fake_open
+
+
+def as_feature_argv(tmp_path):
+    names = tmp_path / "names.csv"
+    names.write_text("name\n" + "".join(f"{n}\n" for n in ["clip_a", "clip_b", "clip_c", "clip_d", "clip_z"]))
+    argv = ["--answers", str(tmp_path / "answers"), "--out", str(tmp_path / "out" / "vlm.csv"),
+            "--as_feature", str(tmp_path / "features" / "vlm-scores-UTT"), "--names", str(names)]
+    return argv
+
+
+# writes: vlm.csv, 3 vectors, the missing list, the summary -> fail at each of the 6
+@pytest.mark.parametrize("n_writes", range(6))
+def test_full_disk_midway_leaves_previous_outputs_intact(tmp_path, capsys, monkeypatch, n_writes):
+    write_folder(tmp_path)
+    argv = as_feature_argv(tmp_path)
+    assert run_main(script.main, argv, capsys)[0] == 0  # the previous outputs
+    (tmp_path / "answers" / "clip_c.json").write_text('{"label": "angry"}')  # this run would change them
+    before = snapshot(tmp_path)
+    monkeypatch.setattr(script, "open", full_disk_after(n_writes), raising=False)
+    code, _, err = run_main(script.main, argv, capsys)
+    line = assert_one_line_error(code, err, "No space left on device", "previous outputs are unchanged")
+    assert any(x in line for x in ("vlm.csv", ".npy", "missing.txt", "summary.json"))
+    assert snapshot(tmp_path) == before  # nothing changed, no temporary file or folder left (hidden ones count)
+    monkeypatch.undo()
+    assert run_main(script.main, argv, capsys)[0] == 0
+    assert "\nclip_c,angry," in (tmp_path / "out" / "vlm.csv").read_text()
+
+
+def test_full_disk_on_a_first_run_leaves_nothing(tmp_path, capsys, monkeypatch):
+    write_folder(tmp_path)
+    monkeypatch.setattr(script, "open", full_disk_after(2), raising=False)
+    argv = as_feature_argv(tmp_path)
+    argv[3] = str(tmp_path / "out" / "nested" / "vlm.csv")  # folders made for the outputs go too
+    code, _, err = run_main(script.main, argv, capsys)
+    assert_one_line_error(code, err, os.path.join("vlm-scores-UTT", "clip_b.npy"))
+    assert not (tmp_path / "out").exists() and not (tmp_path / "features").exists()
+
+
+def test_feature_folder_is_replaced_and_agrees_with_the_table(tmp_path):
+    answers = write_folder(tmp_path)
+    feat = tmp_path / "features" / "vlm-scores-UTT"
+    feat.mkdir(parents=True)
+    np.save(feat / "clip_old.npy", np.zeros(6, np.float32))  # a clip this run does not give a vector
+    _, rows, summary = run(tmp_path, answers, "--as_feature", str(feat))
+    assert sorted(os.listdir(feat)) == sorted(r[0] + ".npy" for r in rows[1:])
+    assert summary["feature"]["stale_removed"] == 1
+    assert (tmp_path / "features" / "vlm-scores-UTT.missing.txt").read_text().split() == summary["skipped_names"]["truncated"] + \
+        summary["skipped_names"]["empty"] + summary["skipped_names"]["out_of_class_label"] + summary["skipped_names"]["unparseable"]
+
+
+# ----------------------------------------------------------------------------------------------------
+# --help
+# ----------------------------------------------------------------------------------------------------
+def test_help_shows_defaults_and_a_whole_description(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        script.parse_args(["--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    flat = " ".join(text.split())
+    for option in ["--fill {none,uniform} --as_feature: uniform vector for clips without a usable answer (default: none)",
+                   "--emo_rule EMO_RULE class list in config.EMO_RULE (default: MER)",
+                   "(an utterance feature) (default: none, no feature folder)",
+                   "(others are ignored) (default: none, every answered clip)"]:
+        assert option in flat, option
+    assert flat.count("(default:") == 4 and flat.count("(required)") == 2
+    description = script.__doc__.strip()
+    assert description.endswith(".") and " ".join(description.split()) in flat  # all of it, ending a sentence

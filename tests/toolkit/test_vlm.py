@@ -166,3 +166,123 @@ def test_parse_answers_counts_duplicates_and_expected():
     assert result.skipped == {vlm.OUT_OF_CLASS: ["c"], vlm.UNREADABLE: ["line 7"], vlm.NO_ANSWER: ["e"]}
     assert result.not_expected == ["d"] and result.duplicates == 2 and result.read == 7
     assert result.label_counts(CLASSES)["sad"] == 1
+
+
+# ----------------------------------------------------------------------------------------------------
+# Hostile answers: bounded time, per-answer failures, sound scores
+# ----------------------------------------------------------------------------------------------------
+def timed_parse(text, limit=2.0):
+    """parse_answer's Answer or SkipAnswer, asserting it came back within ``limit`` seconds."""
+    import time
+    start = time.perf_counter()
+    try:
+        result = parse(text)
+    except vlm.SkipAnswer as skip:
+        result = skip
+    assert time.perf_counter() - start < limit, f"took {time.perf_counter() - start:.2f} s"
+    return result
+
+
+@pytest.mark.parametrize("text,reason", [
+    ("{" * 200_000, vlm.TRUNCATED),  # every brace opens, none closes
+    ('{"a":' * 150_000, vlm.TRUNCATED),
+    ("{'x" * 300_000, vlm.TRUNCATED),  # strings opened by quotes inside braces that never close
+    ("{a}" * 300_000, vlm.UNPARSEABLE),  # many balanced spans, none JSON
+    ("x" * 5_000_000, vlm.TOO_LONG),
+    ("{" * 5_000_000, vlm.TOO_LONG),
+])
+def test_pathological_answers_finish_quickly(text, reason):
+    assert timed_parse(text).reason == reason
+
+
+def test_answer_after_a_megabyte_of_braces_is_found():
+    text = "{" * (vlm.MAX_ANSWER_CHARS - 100) + json.dumps({"label": "sad"})
+    assert timed_parse(text).label == "sad"
+
+
+def test_stray_brace_and_odd_quote_before_the_answer():
+    assert parse('I\'d say {mostly "worried. ' + json.dumps(OURS)).label == "worried"
+
+
+@pytest.mark.parametrize("text", [
+    "[" * 100_000,
+    '{"a":' * 50_000 + "1" + "}" * 50_000,
+    '{"label": "sad", "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    "{'label': 'sad', 'x': " + "[" * 5_000 + "]" * 5_000 + "}",
+])
+def test_deep_nesting_is_unparseable_not_a_crash(text):
+    assert timed_parse(text).reason == vlm.UNPARSEABLE
+
+
+def test_deep_nesting_is_one_skipped_answer_in_a_batch():
+    records = [("deep", "[" * 100_000), ("deeper", '{"a":' * 50_000 + "1" + "}" * 50_000), ("ok", '{"label": "sad"}')]
+    result = vlm.parse_answers(records, CLASSES)
+    assert list(result.parsed) == ["ok"] and result.skipped == {vlm.UNPARSEABLE: ["deep", "deeper"]}
+
+
+def test_huge_scores_are_rescaled_not_zeroed():
+    a = parse('{"scores": {"sad": 1e308, "happy": 1e308, "angry": 1e307}}')
+    np.testing.assert_allclose(a.scores, [0, 1 / 21, 10 / 21, 10 / 21, 0, 0])
+    assert np.isfinite(a.scores).all() and a.scores.sum() == pytest.approx(1)
+    b = parse('{"scores": {"anger": 1e308, "angry": 1e308, "sad": 1e308}}')  # merged synonyms overflow no sum
+    np.testing.assert_allclose(b.scores, [0, 2 / 3, 0, 1 / 3, 0, 0])
+    assert b.label == "angry"
+    c = parse('{"scores": {"sad": 1e-320, "happy": 0}}')  # subnormal
+    assert c.label == "sad" and c.scores[3] == 1.0
+
+
+def test_tied_label_is_not_a_disagreement():
+    a = parse('{"label": "sad", "scores": {"happy": 1e308, "sad": 1e308}}')
+    assert a.label == "sad" and "label_disagrees_with_scores" not in a.notes
+
+
+@pytest.mark.parametrize("scores", [
+    '{"sad": Infinity, "happy": 1}', '{"sad": NaN, "happy": 1}', '{"sad": -Infinity, "happy": 1}',
+    '{"sad": 1e999, "happy": 1}', '{"sad": "inf", "happy": 1}', '{"sad": "nan", "happy": 1}',
+    '{"sad": 1' + "0" * 400 + ', "happy": 1}',  # an integer beyond the float range
+])
+def test_non_finite_score_skips_the_answer(scores):
+    with pytest.raises(vlm.SkipAnswer) as err:
+        parse('{"label": "happy", "scores": ' + scores + "}")
+    assert err.value.reason == vlm.NON_FINITE and "sad" in str(err.value)
+
+
+def test_negative_scores_are_clipped_and_all_negative_is_no_score():
+    a = parse('{"scores": {"sad": -1e308, "happy": 2}}')
+    assert a.label == "happy" and "negative_score" in a.notes
+    assert skip_reason('{"scores": {"sad": -1, "happy": -2}}') == vlm.NO_EMOTION  # no label is invented
+    b = parse('{"label": "sad", "scores": {"sad": -1, "happy": -2}}')
+    np.testing.assert_array_equal(b.scores, np.eye(6)[3])
+
+
+def test_huge_or_non_finite_contribution():
+    assert parse('{"label": "sad", "contribution": {"video": 1e308, "audio": 1e308}}').contribution == {"video": 0.5, "audio": 0.5}
+    assert parse('{"label": "sad", "contribution": {"video": Infinity, "audio": 1}}').contribution == {}
+
+
+def test_read_answers_folder_rejects_non_utf8_and_dangling_files(tmp_path):
+    from toolkit.errors import UserError
+    (tmp_path / "a.txt").write_text('{"label": "sad"}', encoding="utf-8")
+    (tmp_path / "b.txt").write_bytes('{"label": "伤心"}'.encode("gbk"))
+    with pytest.raises(UserError, match=r"b\.txt is not UTF-8 text \(byte 0x.. on line 1\)"):
+        vlm.read_answers(str(tmp_path))
+    (tmp_path / "b.txt").unlink()
+    os.symlink(tmp_path / "gone", tmp_path / "c.txt")
+    with pytest.raises(UserError, match=r"cannot read answer file .*c\.txt"):
+        vlm.read_answers(str(tmp_path))
+    (tmp_path / "c.txt").unlink()
+    (tmp_path / "d.json").mkdir()  # a folder named like an answer is not one
+    assert vlm.read_answers(str(tmp_path)) == [("a", '{"label": "sad"}')]
+
+
+def test_jsonl_deep_lines_and_bad_names_are_unreadable_records(tmp_path):
+    path = tmp_path / "answers.jsonl"
+    path.write_text("\n".join(["[" * 100_000, json.dumps({"name": "", "answer": "x"}), json.dumps({"name": "a\u0000b", "answer": "x"}),
+                               json.dumps({"name": "\ud800", "answer": "x"}), json.dumps({"name": "ok", "answer": '{"label": "sad"}'})]))
+    records = vlm.read_answers(str(path))
+    assert [n for n, r in records if r is vlm.BAD_RECORD] == ["line 1", "line 2", "line 3", "line 4"]
+    assert records[-1] == ("ok", '{"label": "sad"}')
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000)
+    with pytest.raises(Exception, match="no line is a JSON object"):
+        vlm.read_answers(str(deep))
