@@ -9,7 +9,8 @@ import argparse
 import os
 
 from toolkit.errors import cli
-from toolkit.io import save_text
+from toolkit.helptext import DefaultsHelpFormatter
+from toolkit.io import remove_stale_temps, save_text
 from toolkit.results import find_runs, markdown_table, summarize_runs
 
 MODALITY_COLOURS = {"V": "tab:blue", "A": "tab:orange", "T": "tab:green"}
@@ -42,12 +43,13 @@ def plot_table(path, table):
 
 @cli
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
     p.add_argument("--root", nargs="+", default=["saved/unimodal"], help="folders holding run directories")
     p.add_argument("--out", default=None, help="output prefix (default <first root>/unimodal_summary)")
     opts = p.parse_args(argv)
     table = summarize_runs(find_runs(opts.root))
     prefix = opts.out or os.path.join(opts.root[0], "unimodal_summary")
+    remove_stale_temps(os.path.dirname(os.path.abspath(prefix)))  # left by a run of this script that was killed
     markdown = markdown_table(table)
     save_text(prefix + ".csv", table.to_csv(index=False, float_format="%.6f"))
     save_text(prefix + ".md", markdown)
