@@ -41,12 +41,16 @@ def plot_table(path, table):
     plt.close(fig)
 
 
-@cli
-def main(argv=None):
+def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
     p.add_argument("--root", nargs="+", default=["saved/unimodal"], help="folders holding run directories")
     p.add_argument("--out", default=None, help="output prefix (default <first root>/unimodal_summary)")
-    opts = p.parse_args(argv)
+    return p
+
+
+@cli
+def main(argv=None):
+    opts = build_parser().parse_args(argv)
     table = summarize_runs(find_runs(opts.root))
     prefix = opts.out or os.path.join(opts.root[0], "unimodal_summary")
     remove_stale_temps(os.path.dirname(os.path.abspath(prefix)))  # left by a run of this script that was killed

@@ -143,7 +143,7 @@ def check_same_source(path, source):
                     "pass --overwrite to replace it or --save_root to write elsewhere")
 
 
-def parse_args(argv):
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--label_csv", required=True,
                         help="CSV with columns name, discrete[, valence]; without valence all vals are NaN (no valence target)")
@@ -154,7 +154,11 @@ def parse_args(argv):
     parser.add_argument("--folds", type=int, default=None, help="write fold0.npy..fold{K-1}.npy (K-fold) instead of seed{N}.npy")
     parser.add_argument("--emo_rule", default="MER", help=f"class list from config.EMO_RULE ({', '.join(config.EMO_RULE)})")
     parser.add_argument("--overwrite", action="store_true", help="replace split files that were made from another label CSV")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv):
+    return build_parser().parse_args(argv)
 
 
 @cli

@@ -194,3 +194,27 @@ def test_make_lst_passes_overwrite_through(labels, tmp_path):
     assert refused.returncode == 2 and "--overwrite" in refused.stderr
     assert run(other, "--overwrite").returncode == 0
     assert np.load(tmp_path / "lst" / "seed0.npy", allow_pickle=True).item()["source"]["label_csv"] == other
+
+
+def test_help_shows_every_default(capsys):
+    from tests.toolkit.test_helptext import undocumented_defaults
+
+    parser = script.build_parser()
+    assert undocumented_defaults(parser) == []
+    text = " ".join(parser.format_help().split())
+    assert "(default: 0)" in text and "(default: MER)" in text and "(default: False)" in text and "(required)" in text
+
+
+def test_temporary_files_of_a_killed_run_are_removed(labels, tmp_path):
+    from tests.toolkit.test_io import dead_pid
+    from toolkit.io import atomic_path
+
+    csv, _ = labels
+    lst = tmp_path / "lst"
+    with atomic_path(lst / "probe" / "x.npy") as tmp:
+        owner = os.path.basename(tmp).split(".")[2]
+    stale = lst / f".seed0.{dead_pid()}-{owner.split('-')[1]}.k1ll3d_x.tmp.npy"
+    stale.write_bytes(b"half a split")
+    os.utime(stale, (0, 0))
+    split(csv, lst, "--seed", "0")
+    assert sorted(os.listdir(lst)) == ["probe", "seed0.npy"]
