@@ -19,19 +19,18 @@ pooled. Fitting clips that are also candidates are refused, so rules are never f
 With both --rerank and --fit_rerank, only the margins of the given rules (their classes and fallback
 lists) are fitted, and the search starts from the given values as well as from no rules.
 """
-import argparse
 import collections
 import os
 
 import numpy as np
 
-from toolkit.errors import UserError, cli
+from toolkit.errors import ArgumentParser, UserError, cli
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--preds", nargs="+", required=True, metavar="NPZ", help="prediction files of the members (test.py DIR/preds.npz)")
-    p.add_argument("--method", choices=["vote", "soft", "weighted"], default="soft", help="how to combine members (default soft)")
+    p.add_argument("--method", choices=["vote", "soft", "weighted"], default="soft", help="how to combine members")
     p.add_argument("--out", required=True, help="submission CSV to write (name,discrete); probabilities go to <out>.npz")
     p.add_argument("--candidates", help="CSV with column 'name': rows and order of the submission (default: the first member's names)")
     p.add_argument("--rerank", metavar="YAML", help="re-ranking rules to apply (with --fit_rerank: the rules to start from)")
@@ -57,16 +56,12 @@ def load_validation(path, classes, truth, truth_path):
     from toolkit.tables import encode_labels, index_of
 
     if os.path.isdir(path):
-        results_path = os.path.join(path, "best_valid_results.npy")
-        if not os.path.isfile(results_path):
-            raise UserError(f"--valid_preds {path} has no best_valid_results.npy; pass a run dir written by train.py or a preds.npz")
-        results = np.load(results_path, allow_pickle=True).item()
-        summary = read_summary(path)
+        summary = read_summary(path)  # refuses a failed run
         if summary.get("classes", classes) != classes:
             raise UserError(f"--valid_preds {path} has classes {', '.join(summary['classes'])}, the members {', '.join(classes)}")
-        return {"path": path, "names": list(results["eval_names"]), "probs": np.asarray(results["eval_emoprobs"], dtype=np.float64),
-                "labels": np.asarray(results["eval_emolabels"]), "valid_f1": summary.get("f1")}
+        return {"path": path, **load_valid_results(path, len(classes)), "valid_f1": summary.get("f1")}
     member = load_preds(path)
+    check_run_dirs(member)
     if member["classes"] != classes:
         raise UserError(f"--valid_preds {path} has classes {', '.join(member['classes'])}, the members {', '.join(classes)}")
     if truth is None:
@@ -74,6 +69,44 @@ def load_validation(path, classes, truth, truth_path):
     rows = index_of(truth["name"].tolist(), member["names"], "clips", f"--truth {truth_path}")
     member["labels"] = encode_labels(truth["discrete"].to_numpy()[rows], classes, f"--truth {truth_path}")
     return member
+
+
+def load_valid_results(run_dir, n_classes):
+    """{names, probs, labels} of a run's best_valid_results.npy, read as plain data and checked."""
+    from toolkit.io import load_npy_data
+    from toolkit.predict import check_probs
+
+    path = os.path.join(run_dir, "best_valid_results.npy")
+    if not os.path.isfile(path):
+        raise UserError(f"--valid_preds {run_dir} has no best_valid_results.npy; pass a run dir written by train.py or a preds.npz")
+    results = load_npy_data(path, "validation results", "rerun train.py for that run dir")
+    keys = ("eval_names", "eval_emoprobs", "eval_emolabels")
+    if not isinstance(results, dict) or any(k not in results for k in keys):
+        raise UserError(f"validation results {path} must be a dict with {', '.join(keys)}; rerun train.py for that run dir")
+    names = [str(n) for n in results["eval_names"]]
+    try:
+        probs = np.asarray(results["eval_emoprobs"], dtype=np.float64)
+        labels = np.asarray(results["eval_emolabels"], dtype=np.int64)
+    except (TypeError, ValueError):
+        raise UserError(f"validation results {path}: eval_emoprobs and eval_emolabels must be numeric arrays; rerun train.py") from None
+    if probs.shape != (len(names), n_classes) or labels.shape != (len(names),):
+        raise UserError(f"validation results {path}: {len(names)} names but probs of shape {probs.shape} and labels of shape "
+                        f"{labels.shape} (expected ({len(names)}, {n_classes}) and ({len(names)},)); rerun train.py")
+    if ((labels < 0) | (labels >= n_classes)).any():
+        raise UserError(f"validation results {path}: labels outside 0..{n_classes - 1}; rerun train.py")
+    check_probs(probs, names, f"validation results {path}")
+    return {"names": names, "probs": probs, "labels": labels}
+
+
+def check_run_dirs(member):
+    """A prediction file made by a run that is marked failed is no model's prediction."""
+    from toolkit.results import failure_of
+
+    for run_dir in member["run_dirs"]:
+        why = os.path.isdir(run_dir) and failure_of(run_dir)
+        if why:
+            raise UserError(f"prediction file {member['path']} comes from run dir {run_dir}, a failed run ({why}); "
+                            "leave it out of the ensemble or rerun that run")
 
 
 def fitting_set(valid, method):
@@ -123,7 +156,7 @@ def run(args):
     """Ensemble, re-rank and write the submission; returns {names, classes, probs, labels, changes}."""
     import pandas as pd
 
-    from toolkit.io import save_text
+    from toolkit.io import remove_stale_temps, save_text
     from toolkit.predict import load_preds, save_preds
     from toolkit.rerank import Rules, apply_rules, load_rules
     from toolkit.tables import read_table
@@ -131,6 +164,8 @@ def run(args):
 
     check_args(args)
     members = [load_preds(p) for p in args.preds]
+    for member in members:
+        check_run_dirs(member)
     classes = check_same_classes(members)
     if args.candidates:
         candidates = read_table(args.candidates, "candidates CSV")["name"].tolist()
@@ -145,6 +180,8 @@ def run(args):
         rules, rules_yaml = fit(args, classes, candidates, rules)
     labels, changes = apply_rules(probs, rules or Rules(), classes)
 
+    for folder in {os.path.dirname(os.path.abspath(p)) for p in (args.out, args.rerank_out) if p}:
+        remove_stale_temps(folder)  # left there by an ensemble.py that was killed while writing
     submission = pd.DataFrame({"name": candidates, "discrete": [classes[i] for i in labels]})
     npz_path = os.path.splitext(args.out)[0] + ".npz"
     if rules_yaml is not None:

@@ -5,11 +5,10 @@
 
 Reads every summary.json below the roots; runs are grouped by feature list and model.
 """
-import argparse
 import os
 
-from toolkit.errors import cli
-from toolkit.io import save_text
+from toolkit.errors import ArgumentParser, cli
+from toolkit.io import remove_stale_temps, save_text
 from toolkit.results import find_runs, markdown_table, summarize_runs
 
 MODALITY_COLOURS = {"V": "tab:blue", "A": "tab:orange", "T": "tab:green"}
@@ -40,14 +39,19 @@ def plot_table(path, table):
     plt.close(fig)
 
 
-@cli
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--root", nargs="+", default=["saved/unimodal"], help="folders holding run directories")
     p.add_argument("--out", default=None, help="output prefix (default <first root>/unimodal_summary)")
-    opts = p.parse_args(argv)
+    return p
+
+
+@cli
+def main(argv=None):
+    opts = build_parser().parse_args(argv)
     table = summarize_runs(find_runs(opts.root))
     prefix = opts.out or os.path.join(opts.root[0], "unimodal_summary")
+    remove_stale_temps(os.path.dirname(os.path.abspath(prefix)))  # left by a run of this script that was killed
     markdown = markdown_table(table)
     save_text(prefix + ".csv", table.to_csv(index=False, float_format="%.6f"))
     save_text(prefix + ".md", markdown)

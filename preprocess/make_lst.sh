@@ -5,7 +5,10 @@
 #   LABEL_CSV=track1_train_disdim.csv preprocess/make_lst.sh --stratify
 #
 # Environment: LABEL_CSV (default: data/demo/labels.csv in the repository), SEEDS (default "0 1 2 3 4"),
-# PYTHON (default: python, else python3). Extra arguments go to preprocess/mer2025_base.py.
+# PYTHON (default: python, else python3). Extra arguments go to preprocess/mer2025_base.py; split files
+# made from another label CSV are kept unless --overwrite is among them:
+#
+#   LABEL_CSV=new_labels.csv preprocess/make_lst.sh --overwrite
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$here")"

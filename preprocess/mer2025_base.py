@@ -6,10 +6,11 @@
 The label CSV has columns ``name, discrete[, valence]``; ``name`` may carry an extension or a path (the
 sample key is the file stem). Without a valence column (MER2026's track1_train.csv) every valence is NaN, which train.py
 reads as "no valence target" (the valence loss skips NaN targets).
-Each output file is ``{"train_info": {"names", "emos", "vals"}, "valid_info": {...}}`` with plain lists
-(emotions as strings, valences as floats).
+Each output file is ``{"train_info": {"names", "emos", "vals"}, "valid_info": {...}, "source": {...}}`` with
+plain lists (emotions as strings, valences as floats); ``source`` records the label CSV (absolute path and
+SHA-256 of its content). A split file made from another label CSV is never replaced without --overwrite;
+rerunning with the same CSV content rewrites it.
 """
-import argparse
 import os
 import sys
 
@@ -19,8 +20,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import config  # noqa: E402
-from toolkit.errors import UserError, cli  # noqa: E402
-from toolkit.io import resolve, save_split  # noqa: E402
+from toolkit.errors import ArgumentParser, UserError, cli# noqa: E402
+from toolkit.io import file_sha256, load_npy_data, remove_stale_temps, resolve, save_split  # noqa: E402
 from toolkit.tables import sample_key  # noqa: E402
 
 SHOW = 5  # offending rows named in an error
@@ -126,8 +127,22 @@ def count_table(splits, classes):
     return "\n".join(lines)
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def check_same_source(path, source):
+    """Refuse to replace the split file ``path`` unless it was made from a label CSV with the same content."""
+    if not os.path.exists(path):
+        return
+    old = load_npy_data(path, "split file", "move it away or pass --overwrite to replace it")
+    old = old.get("source") if isinstance(old, dict) else None
+    if isinstance(old, dict) and old.get("sha256") == source["sha256"]:
+        return
+    was = (f"label CSV {old.get('label_csv')} (sha256 {str(old.get('sha256'))[:12]})" if isinstance(old, dict)
+           else "a label CSV it does not record")
+    raise UserError(f"{path} already exists, made from {was}, not from {source['label_csv']} (sha256 {source['sha256'][:12]}); "
+                    "pass --overwrite to replace it or --save_root to write elsewhere")
+
+
+def build_parser():
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--label_csv", required=True,
                         help="CSV with columns name, discrete[, valence]; without valence all vals are NaN (no valence target)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the output is <save_root>/seed{N}.npy")
@@ -136,7 +151,12 @@ def parse_args(argv):
     parser.add_argument("--stratify", action="store_true", help="keep the class proportions in train and valid")
     parser.add_argument("--folds", type=int, default=None, help="write fold0.npy..fold{K-1}.npy (K-fold) instead of seed{N}.npy")
     parser.add_argument("--emo_rule", default="MER", help=f"class list from config.EMO_RULE ({', '.join(config.EMO_RULE)})")
-    return parser.parse_args(argv)
+    parser.add_argument("--overwrite", action="store_true", help="replace split files that were made from another label CSV")
+    return parser
+
+
+def parse_args(argv):
+    return build_parser().parse_args(argv)
 
 
 @cli
@@ -165,11 +185,16 @@ def main(argv=None):
     for fname, valid in masks:  # check every file before writing any
         if valid.all() or not valid.any():
             raise UserError(f"{fname}: {n} samples with valid ratio {ratio} leave train or valid empty; use more samples or another ratio")
+    source = {"label_csv": os.path.abspath(args.label_csv), "sha256": file_sha256(args.label_csv)}
+    if not args.overwrite:
+        for fname, _ in masks:
+            check_same_source(os.path.join(save_root, fname), source)
+    remove_stale_temps(save_root)  # left by a run of this script that was killed while writing
 
     splits = []
     for fname, valid in masks:
         split = {"train_info": info(~valid, names, emos, vals), "valid_info": info(valid, names, emos, vals)}
-        save_split(os.path.join(save_root, fname), split["train_info"], split["valid_info"])
+        save_split(os.path.join(save_root, fname), split["train_info"], split["valid_info"], {"source": source})
         splits.append((fname, split))
 
     how = f"{args.folds}-fold" if args.folds else f"valid ratio {ratio}"

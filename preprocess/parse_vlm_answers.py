@@ -16,7 +16,6 @@ run's vectors. Clips without a usable answer get no vector, or a uniform one wit
 either way are listed in DIR.missing.txt. All outputs are written under temporary names and renamed
 together at the end, so a failure midway (a full disk) leaves the previous outputs as they were.
 """
-import argparse
 import contextlib
 import csv
 import errno
@@ -32,7 +31,7 @@ import numpy as np  # noqa: E402
 
 import config  # noqa: E402
 from toolkit import vlm  # noqa: E402
-from toolkit.errors import UserError, cli  # noqa: E402
+from toolkit.errors import ArgumentParser, UserError, cli# noqa: E402
 from toolkit.tables import sample_key  # noqa: E402
 
 N_EXAMPLES = 5
@@ -40,19 +39,10 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Keep the description's line breaks and show every flag's default (or that it is required)."""
-
-    def _get_help_string(self, action):
-        if action.required or "(default" in (action.help or ""):
-            return action.help
-        return super()._get_help_string(action)
-
-
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    p.add_argument("--answers", required=True, help="folder of <name>.txt/.json, a .jsonl/.json or a .csv (name, answer) (required)")
-    p.add_argument("--out", required=True, help="output CSV: name, label, score_<class>... (required)")
+    p = ArgumentParser(description=__doc__)
+    p.add_argument("--answers", required=True, help="folder of <name>.txt/.json, a .jsonl/.json or a .csv (name, answer)")
+    p.add_argument("--out", required=True, help="output CSV: name, label, score_<class>...")
     p.add_argument("--as_feature", default=None, metavar="DIR", help="also write DIR/<name>.npy score vectors (an utterance feature) (default: none, no feature folder)")
     p.add_argument("--fill", choices=["none", "uniform"], default="none", help="--as_feature: uniform vector for clips without a usable answer")
     p.add_argument("--names", default=None, metavar="CSV", help="CSV with a 'name' column: the clips expected (others are ignored) (default: none, every answered clip)")

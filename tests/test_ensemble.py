@@ -200,3 +200,13 @@ def test_class_mismatch_is_one_line(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "same class list" in lines[0], proc.stderr
     assert not (tmp_path / "sub.csv").exists()
+
+
+def test_help_shows_every_default(capsys):
+    from tests.toolkit.test_help import undocumented_defaults
+
+    assert undocumented_defaults(ensemble.build_parser()) == []
+    with pytest.raises(SystemExit):
+        ensemble.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: soft)" in text and "(default: 0.001)" in text and "(required)" in text

@@ -41,3 +41,15 @@ def test_feat_topn_picks_from_the_table_and_records_it(tiny_project, tmp_path):
     summary = train.run(args)
     assert [f["name"] for f in summary["features"]] == ["tiny-video-UTT", "tiny-audio-UTT"]
     assert summary["feat_topn"]["n"] == 1
+
+
+def test_help_shows_every_default(capsys):
+    import pytest
+
+    from tests.toolkit.test_help import undocumented_defaults
+
+    assert undocumented_defaults(eval_avg_performance.build_parser()) == []
+    with pytest.raises(SystemExit):
+        eval_avg_performance.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: ['saved/unimodal'])" in text and "(default <first root>/unimodal_summary)" in text

@@ -36,14 +36,17 @@ def _exit_on_sigterm(signum, frame):
     raise SystemExit(128 + signum)
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Docstring layout kept, and every optional flag's default shown in ``--help`` (unless its help already
-    says it)."""
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's line breaks and ends each flag's help with its default, unless the help
+    already names it; required flags say ``(required)`` instead."""
 
     def _get_help_string(self, action):
-        if action.required or "default" in (action.help or ""):
-            return action.help
-        return super()._get_help_string(action)
+        text = action.help or ""
+        if not action.option_strings or action.default is argparse.SUPPRESS or "default" in text:
+            return text
+        if action.required:
+            return text + " (required)"
+        return text + (" (default: none)" if action.default is None else " (default: %(default)s)")
 
 
 class ArgumentParser(argparse.ArgumentParser):

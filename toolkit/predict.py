@@ -8,7 +8,6 @@
 Prediction files (``test.py`` writes them, ``ensemble.py`` reads them) are ``.npz`` files with
 ``names, classes, probs[, valence], valid_f1, run_dirs, features``: see ``save_preds`` / ``load_preds``.
 """
-import json
 import os
 import types
 
@@ -21,11 +20,13 @@ CHECKPOINT_KEYS = ("state_dict", "model", "feat_dims", "classes", "hparams")
 
 
 def read_summary(run_dir):
+    """The run's summary.json ({} if it has none); a failed run (see ``toolkit.results.failure_of``) is refused."""
+    from toolkit.results import check_not_failed, read_summary_file
+
     path = os.path.join(run_dir, "summary.json")
-    if not os.path.exists(path):
-        return {}
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    summary = read_summary_file(path) if os.path.exists(path) else {}
+    check_not_failed(run_dir, summary)
+    return summary
 
 
 def load_run(run_dir, device):
@@ -42,6 +43,7 @@ def load_run(run_dir, device):
 
     if not os.path.isdir(run_dir):
         raise UserError(f"run dir {run_dir} does not exist")
+    summary = read_summary(run_dir)  # first: a failed run is refused before anything else is read
     args = load_run_args(run_dir)
     path = os.path.join(run_dir, "best.pth")
     if not os.path.exists(path):
@@ -57,7 +59,6 @@ def load_run(run_dir, device):
     model = get_model(ckpt["model"], spec)
     model.load_state_dict(ckpt["state_dict"])
     model.to(device).eval()
-    summary = read_summary(run_dir)
     meta = {
         "run_dir": run_dir,
         "model": ckpt["model"],
@@ -204,6 +205,7 @@ def load_preds(path):
     if probs.shape != (len(names), len(classes)):
         raise UserError(f"prediction file {path}: probs has shape {probs.shape}, expected ({len(names)}, {len(classes)})")
     check_unique(names, f"prediction file {path}")
+    check_probs(probs, names, f"prediction file {path}")
     f1 = float(arrays.get("valid_f1", np.nan))
     return {
         "path": path,
@@ -215,3 +217,13 @@ def load_preds(path):
         "run_dirs": arrays.get("run_dirs", np.array([])).tolist(),
         "features": arrays.get("features", np.array([])).tolist(),
     }
+
+
+def check_probs(probs, names, where):
+    """Probabilities must be finite and >= 0: a NaN row would otherwise quietly vote for the first class."""
+    bad = ~np.isfinite(probs).all(axis=1) | (probs < 0).any(axis=1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise UserError(f"{where}: {int(bad.sum())} rows are not probabilities (first: clip '{names[i]}' has "
+                        f"{np.array2string(probs[i], precision=3, separator=', ')}); the run that wrote it diverged or the file "
+                        "is damaged: leave it out or predict again")

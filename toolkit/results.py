@@ -12,6 +12,43 @@ TABLE_COLUMNS = ["features", "modality", "dim", "model", "runs", "acc_mean", "ac
                  "best_epoch", "seconds_per_epoch", "seconds_per_run"]
 
 
+SUMMARY_KEYS = ("model", "classes", "features", "acc", "f1", "best_epoch", "seconds_per_epoch")
+FAILED_MARKER = "FAILED"
+
+
+def read_summary_file(path):
+    """A run's summary.json as a dict; a truncated or non-JSON file is a one-line UserError naming it."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            summary = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is not valid JSON ({exc.__class__.__name__}: {str(exc).splitlines()[0]}); "
+                        "the run was interrupted while writing it or the file was edited: rerun train.py or remove that run dir") from None
+    if not isinstance(summary, dict):
+        raise UserError(f"{path} holds a JSON {type(summary).__name__}, not an object; it is not a summary.json written by train.py")
+    return summary
+
+
+def failure_of(run_dir, summary=None):
+    """Why ``run_dir`` is a failed run (a FAILED file, or summary.json status "failed"), or None."""
+    if os.path.exists(os.path.join(run_dir, FAILED_MARKER)):
+        return f"it holds a {FAILED_MARKER} file"
+    if summary is None:
+        path = os.path.join(run_dir, "summary.json")
+        summary = read_summary_file(path) if os.path.isfile(path) else {}
+    if summary.get("status") == "failed":
+        reason = summary.get("reason") or summary.get("error")
+        return 'its summary.json has status "failed"' + (f" ({reason})" if reason else "")
+    return None
+
+
+def check_not_failed(run_dir, summary=None):
+    """A UserError if ``run_dir`` is marked failed: a failed run is no model to predict, ensemble or rank with."""
+    why = failure_of(run_dir, summary)
+    if why:
+        raise UserError(f"run dir {run_dir} is a failed run ({why}); rerun it (e.g. with a lower --lr) or leave it out")
+
+
 def find_runs(roots):
     """Every finished run (a folder with summary.json) below ``roots``, as summary dicts with ``run_dir``."""
     runs = []
@@ -20,14 +57,25 @@ def find_runs(roots):
             raise UserError(f"{root} is not a folder; pass the folder that holds the run directories (e.g. saved/unimodal)")
         for folder, dirs, files in os.walk(root):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # skip staging folders of running trainings
-            if "summary.json" in files:
-                with open(os.path.join(folder, "summary.json"), encoding="utf-8") as f:
-                    summary = json.load(f)
+            if "summary.json" in files or FAILED_MARKER in files:
+                path = os.path.join(folder, "summary.json")
+                summary = read_summary_file(path) if "summary.json" in files else {}
+                check_not_failed(folder, summary)
+                check_summary_keys(path, summary)
                 summary["run_dir"] = folder
                 runs.append(summary)
     if not runs:
         raise UserError(f"no finished runs (summary.json) under {', '.join(roots)}; run train.py or run_eval_unimodal.sh first")
     return runs
+
+
+def check_summary_keys(path, summary):
+    missing = [k for k in SUMMARY_KEYS if k not in summary]
+    if missing:
+        raise UserError(f"{path} lacks {', '.join(missing)}; it is not a summary.json written by train.py (rerun that run)")
+    features = summary["features"]
+    if not isinstance(features, list) or not all(isinstance(f, dict) and {"name", "modality", "dim"} <= set(f) for f in features):
+        raise UserError(f"{path}: 'features' must be a list of {{name, modality, dim}}; it is not a summary.json written by train.py")
 
 
 def summarize_runs(runs):

@@ -1,5 +1,6 @@
 import math
 """preprocess/mer2025_base.py and make_lst.sh: exact split format, stratification, folds, validation errors."""
+import hashlib
 import os
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 
 import config
+from tests.bad_inputs.helpers import assert_one_line_error, run_main, snapshot
 from preprocess import mer2025_base as script
 from toolkit.io import load_split
 
@@ -36,8 +38,9 @@ def split(csv, save_root, *extra):
 
 def check_format(path):
     raw = np.load(path, allow_pickle=True).item()
-    assert type(raw) is dict and list(raw) == ["train_info", "valid_info"]
-    for key in raw:
+    assert type(raw) is dict and list(raw) == ["train_info", "valid_info", "source"]
+    assert set(raw["source"]) == {"label_csv", "sha256"} and os.path.isabs(raw["source"]["label_csv"])
+    for key in ("train_info", "valid_info"):
         assert list(raw[key]) == ["names", "emos", "vals"]
         assert all(type(raw[key][f]) is list for f in ("names", "emos", "vals"))
         assert all(type(x) is str for x in raw[key]["names"] + raw[key]["emos"])
@@ -155,3 +158,63 @@ def test_make_lst_writes_five_seeds(labels, tmp_path):
     assert sorted(os.listdir(tmp_path)) == sorted(["labels.csv"] + [f"seed{k}.npy" for k in range(5)])
     for k in range(5):
         check_format(tmp_path / f"seed{k}.npy")
+
+
+def test_source_is_recorded_and_rerun_with_same_csv_is_fine(labels, tmp_path):
+    csv, _ = labels
+    first = split(csv, tmp_path / "lst", "--seed", "1")[0]
+    raw = check_format(first)
+    assert raw["source"]["label_csv"] == os.path.abspath(csv)
+    assert raw["source"]["sha256"] == hashlib.sha256(open(csv, "rb").read()).hexdigest()
+    before = open(first, "rb").read()
+    split(csv, tmp_path / "lst", "--seed", "1")  # same CSV: idempotent
+    assert open(first, "rb").read() == before
+
+
+def test_split_from_another_csv_needs_overwrite(labels, tmp_path, capsys):
+    csv, rows = labels
+    first = split(csv, tmp_path / "lst", "--seed", "0")[0]
+    other = write_csv(tmp_path / "other.csv", rows[:-10])
+    before = snapshot(tmp_path / "lst")
+    code, _, err = run_main(script.main, ["--label_csv", other, "--save_root", str(tmp_path / "lst"), "--seed", "0"], capsys)
+    assert_one_line_error(code, err, first, csv, other, "--overwrite")
+    assert snapshot(tmp_path / "lst") == before
+    split(other, tmp_path / "lst", "--seed", "0", "--overwrite")
+    assert np.load(first, allow_pickle=True).item()["source"]["label_csv"] == os.path.abspath(other)
+
+
+def test_make_lst_passes_overwrite_through(labels, tmp_path):
+    csv, rows = labels
+    other = write_csv(tmp_path / "other.csv", rows[:-10])
+    run = lambda label_csv, *extra: subprocess.run(  # noqa: E731
+        ["bash", os.path.join(REPO, "preprocess", "make_lst.sh"), "--save_root", str(tmp_path / "lst"), *extra],
+        capture_output=True, text=True, cwd=REPO, env=dict(os.environ, LABEL_CSV=label_csv, PYTHON=sys.executable, SEEDS="0"))
+    assert run(csv).returncode == 0
+    refused = run(other)
+    assert refused.returncode == 2 and "--overwrite" in refused.stderr
+    assert run(other, "--overwrite").returncode == 0
+    assert np.load(tmp_path / "lst" / "seed0.npy", allow_pickle=True).item()["source"]["label_csv"] == other
+
+
+def test_help_shows_every_default(capsys):
+    from tests.toolkit.test_help import undocumented_defaults
+
+    parser = script.build_parser()
+    assert undocumented_defaults(parser) == []
+    text = " ".join(parser.format_help().split())
+    assert "(default: 0)" in text and "(default: MER)" in text and "(default: False)" in text and "(required)" in text
+
+
+def test_temporary_files_of_a_killed_run_are_removed(labels, tmp_path):
+    from tests.toolkit.test_io import dead_pid
+    from toolkit.io import atomic_path
+
+    csv, _ = labels
+    lst = tmp_path / "lst"
+    with atomic_path(lst / "probe" / "x.npy") as tmp:
+        owner = os.path.basename(tmp).split(".")[2]
+    stale = lst / f".seed0.{dead_pid()}-{owner.split('-')[1]}.k1ll3d_x.tmp.npy"
+    stale.write_bytes(b"half a split")
+    os.utime(stale, (0, 0))
+    split(csv, lst, "--seed", "0")
+    assert sorted(os.listdir(lst)) == ["probe", "seed0.npy"]
