@@ -29,7 +29,9 @@ def test_second_load_uses_the_cache_and_edits_invalidate_it(tiny_project, tmp_pa
     names = tiny_project["names"]
     cache = str(tmp_path / "cache")
     first, _ = load_features(specs, names, cache)
-    assert len(os.listdir(cache)) == len(specs)
+    arrays = sorted(f for f in os.listdir(cache) if f.endswith(".npy"))
+    assert len(arrays) == len(specs)  # one packed array per feature, each with its checksum sidecar
+    assert sorted(os.listdir(cache)) == sorted(arrays + [f + ".sum.json" for f in arrays])
 
     def no_reads(*_):
         raise AssertionError("the cache should have been used")
