@@ -279,6 +279,10 @@ def read_npy(path):
         parsed = _npy_header(path)
         if parsed is not None and dtype_problem(parsed[3]):
             return None, dtype_problem(parsed[3])
+        with open(path, "rb") as f:
+            magic = f.read(6)
+        if magic != np.lib.format.MAGIC_PREFIX:
+            return None, "is not a .npy file (it lacks the NumPy header); re-extract it and save it with np.save"
         detail = (str(exc).strip().splitlines() or [""])[0]
         return None, f"cannot be read as .npy ({exc.__class__.__name__}: {detail}); re-extract this file"
     if not isinstance(arr, np.ndarray):  # np.load opens a .npz archive whatever its name
