@@ -55,6 +55,29 @@ def test_unknown_feature_lists_known_ones(tiny_project):
         lookup_features(["nope"])
 
 
+def test_unknown_feature_suggests_the_closest_and_shortens_the_list(tiny_project, monkeypatch):
+    folder = tiny_project["folders"]["tiny-audio-UTT"][2]
+    monkeypatch.setattr(config, "FEAT_AUDIO_DICT", {"ha-hubert-UTT": [8, folder], **{f"other-{i:02d}-UTT": [8, folder] for i in range(30)}})
+    with pytest.raises(UserError) as err:
+        lookup_features(["hv-hubert-UTT"])
+    message = str(err.value)
+    assert message.startswith("unknown feature 'hv-hubert-UTT' (did you mean 'ha-hubert-UTT'?)")
+    known = message.split("known: ")[1]
+    assert known.endswith(" and 13 more") and known.count(", ") == 19  # 20 shown of 33 (31 here, video and text)
+    with pytest.raises(UserError) as err:
+        lookup_features(["zzzz"])
+    assert "did you mean" not in str(err.value)
+
+
+def test_feature_with_none_of_the_clips_points_to_another_data_set(tiny_project):
+    spec = lookup_features(["tiny-audio-UTT"])[0]
+    with pytest.raises(UserError) as err:
+        load_features([spec], ["other_0001", "other_0002"])
+    message = str(err.value)
+    assert "holds none of the 2 clips" in message and "another data set" in message and "--feat" in message
+    assert "--allow_missing" not in message
+
+
 def test_missing_folder_is_named(tiny_project, monkeypatch):
     monkeypatch.setitem(config.FEAT_VIDEO_DICT, "tiny-video-UTT", [12, "/no/such/folder"])
     with pytest.raises(UserError, match="feature folder /no/such/folder for 'tiny-video-UTT' does not exist"):
