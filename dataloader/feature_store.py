@@ -224,7 +224,7 @@ def _file_listing(spec, names, allow_missing=False):
     paths, missing, digest = [], [], hashlib.sha1()
     digest.update(os.path.abspath(spec.folder).encode())
     digest.update(str(spec.dim).encode())
-    if spec.level != "utt" or spec.columns is not None or spec.pool is not None:  # plain features keep their old keys
+    if spec.level != "utt" or spec.columns is not None or spec.pool is not None:  # only options away from the defaults enter the key
         digest.update(f"level={spec.level};columns={spec.columns};pool={spec.pool}".encode())
     for name in names:
         path = os.path.join(spec.folder, name + ".npy")
@@ -378,7 +378,8 @@ def _raw_reader(spec, first_path):
     header is byte-identical to the first file's, with one ``preadv`` system call (float32 files are read
     into the row without a copy). A file with another header, size or an unreadable one returns False and
     the caller falls back to ``np.load`` with its full checks and messages. Returns None (no fast path)
-    for column selections, pooled frames or a first file that is not a plain (dim,) array.
+    for column selections, pooled frames or a first file that is not a plain (dim,) array of real numbers
+    (so every file it reads has a real dtype: the header must match byte for byte).
 
     A cold start reads tens of thousands of small files: this path costs a few microseconds per file,
     several times less than ``np.load``."""

@@ -126,3 +126,11 @@ def test_fast_reader_reads_plain_files_and_refuses_others(tmp_path, dtype):
     assert read(str(tmp_path / "a.npy"), row) and row.tolist() == values.astype(np.float32).tolist()
     for other in ("b", "c", "d", "missing"):
         assert not read(str(tmp_path / f"{other}.npy"), np.zeros(6, np.float32))
+
+
+@pytest.mark.parametrize("dtype", ["<c8", "<U3", "|S3"])
+def test_fast_reader_is_never_built_for_non_real_files(tmp_path, dtype):
+    from dataloader.feature_store import FeatureSpec, _raw_reader
+
+    np.save(tmp_path / "a.npy", np.zeros(6, dtype=dtype))
+    assert _raw_reader(FeatureSpec("f", 6, str(tmp_path), "video"), str(tmp_path / "a.npy")) is None
