@@ -5,7 +5,10 @@
 Prints, as medians: (a) seconds per epoch (train + valid) of train.py's own loop; (b) the same model's pure
 compute per epoch on tensors already in memory; (c) one pass of a per-sample-file torch DataLoader
 (2 workers, batch 512) over the same files, the design train.py replaces; (d) the cold start (building the
-packed cache from the .npy files); and the peak RSS of a whole train.py run against the features' bytes.
+packed cache from the .npy files); (e) the warm start (loading the packed cache: a stat per file for the
+freshness key, the read, and the cache checks), (f) the same with --mmap, (g) the cache checks alone (crc32
+and finiteness over every packed byte, part of (e) and (f)); and the peak RSS of a whole train.py run against
+the features' bytes. The warm epoch is (a).
 """
 import argparse
 import os
@@ -126,6 +129,33 @@ def cold_start_seconds(specs, names, repeats):
     return times
 
 
+def warm_start_seconds(specs, names, repeats, mmap=False):
+    """(e), (f): load_store on a warm cache, checks included."""
+    from dataloader.feature_store import load_store
+
+    load_store(specs, names, CACHE)  # built if absent
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        load_store(specs, names, CACHE, mmap=mmap)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def check_seconds(specs, names, repeats):
+    """(g): the checks a warm start runs over the packed bytes (one crc32 + finiteness pass per feature)."""
+    from dataloader.feature_store import _parts, _scan, load_store
+
+    arrays = load_store(specs, names, CACHE).arrays.values()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for packed in arrays:
+            _scan(_parts(packed))
+        times.append(time.perf_counter() - start)
+    return times
+
+
 # Runs train.py as __main__ and writes the process's VmHWM (peak resident set, kB) to argv[1] at exit. The
 # peak is read from /proc after exec: the rusage of a child also counts the pages of this (large) benchmark
 # process that the child shared between fork and exec.
@@ -159,8 +189,8 @@ def peak_rss_mb(epochs, plots=False):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=10, help="timed epochs of (a) and (b) (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of (c) to (g) (default: %(default)s)")
     opts = parser.parse_args()
     ensure_data()
     from dataloader import lookup_features
@@ -174,6 +204,8 @@ def main():
           f"torch threads {torch.get_num_threads()}")
 
     cold = cold_start_seconds(specs, names, opts.repeats)
+    warm, warm_mmap = warm_start_seconds(specs, names, opts.repeats), warm_start_seconds(specs, names, opts.repeats, mmap=True)
+    checks = check_seconds(specs, names, opts.repeats)
     per_file = per_file_pass_seconds(names, [s.folder for s in specs], opts.repeats)
     loop = loop_seconds(opts.epochs + WARMUP, os.path.join(DATA, "bench_run"))
     compute = compute_seconds(opts.epochs + WARMUP)
@@ -183,6 +215,10 @@ def main():
     print(f"(b) pure compute, s/epoch:                        {b:.3f}   runs {[round(x, 3) for x in compute]}")
     print(f"(c) per-sample-file DataLoader pass (2 workers):  {c:.3f}   runs {[round(x, 3) for x in per_file]}")
     print(f"(d) cold start, cache build:                      {d:.3f}   runs {[round(x, 3) for x in cold]}")
+    e, f, g = (statistics.median(x) for x in (warm, warm_mmap, checks))
+    print(f"(e) warm start, cache load + checks:              {e:.3f}   runs {[round(x, 3) for x in warm]}")
+    print(f"(f) warm start with --mmap, + checks:             {f:.3f}   runs {[round(x, 3) for x in warm_mmap]}")
+    print(f"{f'(g) cache checks alone ({feature_mb:.0f} MB, crc32+finite):':<50}{g:.3f}   runs {[round(x, 3) for x in checks]}")
     print(f"a/b = {a / b:.3f} (target <= 1.1)   a/c = {a / c:.3f} (target <= 0.5)   d/c = {d / c:.3f} (target <= 2)")
     limit = 1.5 * feature_mb + 400
     print(f"peak RSS of a train.py run: {rss:.0f} MB, {rss_plots:.0f} MB with its plots "

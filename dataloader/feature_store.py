@@ -5,18 +5,27 @@ Utterance-level features (``(C,)`` per clip) pack into one ``(M, C)`` array. Fra
 (``(T, C)`` per clip, T varying; folder names ending in ``-FRM``) pack *ragged*: all frames of all clips in
 one ``(sum T, C)`` array plus ``offsets`` (M + 1), so clip ``i`` is ``values[offsets[i]:offsets[i + 1]]``.
 
-The cache key covers the feature folder, the *set* of requested samples and each file's size and mtime,
-so the five seed splits of one label file share one cache and any edited file invalidates it.
+The cache key covers the feature folder, the *set* of requested samples and each file's size, mtime and
+ctime, so the five seed splits of one label file share one cache and any edited file invalidates it (ctime
+too: ``cp -p`` or ``rsync -t`` restore a file's mtime, but nothing can set its ctime back). The cache is
+checked, not trusted: a sidecar ``<cache>.sum.json`` holds its shape, dtype and a crc32 of its bytes, and a
+cache whose header, shape, dtype, offsets, finiteness or checksum disagree is rebuilt with a one-line note.
 
 With ``allow_missing`` a clip may lack a feature's file: its utterance row is zeros (frames: T = 0) and
 ``present[feature][row]`` is False, so the model can mask that expert for that clip.
 """
 import concurrent.futures
 import dataclasses
+import difflib
+import errno
 import hashlib
+import json
 import os
 import re
+import stat
+import sys
 import threading
+import zlib
 
 import numpy as np
 
@@ -28,6 +37,7 @@ MODALITY_DICTS = {"video": "FEAT_VIDEO_DICT", "audio": "FEAT_AUDIO_DICT", "text"
 READ_THREADS = 2  # file reads release the GIL; more threads than cores measured slower
 LEVELS = ("utt", "frm")
 FRAME_SUFFIX = "-FRM"
+REPEAT_SEPARATOR = "#"  # expert keys of repeated features: feat, feat#2, feat#3
 ENTRY_HELP = ('[dim, folder] or [dim, folder, "frm"] or [dim, folder, {"level": "utt"|"frm", "columns": "-35:", '
               '"pool": "mean"}]')
 
@@ -77,8 +87,15 @@ def parse_columns(columns, where):
 def parse_entry(name, entry, modality, dict_name):
     """A FeatureSpec from one config.py entry (see ENTRY_HELP)."""
     where = f"config.py {dict_name}['{name}']"
-    if not (isinstance(entry, (list, tuple)) and len(entry) in (2, 3) and int(entry[0]) > 0):
+    if REPEAT_SEPARATOR in name:
+        raise UserError(f"{where}: a feature name may not hold '{REPEAT_SEPARATOR}' (it separates repeated experts, "
+                        f"as in 'feat{REPEAT_SEPARATOR}2'); rename the feature in config.py")
+    if not (isinstance(entry, (list, tuple)) and len(entry) in (2, 3)):
         raise UserError(f"{where} must be {ENTRY_HELP}, got {entry!r}")
+    dim = entry[0]
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim <= 0:
+        raise UserError(f"{where}: dim {dim!r} must be a positive whole number (the C of its (C,) files, "
+                        f"written without quotes, e.g. [768, {entry[1]!r}]); fix it in config.py")
     options = entry[2] if len(entry) == 3 else {}
     if isinstance(options, str):
         options = {"level": options}
@@ -108,21 +125,31 @@ def feature_registry():
     return registry
 
 
+KNOWN_SHOWN = 20  # known feature names listed after an unknown one
+
+
+def _did_you_mean(name, known):
+    """' (did you mean 'a'?)' for the closest known names (case ignored), or ''."""
+    lowered = {k.lower(): k for k in known}
+    close = [lowered[k] for k in difflib.get_close_matches(str(name).lower(), lowered, n=3, cutoff=0.6)]
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+
+
 def lookup_features(names):
-    """FeatureSpecs for ``names``; an unknown name is a UserError listing the known ones."""
+    """FeatureSpecs for ``names``; an unknown name is a UserError with the closest known names first."""
     registry = feature_registry()
     unknown = [n for n in names if n not in registry]
     if unknown:
+        known = sorted(registry)
+        more = f" and {len(known) - KNOWN_SHOWN} more" if len(known) > KNOWN_SHOWN else ""
         raise UserError(
-            f"unknown feature {unknown[0]!r}: add it to a FEAT_*_DICT in config.py "
-            f"(python preprocess/check_feat_dim.py --emit-config prints entries); known: {', '.join(sorted(registry))}"
+            f"unknown feature {unknown[0]!r}{_did_you_mean(unknown[0], known)}: add it to a FEAT_*_DICT in config.py "
+            f"(python preprocess/check_feat_dim.py --emit-config prints entries); known: {', '.join(known[:KNOWN_SHOWN])}{more}"
         )
     if len(set(names)) != len(names):
         raise UserError(f"feature list {list(names)} names a feature twice; list each once")
     return [registry[n] for n in names]
 
-
-REPEAT_SEPARATOR = "#"
 
 
 def expert_names(feature_names, repeat=1):
@@ -157,20 +184,47 @@ class Ragged:
         return self.values[self.offsets[i]:self.offsets[i + 1]]
 
 
+def _os_problem(exc):
+    """What an OSError on a feature path means for the user, and how to fix it."""
+    if exc.errno == errno.ELOOP:
+        return "is a symlink loop; point the link at the real file or folder"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "is not readable (permission denied); fix its permissions (chmod a+rX)"
+    return f"cannot be read ({exc.strerror or exc}); check the path and the disk"
+
+
 def require_folder(spec):
-    """A missing feature folder is a UserError naming it and the config.py entry to fix."""
-    if not os.path.isdir(spec.folder):
+    """A missing, looping or unreadable feature folder is a UserError naming it and the config.py entry to fix."""
+    try:
+        st = os.stat(spec.folder)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise UserError(f"feature folder {spec.folder} for '{spec.name}' {_os_problem(exc)}") from None
+    if st is None or not stat.S_ISDIR(st.st_mode):
         raise UserError(f"feature folder {spec.folder} for '{spec.name}' does not exist; fix its path in config.py")
+    if not os.access(spec.folder, os.R_OK | os.X_OK):
+        raise UserError(f"feature folder {spec.folder} for '{spec.name}' is not readable (permission denied); "
+                        "fix its permissions (chmod a+rX)")
+
+
+def check_sample_names(names):
+    """Every sample name must be a plain file stem: ``<folder>/<name>.npy`` stays inside the feature folder."""
+    for name in names:
+        if not isinstance(name, str) or name in ("", ".", "..") or any(c in name for c in "/\\\0"):
+            raise UserError(f"sample name {name!r} is not a plain file stem (empty, '.', '..', or holding '/', '\\' "
+                            "or a NUL): features are read from <folder>/<name>.npy; fix the name in the split dict or label CSV")
 
 
 def _file_listing(spec, names, allow_missing=False):
     """Paths of the requested samples' files (None where missing), presence mask and a fingerprint of their
-    sizes and mtimes."""
+    sizes, mtimes and ctimes (an edit that restores size and mtime still moves the ctime)."""
     require_folder(spec)
+    check_sample_names(names)
     paths, missing, digest = [], [], hashlib.sha1()
     digest.update(os.path.abspath(spec.folder).encode())
     digest.update(str(spec.dim).encode())
-    if spec.level != "utt" or spec.columns is not None or spec.pool is not None:  # plain features keep their old keys
+    if spec.level != "utt" or spec.columns is not None or spec.pool is not None:  # only options away from the defaults enter the key
         digest.update(f"level={spec.level};columns={spec.columns};pool={spec.pool}".encode())
     for name in names:
         path = os.path.join(spec.folder, name + ".npy")
@@ -181,10 +235,18 @@ def _file_listing(spec, names, allow_missing=False):
             paths.append(None)
             digest.update(f"{name}\0-\n".encode())
             continue
+        except OSError as exc:
+            raise UserError(f"{path} (sample '{name}' of feature '{spec.name}') {_os_problem(exc)}") from None
         paths.append(path)
-        digest.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        digest.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\n".encode())
     if missing and not allow_missing:
         shown = ", ".join(missing[:5])
+        if len(missing) == len(names):
+            raise UserError(
+                f"feature '{spec.name}': its folder {spec.folder} holds none of the {len(names)} clips of this split "
+                f"(first: {shown}), so it likely belongs to another data set; pick features of this data set with "
+                "--feat (or change config.DEFAULT_FEATURES)"
+            )
         raise UserError(
             f"feature '{spec.name}': {len(missing)} of {len(names)} samples have no .npy in {spec.folder} "
             f"(first: {shown}); extract the feature for them, remove them from the split or train with --allow_missing"
@@ -193,11 +255,48 @@ def _file_listing(spec, names, allow_missing=False):
     return paths, present, digest.hexdigest()[:16]
 
 
-def _load_npy(path):
+def dtype_problem(dtype):
+    """Why a feature file of ``dtype`` cannot be used (with the fix), or None for real numbers."""
+    if dtype.kind in "biuf":
+        return None
+    if dtype.kind == "c":
+        return (f"holds complex values (dtype {dtype}); features must be real: save np.real(x) or np.abs(x) as "
+                "float32, or re-extract it")
+    if dtype.hasobject:
+        return "holds Python objects (dtype object); save a numeric array, np.save(path, np.asarray(x, dtype=np.float32))"
+    if dtype.kind in "US":
+        return f"holds text (dtype {dtype}), not numbers; re-extract it as a float32 array"
+    return f"holds dtype {dtype}, not numbers; re-extract it as a float32 array"
+
+
+def read_npy(path):
+    """(array, None) for a readable .npy of real numbers, else (None, problem): what is wrong and how to fix it."""
     try:
-        return np.load(path, allow_pickle=False)
+        arr = np.load(path, allow_pickle=False)
+    except OSError as exc:
+        return None, _os_problem(exc)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
-        raise UserError(f"cannot read {path} ({exc.__class__.__name__}: {exc}); re-extract this file") from None
+        parsed = _npy_header(path)
+        if parsed is not None and dtype_problem(parsed[3]):
+            return None, dtype_problem(parsed[3])
+        with open(path, "rb") as f:
+            magic = f.read(6)
+        if magic != np.lib.format.MAGIC_PREFIX:
+            return None, "is not a .npy file (it lacks the NumPy header); re-extract it and save it with np.save"
+        detail = (str(exc).strip().splitlines() or [""])[0]
+        return None, f"cannot be read as .npy ({exc.__class__.__name__}: {detail}); re-extract this file"
+    if not isinstance(arr, np.ndarray):  # np.load opens a .npz archive whatever its name
+        arr.close()
+        return None, "is a .npz archive (np.savez) saved under a .npy name; save the array itself with np.save(path, array)"
+    problem = dtype_problem(arr.dtype)
+    return (None, problem) if problem else (arr, None)
+
+
+def _load_npy(path):
+    arr, problem = read_npy(path)
+    if problem:
+        raise UserError(f"{path} {problem}")
+    return arr
 
 
 def _select(arr, spec, path):
@@ -279,7 +378,8 @@ def _raw_reader(spec, first_path):
     header is byte-identical to the first file's, with one ``preadv`` system call (float32 files are read
     into the row without a copy). A file with another header, size or an unreadable one returns False and
     the caller falls back to ``np.load`` with its full checks and messages. Returns None (no fast path)
-    for column selections, pooled frames or a first file that is not a plain (dim,) array.
+    for column selections, pooled frames or a first file that is not a plain (dim,) array of real numbers
+    (so every file it reads has a real dtype: the header must match byte for byte).
 
     A cold start reads tens of thousands of small files: this path costs a few microseconds per file,
     several times less than ``np.load``."""
@@ -289,7 +389,7 @@ def _raw_reader(spec, first_path):
     if parsed is None:
         return None
     header, shape, fortran, dtype = parsed
-    if shape != (spec.dim,) or fortran or dtype.hasobject:
+    if shape != (spec.dim,) or fortran or dtype_problem(dtype):  # only real numbers: others get read_npy's message
         return None
     direct = dtype == np.dtype("<f4")
     local = threading.local()  # per-thread buffers: the header, a probe byte past the end, the data if converted
@@ -365,12 +465,110 @@ def _as_dtype(spec, packed, dtype):
     return Ragged(half, packed.offsets) if isinstance(packed, Ragged) else half
 
 
+SUM_SUFFIX = ".sum.json"  # beside each cache file: its shape, dtype and crc32
+SCAN_BLOCK = 16 << 20  # bytes per block of the checksum pass (stays in the CPU cache for the finiteness test)
+
+
+def _scan(arrays):
+    """(crc32 of the bytes of ``arrays`` in order, whether every float value is finite), in one pass.
+
+    zlib's crc32 runs at several GB/s: a 180 MiB cache costs ~50 ms, a fast hash of the bytes already in memory."""
+    crc, finite = 0, True
+    for arr in arrays:
+        flat = arr.reshape(-1)
+        step = max(1, SCAN_BLOCK // max(1, arr.itemsize))
+        for start in range(0, flat.size, step):
+            block = flat[start:start + step]
+            crc = zlib.crc32(block.view(np.uint8), crc)
+            if finite and block.dtype.kind == "f":
+                finite = bool(np.isfinite(block).all())
+    return crc, finite
+
+
+def _parts(packed):
+    return [packed.values, packed.offsets] if isinstance(packed, Ragged) else [packed]
+
+
+def _write_cache(cache_file, packed):
+    """The packed array (``.npy``; frames: ``.npz`` of values and offsets) and its checksum sidecar."""
+    with atomic_path(cache_file) as tmp:
+        with open(tmp, "wb") as f:
+            if isinstance(packed, Ragged):
+                np.savez(f, values=packed.values, offsets=packed.offsets)
+            else:
+                np.save(f, packed)
+    values = _parts(packed)[0]
+    meta = {"shape": list(values.shape), "dtype": str(values.dtype), "crc32": _scan(_parts(packed))[0]}
+    with atomic_path(cache_file + SUM_SUFFIX) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(meta, f)
+
+
+def _npy_cache_problem(cache_file, shape, dtype):
+    """Why the header or size of a ``.npy`` cache disagrees with ``shape`` and ``dtype``, or None."""
+    parsed = _npy_header(cache_file)
+    if parsed is None:
+        return "its .npy header is unreadable"
+    header, found_shape, fortran, found_dtype = parsed
+    if found_shape != shape or found_dtype != np.dtype(dtype) or fortran:
+        return f"it holds {found_dtype} {found_shape}, expected {np.dtype(dtype)} {shape}"
+    expected = len(header) + int(np.prod(shape)) * found_dtype.itemsize
+    size = os.path.getsize(cache_file)
+    if size != expected:
+        return f"it is {size} bytes, expected {expected} (truncated or appended to)"
+    return None
+
+
+def _ragged_problem(packed, spec, present, dtype):
+    """Why a frame cache's values/offsets are inconsistent with each other and with ``present``, or None."""
+    values, offsets = packed.values, packed.offsets
+    if values.ndim != 2 or values.shape[1] != spec.dim or values.dtype != np.dtype(dtype):
+        return f"its values are {values.dtype} {values.shape}, expected {dtype} (T, {spec.dim})"
+    if offsets.dtype != np.int64 or offsets.shape != (len(present) + 1,):
+        return f"its offsets are {offsets.dtype} {offsets.shape}, expected int64 ({len(present) + 1},)"
+    lengths = np.diff(offsets)
+    if offsets[0] != 0 or offsets[-1] != len(values) or (lengths < 0).any():
+        return "its offsets are not monotone from 0 to the number of frames"
+    if ((lengths > 0) != present).any():
+        return "its offsets disagree with which clips have files"
+    return None
+
+
+def _load_cache(cache_file, spec, present, dtype, mmap):
+    """(packed, None) from a cache file that passes every check, or (None, why it fails)."""
+    try:
+        with open(cache_file + SUM_SUFFIX) as f:
+            meta = json.load(f)
+        expected_crc = int(meta["crc32"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, f"its checksum file {os.path.basename(cache_file)}{SUM_SUFFIX} is missing or unreadable"
+    try:
+        if spec.frame_level:
+            with np.load(cache_file, allow_pickle=False) as data:
+                packed = Ragged(data["values"], data["offsets"])
+            problem = _ragged_problem(packed, spec, present, dtype)
+        else:
+            problem = _npy_cache_problem(cache_file, (len(present), spec.dim), dtype)
+            packed = None if problem else np.load(cache_file, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable cache is rebuilt
+        return None, f"it cannot be read ({exc.__class__.__name__})"
+    if problem:
+        return None, problem
+    crc, finite = _scan(_parts(packed))
+    if not finite:
+        return None, "it holds NaN/inf values"
+    if crc != expected_crc:
+        return None, "its checksum does not match (the file changed after it was written)"
+    return packed, None
+
+
 def load_feature(spec, samples, cache_dir=None, allow_missing=False, dtype="float32", mmap=False):
     """Packed feature ``spec`` of ``samples`` (sorted, unique) and its presence mask (M,) bool.
 
     Utterance level: a (M, dim) array. Frame level: a ``Ragged`` (values, offsets). ``dtype`` float16 halves
     the memory (and the cache file); ``mmap`` returns an utterance feature memory-mapped from its cache file
-    (read-only; rows are paged in when batches gather them), frame features are loaded whole."""
+    (read-only; rows are paged in when batches gather them), frame features are loaded whole. A cache file
+    that fails its checks (see ``_load_cache``) is rebuilt, with one line on stderr saying which and why."""
     if dtype not in CACHE_DTYPES:
         raise UserError(f"--cache_dtype {dtype!r}: use one of {', '.join(CACHE_DTYPES)}")
     if mmap and not cache_dir:
@@ -379,22 +577,18 @@ def load_feature(spec, samples, cache_dir=None, allow_missing=False, dtype="floa
     ext = ".npz" if spec.frame_level else ".npy"
     suffix = "" if dtype == "float32" else f"-{dtype}"  # float32 caches keep their old names
     cache_file = os.path.join(cache_dir, f"{spec.name}-{len(samples)}-{key}{suffix}{ext}") if cache_dir else None
-    if not (cache_file and os.path.exists(cache_file)):
-        packed = _as_dtype(spec, _read_all_frames(spec, paths) if spec.frame_level else _read_all(spec, paths), dtype)
-        if not cache_file:
+    if cache_file and os.path.exists(cache_file):
+        packed, problem = _load_cache(cache_file, spec, present, dtype, mmap)
+        if problem is None:
             return packed, present
-        with atomic_path(cache_file) as tmp:
-            with open(tmp, "wb") as f:
-                if spec.frame_level:
-                    np.savez(f, values=packed.values, offsets=packed.offsets)
-                else:
-                    np.save(f, packed)
-        if not mmap:
-            return packed, present
-    if spec.frame_level:
-        with np.load(cache_file) as data:
-            return Ragged(data["values"], data["offsets"]), present
-    return np.load(cache_file, mmap_mode="r" if mmap else None), present
+        print(f"note: rebuilding feature cache {cache_file}: {problem}", file=sys.stderr, flush=True)
+    packed = _as_dtype(spec, _read_all_frames(spec, paths) if spec.frame_level else _read_all(spec, paths), dtype)
+    if not cache_file:
+        return packed, present
+    _write_cache(cache_file, packed)
+    if mmap and not spec.frame_level:
+        packed = np.load(cache_file, mmap_mode="r")
+    return packed, present
 
 
 @dataclasses.dataclass

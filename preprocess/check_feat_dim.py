@@ -1,18 +1,20 @@
 """Report the dimension of every feature folder, optionally check every file, and print config.py entries.
 
-    python preprocess/check_feat_dim.py                           # data/demo/features, first file per folder
+    python preprocess/check_feat_dim.py                           # data/demo/features, 200 files per folder
     python preprocess/check_feat_dim.py --root /data/mer/features --all
     python preprocess/check_feat_dim.py --root /data/mer/features --emit-config
 
 One line per feature folder: ``NAME, dim=C, files=N``. Utterance-level files hold ``(C,)`` (``(1, C)`` is
 accepted and squeezed); frame-level folders (``-FRM``) hold ``(T, C)`` with T varying and get
-``NAME, dim=C, files=N, T=min..max (p50 X, p95 Y)`` (over the files read: the first one, or all with
-``--all``; pick --max_frames of train.py from it). ``--all`` reads every file and checks that all have the
-same shape (the same C, 2-D and T > 0 for frame level) and only finite values; any problem is listed with
-the offending files and the exit status is non-zero.
+``NAME, dim=C, files=N, T=min..max (p50 X, p95 Y, from K of N files)`` over the files read (pick
+--max_frames of train.py from it). Without ``--all`` up to ``--sample`` evenly spaced files per folder are
+read; ``--all`` reads every file. The files read must have the same shape (the same C, 2-D and T > 0 for
+frame level), real numeric values and only finite ones; any problem is listed with the offending files and
+the exit status is non-zero.
 """
 import argparse
 import collections
+import errno
 import json
 import os
 import sys
@@ -23,10 +25,12 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import config  # noqa: E402
+from dataloader.feature_store import feature_registry, read_npy  # noqa: E402
 from toolkit.errors import UserError, cli  # noqa: E402
 from toolkit.io import resolve  # noqa: E402
 
 SHOW = 5  # offending files named per problem
+SAMPLE = 200  # files read per folder without --all
 
 # Substrings of feature names that say the modality; audio first ("hubert" contains "bert").
 MODALITY_HINTS = [
@@ -70,43 +74,59 @@ def feature_dim(shape, frame_level):
 
 
 def load(path):
-    """The array in ``path`` or a problem string."""
+    """The array in ``path`` or a problem string (the feature store's checks: numbers, not complex, not .npz)."""
+    return read_npy(path)
+
+
+def sampled(files, n):
+    """Up to ``n`` of ``files``, evenly spaced (first and last included); all of them when n is None."""
+    if n is None or len(files) <= n:
+        return files
+    return [files[i] for i in sorted(set(np.linspace(0, len(files) - 1, n).round().astype(int)))]
+
+
+def list_folder(folder):
     try:
-        array = np.load(path, allow_pickle=False)
-    except Exception as exc:  # noqa: BLE001 - every unreadable file is reported the same way
-        return None, f"unreadable ({exc.__class__.__name__})"
-    if not np.issubdtype(array.dtype, np.number):
-        return None, f"dtype {array.dtype}, expected numbers"
-    return array, None
+        return os.listdir(folder)
+    except OSError as exc:
+        raise UserError(f"cannot list feature folder {folder} ({exc.strerror}); fix its permissions (chmod a+rX) "
+                        "or remove it from --root") from None
 
 
-def inspect(folder, name, check_all):
-    """Check one feature folder; returns a dict with dim, files, frames and a list of problems."""
-    files = sorted(f for f in os.listdir(folder) if f.endswith(".npy"))
-    info = {"name": name, "folder": folder, "files": len(files), "dim": None, "frames": None, "problems": []}
+def inspect(folder, name, sample=SAMPLE):
+    """Check one feature folder, reading ``sample`` evenly spaced files (None: all); returns a dict with dim,
+    files, read, frames, a list of problems and the first offending file."""
+    files = sorted(f for f in list_folder(folder) if f.endswith(".npy"))
+    info = {"name": name, "folder": folder, "files": len(files), "read": 0, "dim": None, "frames": None,
+            "problems": [], "first_bad": None}
     if not files:
         info["problems"].append(f"no .npy files in {folder}")
         return info
     frame_level = is_frame_level(name)
     bad = collections.defaultdict(list)  # problem kind -> [file (detail)]
     shapes, lengths = {}, []
-    for f in tqdm(files if check_all else files[:1], desc=name, unit="file", leave=False, disable=None):
+    chosen = sampled(files, sample)
+    info["read"] = len(chosen)
+    for f in tqdm(chosen, desc=name, unit="file", leave=False, disable=None):
         array, problem = load(os.path.join(folder, f))
         if problem is None:
             dim, problem = feature_dim(array.shape, frame_level)
         if problem is not None:
             bad["bad file"].append(f"{f} ({problem})")
+            info["first_bad"] = info["first_bad"] or os.path.join(folder, f)
             continue
         shapes[f] = dim
         if frame_level:
             lengths.append(array.shape[0])
-        if check_all and not np.all(np.isfinite(array)):
+        if not np.all(np.isfinite(array)):
             bad["NaN/inf values"].append(f)
+            info["first_bad"] = info["first_bad"] or os.path.join(folder, f)
     if shapes:
         info["dim"] = collections.Counter(shapes.values()).most_common(1)[0][0]  # the majority, not the first
         wrong = [f"{f} (dim {d})" for f, d in shapes.items() if d != info["dim"]]
         if wrong:
             bad[f"dim differs from {info['dim']}"] = wrong
+            info["first_bad"] = info["first_bad"] or os.path.join(folder, wrong[0].split(" ")[0])
     if lengths:
         info["frames"] = (min(lengths), max(lengths), float(np.percentile(lengths, 50)), float(np.percentile(lengths, 95)))
     for kind, items in bad.items():
@@ -116,14 +136,15 @@ def inspect(folder, name, check_all):
 
 
 def config_dims():
-    return {k: v[0] for d in (config.FEAT_VIDEO_DICT, config.FEAT_AUDIO_DICT, config.FEAT_TEXT_DICT) for k, v in d.items()}
+    """{feature: dim} of config.py (its entries validated as train.py reads them)."""
+    return {name: spec.dim for name, spec in feature_registry().items()}
 
 
 def report_line(info, known):
     line = f"{info['name']}, dim={info['dim']}, files={info['files']}"
     if info["frames"] and is_frame_level(info["name"]):
         lo, hi, p50, p95 = info["frames"]
-        line += f", T={lo}..{hi} (p50 {p50:g}, p95 {p95:g})"
+        line += f", T={lo}..{hi} (p50 {p50:g}, p95 {p95:g}, from {info['read']} of {info['files']} files)"
     if info["dim"] is not None and info["name"] in known and known[info["name"]] != info["dim"]:
         line += f"  (config.py says dim={known[info['name']]})"
     return line
@@ -162,7 +183,16 @@ def emit_config(infos):
 def feature_folders(root):
     if not os.path.isdir(root):
         raise UserError(f"feature root {root} not found; pass --root DIR holding one folder per feature (DIR/<feature>/<sample>.npy)")
-    entries = sorted(os.listdir(root))
+    entries = sorted(list_folder(root))
+    for entry in entries:
+        path = os.path.join(root, entry)
+        if not entry.startswith(".") and os.path.islink(path) and not os.path.exists(path):
+            try:
+                os.stat(path)
+                why = "cannot be followed"
+            except OSError as exc:
+                why = "is a symlink loop" if exc.errno == errno.ELOOP else "points to a missing target"
+            raise UserError(f"{path} {why}; point the link at the real feature folder or remove it")
     folders = [e for e in entries if os.path.isdir(os.path.join(root, e)) and not e.startswith(".")]
     if not folders:
         if any(e.endswith(".npy") for e in entries):
@@ -171,17 +201,28 @@ def feature_folders(root):
     return folders
 
 
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", default=None,
+                        help=f"folder holding one sub-folder per feature (default: config.DEMO_FEATURES, {config.DEMO_FEATURES})")
+    parser.add_argument("--all", action="store_true",
+                        help="read every file, not a sample: same shape, real finite values (default: off)")
+    parser.add_argument("--sample", type=int, default=SAMPLE,
+                        help="without --all, files read per folder, evenly spaced (default: %(default)s)")
+    parser.add_argument("--emit-config", dest="emit_config", action="store_true",
+                        help="print entries for config.py (default: off)")
+    return parser
+
+
 @cli
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", default=None, help="folder holding one sub-folder per feature (default: data/demo/features)")
-    parser.add_argument("--all", action="store_true", help="read every file: same shape, finite values")
-    parser.add_argument("--emit-config", dest="emit_config", action="store_true", help="print entries for config.py")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    if args.sample < 1:
+        raise UserError(f"--sample {args.sample}: read at least 1 file per folder (or pass --all)")
     root = args.root or os.path.relpath(resolve(config.DEMO_FEATURES))
 
     known = config_dims()
-    infos = [inspect(os.path.join(root, name), name, args.all) for name in feature_folders(root)]
+    infos = [inspect(os.path.join(root, name), name, None if args.all else args.sample) for name in feature_folders(root)]
     for info in infos:
         print(report_line(info, known))
         for problem in info["problems"]:
@@ -189,9 +230,12 @@ def main(argv=None):
     if args.emit_config:
         print()
         print(emit_config(infos))
-    failed = [info["name"] for info in infos if info["problems"]]
+    failed = [info for info in infos if info["problems"]]
     if failed:
-        raise UserError(f"{len(failed)} of {len(infos)} feature folders have problems ({', '.join(failed)}); see the lines above")
+        first = next((info["first_bad"] for info in failed if info["first_bad"]), None)
+        named = f"; first bad file: {first}" if first else ""
+        raise UserError(f"{len(failed)} of {len(infos)} feature folders have problems ({', '.join(i['name'] for i in failed)}){named}; "
+                        "see the lines above")
     return 0
 
 

@@ -29,7 +29,9 @@ def test_second_load_uses_the_cache_and_edits_invalidate_it(tiny_project, tmp_pa
     names = tiny_project["names"]
     cache = str(tmp_path / "cache")
     first, _ = load_features(specs, names, cache)
-    assert len(os.listdir(cache)) == len(specs)
+    arrays = sorted(f for f in os.listdir(cache) if f.endswith(".npy"))
+    assert len(arrays) == len(specs)  # one packed array per feature, each with its checksum sidecar
+    assert sorted(os.listdir(cache)) == sorted(arrays + [f + ".sum.json" for f in arrays])
 
     def no_reads(*_):
         raise AssertionError("the cache should have been used")
@@ -51,6 +53,29 @@ def test_second_load_uses_the_cache_and_edits_invalidate_it(tiny_project, tmp_pa
 def test_unknown_feature_lists_known_ones(tiny_project):
     with pytest.raises(UserError, match=r"unknown feature 'nope'.*known: tiny-audio-UTT"):
         lookup_features(["nope"])
+
+
+def test_unknown_feature_suggests_the_closest_and_shortens_the_list(tiny_project, monkeypatch):
+    folder = tiny_project["folders"]["tiny-audio-UTT"][2]
+    monkeypatch.setattr(config, "FEAT_AUDIO_DICT", {"ha-hubert-UTT": [8, folder], **{f"other-{i:02d}-UTT": [8, folder] for i in range(30)}})
+    with pytest.raises(UserError) as err:
+        lookup_features(["hv-hubert-UTT"])
+    message = str(err.value)
+    assert message.startswith("unknown feature 'hv-hubert-UTT' (did you mean 'ha-hubert-UTT'?)")
+    known = message.split("known: ")[1]
+    assert known.endswith(" and 13 more") and known.count(", ") == 19  # 20 shown of 33 (31 here, video and text)
+    with pytest.raises(UserError) as err:
+        lookup_features(["zzzz"])
+    assert "did you mean" not in str(err.value)
+
+
+def test_feature_with_none_of_the_clips_points_to_another_data_set(tiny_project):
+    spec = lookup_features(["tiny-audio-UTT"])[0]
+    with pytest.raises(UserError) as err:
+        load_features([spec], ["other_0001", "other_0002"])
+    message = str(err.value)
+    assert "holds none of the 2 clips" in message and "another data set" in message and "--feat" in message
+    assert "--allow_missing" not in message
 
 
 def test_missing_folder_is_named(tiny_project, monkeypatch):
@@ -101,3 +126,11 @@ def test_fast_reader_reads_plain_files_and_refuses_others(tmp_path, dtype):
     assert read(str(tmp_path / "a.npy"), row) and row.tolist() == values.astype(np.float32).tolist()
     for other in ("b", "c", "d", "missing"):
         assert not read(str(tmp_path / f"{other}.npy"), np.zeros(6, np.float32))
+
+
+@pytest.mark.parametrize("dtype", ["<c8", "<U3", "|S3"])
+def test_fast_reader_is_never_built_for_non_real_files(tmp_path, dtype):
+    from dataloader.feature_store import FeatureSpec, _raw_reader
+
+    np.save(tmp_path / "a.npy", np.zeros(6, dtype=dtype))
+    assert _raw_reader(FeatureSpec("f", 6, str(tmp_path), "video"), str(tmp_path / "a.npy")) is None

@@ -44,10 +44,33 @@ def test_one_line_per_folder(root, capsys):
     assert out.splitlines() == [
         "my-hubert-UTT, dim=8, files=5",
         "mystery-UTT, dim=3, files=2",
-        "openface-AU-FRM, dim=17, files=3, T=5..5 (p50 5, p95 5)",  # only the first file is read
+        "openface-AU-FRM, dim=17, files=3, T=5..30 (p50 9, p95 27.9, from 3 of 3 files)",
     ]
     code, out = run(["--root", str(root), "--all"], capsys)
-    assert code == 0 and "openface-AU-FRM, dim=17, files=3, T=5..30 (p50 9, p95 27.9)" in out
+    assert code == 0 and "openface-AU-FRM, dim=17, files=3, T=5..30 (p50 9, p95 27.9, from 3 of 3 files)" in out
+    code, out = run(["--root", str(root), "--sample", "2"], capsys)  # the first and the last file
+    assert code == 0 and "openface-AU-FRM, dim=17, files=3, T=5..30 (p50 17.5, p95 28.75, from 2 of 3 files)" in out
+
+
+def test_sample_is_evenly_spaced():
+    files = [f"clip_{i:04d}.npy" for i in range(1000)]
+    chosen = script.sampled(files, 200)
+    assert len(chosen) == 200 and chosen[0] == files[0] and chosen[-1] == files[-1]
+    gaps = np.diff([files.index(f) for f in chosen])
+    assert gaps.min() >= 4 and gaps.max() <= 6
+    assert script.sampled(files[:7], 200) == files[:7] and script.sampled(files, None) == files
+
+
+def test_help_shows_every_default(capsys):
+    parser = script.build_parser()
+    text = parser.format_help()
+    for action in parser._actions:
+        if action.dest != "help":
+            assert "default" in action.help, f"{action.option_strings} has no default in its help"
+    assert "(default: 200)" in text and "config.DEMO_FEATURES" in text
+    with pytest.raises(SystemExit) as done:
+        script.main(["--help"])
+    assert done.value.code == 0 and "(default: 200)" in capsys.readouterr().out
 
 
 def test_all_checks_frame_files(root, capsys):
@@ -71,17 +94,18 @@ def test_all_names_wrong_shape_and_nan_files(root, capsys):
     np.save(folder / "clip_901.npy", bad)
     (folder / "clip_902.npy").write_bytes(b"not numpy")
 
-    code, out = run(["--root", str(root)], capsys)  # first file only: nothing found
-    assert code == 0
-    with pytest.raises(SystemExit) as err:
-        script.main(["--root", str(root), "--all"])
-    captured = capsys.readouterr()
-    assert err.value.code == 2
-    assert "my-hubert-UTT, dim=8, files=8" in captured.out
-    assert "clip_900.npy (dim 7)" in captured.out
-    assert "NaN/inf values: clip_901.npy" in captured.out
-    assert "clip_902.npy (unreadable" in captured.out
-    assert captured.err.startswith("error: 1 of 3 feature folders have problems (my-hubert-UTT)")
+    code, out = run(["--root", str(root), "--sample", "1"], capsys)  # the first file only: nothing found
+    assert code == 0 and "T=5..5 (p50 5, p95 5, from 1 of 3 files)" in out
+    for argv in (["--all"], []):  # 8 files: the default sample reads them all
+        with pytest.raises(SystemExit) as err:
+            script.main(["--root", str(root), *argv])
+        captured = capsys.readouterr()
+        assert err.value.code == 2
+        assert "my-hubert-UTT, dim=8, files=8" in captured.out
+        assert "clip_900.npy (dim 7)" in captured.out
+        assert "NaN/inf values: clip_901.npy" in captured.out
+        assert "clip_902.npy (is not a .npy file" in captured.out
+        assert captured.err.startswith("error: 1 of 3 feature folders have problems (my-hubert-UTT); first bad file: ")
 
 
 def test_many_offenders_are_counted(tmp_path, capsys):
