@@ -12,7 +12,6 @@ read; ``--all`` reads every file. The files read must have the same shape (the s
 frame level), real numeric values and only finite ones; any problem is listed with the offending files and
 the exit status is non-zero.
 """
-import argparse
 import collections
 import errno
 import json
@@ -26,7 +25,7 @@ from tqdm import tqdm  # noqa: E402
 
 import config  # noqa: E402
 from dataloader.feature_store import feature_registry, read_npy  # noqa: E402
-from toolkit.errors import UserError, cli  # noqa: E402
+from toolkit.errors import ArgumentParser, UserError, bounded, cli  # noqa: E402
 from toolkit.io import resolve  # noqa: E402
 
 SHOW = 5  # offending files named per problem
@@ -202,23 +201,20 @@ def feature_folders(root):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default=None,
                         help=f"folder holding one sub-folder per feature (default: config.DEMO_FEATURES, {config.DEMO_FEATURES})")
     parser.add_argument("--all", action="store_true",
-                        help="read every file, not a sample: same shape, real finite values (default: off)")
-    parser.add_argument("--sample", type=int, default=SAMPLE,
-                        help="without --all, files read per folder, evenly spaced (default: %(default)s)")
+                        help="read every file, not a sample: same shape, real finite values")
+    parser.add_argument("--sample", type=bounded(int, 1), default=SAMPLE, help="without --all, files read per folder, evenly spaced")
     parser.add_argument("--emit-config", dest="emit_config", action="store_true",
-                        help="print entries for config.py (default: off)")
+                        help="print entries for config.py")
     return parser
 
 
 @cli
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.sample < 1:
-        raise UserError(f"--sample {args.sample}: read at least 1 file per folder (or pass --all)")
     root = args.root or os.path.relpath(resolve(config.DEMO_FEATURES))
 
     known = config_dims()
