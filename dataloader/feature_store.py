@@ -31,7 +31,7 @@ import numpy as np
 
 import config
 from toolkit.errors import UserError
-from toolkit.io import atomic_path, resolve
+from toolkit.io import atomic_path, is_sample_name, resolve
 
 MODALITY_DICTS = {"video": "FEAT_VIDEO_DICT", "audio": "FEAT_AUDIO_DICT", "text": "FEAT_TEXT_DICT"}
 READ_THREADS = 2  # file reads release the GIL; more threads than cores measured slower
@@ -211,7 +211,7 @@ def require_folder(spec):
 def check_sample_names(names):
     """Every sample name must be a plain file stem: ``<folder>/<name>.npy`` stays inside the feature folder."""
     for name in names:
-        if not isinstance(name, str) or name in ("", ".", "..") or any(c in name for c in "/\\\0"):
+        if not is_sample_name(name):
             raise UserError(f"sample name {name!r} is not a plain file stem (empty, '.', '..', or holding '/', '\\' "
                             "or a NUL): features are read from <folder>/<name>.npy; fix the name in the split dict or label CSV")
 

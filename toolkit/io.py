@@ -262,6 +262,11 @@ def load_split(path):
 SPLIT_FIELDS = ("emos", "vals", "weights", "pseudo")
 
 
+def is_sample_name(name):
+    """A sample name is a plain file stem: ``<feature folder>/<name>.npy`` must stay inside its folder."""
+    return not _bad_name(name)
+
+
 def _bad_name(name):
     return (not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name
             or "\0" in name or (os.altsep and os.altsep in name))

@@ -110,8 +110,8 @@ def test_sample_name_that_is_not_a_stem(tiny_project, capsys, name):
     split = load_split(path)
     split["valid_info"]["names"][0] = name
     save_split(path, split["train_info"], split["valid_info"])
-    line = assert_one_line_error(*run_train(tiny_project, capsys), f"sample name {name!r}")
-    assert "split dict" in line
+    line = assert_one_line_error(*run_train(tiny_project, capsys), f"{name!r}", "seed0.npy")
+    assert "not a sample name" in line
 
 
 # preprocess/check_feat_dim.py on the tiny project's feature folders
