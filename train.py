@@ -393,7 +393,7 @@ def train_and_write(args, ctx, claim):
     from models import get_model
     from toolkit import distributed
     from toolkit.device import adamw, autocast, check_amp, deterministic, grad_scaler, pick_device
-    from toolkit.io import cache_folder, resolve
+    from toolkit.io import cache_folder, remove_stale_temps, resolve
     from toolkit.metrics import emotion_metrics
     from toolkit.runs import is_run_dir, save_checkpoint
 
@@ -407,6 +407,8 @@ def train_and_write(args, ctx, claim):
     specs = lookup_features(args.feat)
     split_path = os.path.join(resolve(args.train_lst), f"{args.dataset}.npy")
     cache_dir = cache_folder(args.cache_dir)
+    if ctx.is_main and cache_dir:
+        remove_stale_temps(cache_dir)  # half-written caches of killed runs
     t0 = time.time()
     experts = expert_names(args.feat, args.repeat)
     if not ctx.is_main:

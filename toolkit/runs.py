@@ -179,6 +179,11 @@ def load_checkpoint(path, map_location="cpu"):
         raise UserError(f"cannot read checkpoint {path} ({exc.__class__.__name__}); it is not a best.pth written by train.py") from None
     if not isinstance(ckpt, dict):
         raise UserError(f"checkpoint {path} holds a {type(ckpt).__name__}, not a dict; it is not a best.pth written by train.py")
+    state = ckpt.get("state_dict")
+    if isinstance(state, dict):
+        bad = next((k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()), None)
+        if bad is not None:
+            raise UserError(f"checkpoint {path} holds NaN/inf weights ({bad}): a diverged model is not a result; retrain it with a lower --lr")
     return ckpt
 
 

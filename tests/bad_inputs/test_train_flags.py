@@ -88,3 +88,19 @@ def test_ctrl_c_prints_one_line_and_exits_130(tiny_project, tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and err.strip() == "interrupted", err
     assert not any(p.startswith((".run", "run")) for p in os.listdir(tmp_path))  # no staging folder, lock or run
+
+
+def test_temporary_cache_files_of_a_killed_run_are_removed(tiny_project, tmp_path, capsys):
+    from toolkit.io import atomic_path
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    killed = subprocess.run([sys.executable, "-c", "import os, sys; sys.path.insert(0, sys.argv[1]); from toolkit.io import atomic_path\n"
+                             "with atomic_path(os.path.join(sys.argv[2], 'feat.npy')) as tmp: open(tmp, 'w').write('half'); os._exit(9)",
+                             REPO, str(cache)], capture_output=True)
+    assert killed.returncode == 9
+    (left,) = [p for p in os.listdir(cache) if p.endswith(".tmp.npy")]
+    os.utime(cache / left, (time.time() - 3600, time.time() - 3600))
+    with atomic_path(str(cache / "mine.npy")) as live:  # a live process's temp file stays
+        code, _, _ = run_main(train.main, tiny_project["argv"] + ["--epochs", "1", "--no_plots"], capsys)
+        assert code == 0 and not (cache / left).exists() and os.path.exists(live)

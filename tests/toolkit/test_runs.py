@@ -112,3 +112,12 @@ def test_older_checkpoints_with_numpy_scalars_load(tmp_path):
     (tmp_path / "old.pth").write_bytes(data.replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n"))
     ckpt = load_checkpoint(str(tmp_path / "old.pth"))
     assert ckpt["hparams"] == {"dropout": 0.3, "layers": 2} and ckpt["state_dict"]["w"].tolist() == [1.0, 1.0]
+
+
+def test_a_checkpoint_with_nan_weights_is_refused(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        model.weight[0, 0] = float("nan")
+    save_checkpoint(str(tmp_path / "best.pth"), model, {"model": "moe"})
+    with pytest.raises(UserError, match=r"best.pth holds NaN/inf weights \(weight\)"):
+        load_checkpoint(str(tmp_path / "best.pth"))
