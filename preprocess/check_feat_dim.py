@@ -158,24 +158,30 @@ def config_path(folder):
     return rel.replace(os.sep, "/")
 
 
-def emit_config(infos):
-    """Lines ready to paste into config.py, grouped by the modality the names suggest."""
+def emit_config(infos, root):
+    """Python lines that register the folders in config.py, grouped by the modality the names suggest: print
+    them and paste them at the end of config.py, or append them (``--emit-config >> config.py``). Folders
+    whose modality the name does not tell are commented out, to be moved into the right dict by hand."""
     groups = collections.defaultdict(list)
     for info in infos:
-        if info["dim"] is not None:
+        if info["dim"] is not None and not info["problems"]:
             groups[guess_modality(info["name"])].append(info)
-    lines = ["# paste into config.py (entries: \"name\": [dim, folder]; a -FRM name marks frame level)"]
+    lines = [f"# features under {config_path(os.path.abspath(root))} (preprocess/check_feat_dim.py --emit-config); "
+             "a -FRM name marks frame level"]
     for modality in ["video", "audio", "text", None]:
         if not groups[modality]:
             continue
-        title = CONFIG_DICTS[modality] if modality else "modality? (the name does not say; put each in the right dict)"
-        lines.append(f"# {title}")
+        prefix = "" if modality else "# "
+        if not modality:
+            lines.append("# modality? the names do not say: uncomment these and put each in FEAT_VIDEO/AUDIO/TEXT_DICT")
+        lines.append(f"{prefix}{CONFIG_DICTS.get(modality, 'FEAT_?_DICT')}.update({{")
         for info in groups[modality]:
             name, path = json.dumps(info["name"]), json.dumps(config_path(info["folder"]))  # quoted and escaped
             note = f"files={info['files']}"
             if info["frames"] and is_frame_level(info["name"]):
                 note += f", frames T={info['frames'][0]}..{info['frames'][1]}"
-            lines.append(f"    {name}: [{info['dim']}, {path}],  # {note}")
+            lines.append(f"{prefix}    {name}: [{info['dim']}, {path}],  # {note}")
+        lines.append(f"{prefix}}})")
     return "\n".join(lines)
 
 
@@ -208,7 +214,7 @@ def build_parser():
                         help="read every file, not a sample: same shape, real finite values")
     parser.add_argument("--sample", type=bounded(int, 1), default=SAMPLE, help="without --all, files read per folder, evenly spaced")
     parser.add_argument("--emit-config", dest="emit_config", action="store_true",
-                        help="print entries for config.py")
+                        help="print config.py entries (all output is Python: append it with >> config.py)")
     return parser
 
 
@@ -219,13 +225,14 @@ def main(argv=None):
 
     known = config_dims()
     infos = [inspect(os.path.join(root, name), name, None if args.all else args.sample) for name in feature_folders(root)]
+    comment = "# " if args.emit_config else ""  # with --emit-config all of stdout is valid Python for config.py
     for info in infos:
-        print(report_line(info, known))
+        print(comment + report_line(info, known))
         for problem in info["problems"]:
-            print(f"  ! {problem}")
+            print(f"{comment}  ! {problem}")
     if args.emit_config:
         print()
-        print(emit_config(infos))
+        print(emit_config(infos, root))
     failed = [info for info in infos if info["problems"]]
     if failed:
         first = next((info["first_bad"] for info in failed if info["first_bad"]), None)

@@ -210,7 +210,7 @@ def print_estimates(opts, todo):
     for feature, count in runs.items():
         per_run = probe_seconds_per_epoch(opts, feature, n_train, n_valid) * opts.epochs
         total += per_run * count
-        lines.append((per_run, f"  {feature}: ~{per_run:.0f}s per run (repeat {feature_repeat(opts, feature)}) × {count}"))
+        lines.append((per_run, f"  {feature}: ~{per_run:.{0 if per_run >= 10 else 1}f}s per run (repeat {feature_repeat(opts, feature)}) × {count}"))
     print(f"estimated time (all {opts.epochs} epochs; early stopping ends runs sooner): ~{total / max(1, opts.jobs) / 60:.1f} min")
     for _, line in sorted(lines, reverse=True):
         print(line)
