@@ -6,7 +6,7 @@ Edit the three feature dictionaries to add your own features. Each entry is
 
 where the folder holds one ``<sample>.npy`` per clip (shape ``(dim,)`` or ``(1, dim)``). A name ending in
 ``-FRM`` is a frame-level feature: ``(T, dim)`` per clip, T varying, modelled by a temporal expert (see
-docs/frames.md). An optional third field says the level explicitly or selects columns:
+README.md, "Frame-level features"). An optional third field says the level explicitly or selects columns:
 
     "openface-AU-FRM": [35, "<folder>"]                                   # frame level from the suffix
     "openface-AU-FRM": [17, "<folder>", {"level": "frm", "columns": "-35:-18"}]  # 17 of the last 35 columns
@@ -14,7 +14,8 @@ docs/frames.md). An optional third field says the level explicitly or selects co
     "openface-AU-mean": [35, "<folder>", {"columns": "-35:", "pool": "mean"}]  # frames averaged into a vector
 
 ``dim`` is the number of columns after the selection.
-``python preprocess/check_feat_dim.py --root DIR --emit-config`` prints ready-to-paste entries.
+``python preprocess/check_feat_dim.py --root DIR --emit-config >> config.py`` appends entries for every folder
+under DIR (its output is Python: ``FEAT_*_DICT.update({...})`` blocks).
 Relative paths are resolved against the directory of this file, not the working directory.
 """
 import os
