@@ -8,6 +8,9 @@ Every hyper-parameter of the chosen model (models/model-tune.yaml) is also a fla
 (<save_root>/<dataset>/<model>/run, or --run_dir) gets info.log, args.yaml, metrics.csv,
 best_valid_results.npy, summary.json, plots and, with --save_model, best.pth. The last stdout line is
 ``BEST: epoch:E, loss:L, acc:A, f-score:F``.
+
+This script parses the flags; the training is ``engine.run`` (claim the run dir, load, ``engine.fit``,
+write), which Python callers use directly, with callbacks called after every epoch.
 """
 import argparse
 import ast
