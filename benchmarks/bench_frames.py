@@ -79,6 +79,7 @@ def missing_splits(seed):
 
 
 def train_f1(row, seed, feats, extra, fresh, dataset=None, train_lst=None):
+    import engine
     import train
 
     run_dir = os.path.join(OUT, row, f"seed{seed}")
@@ -90,7 +91,7 @@ def train_f1(row, seed, feats, extra, fresh, dataset=None, train_lst=None):
             "--run_dir", run_dir, "--no_plots", "--no_progress"] + extra
     if train_lst:
         argv += ["--train_lst", train_lst]
-    return train.run(train.parse_args(argv))["f1"]
+    return engine.run(train.parse_args(argv)).best_f1
 
 
 def row(label, scores):

@@ -23,12 +23,13 @@ DEMO_FEATURES = [n for d in (config.FEAT_VIDEO_DICT, config.FEAT_AUDIO_DICT, con
 
 
 def train_f1(seed, feats, extra, model="moe"):
+    import engine
     import train
 
     argv = ["--dataset", f"seed{seed}", "--seed", str(seed), "--model", model, "--feat", ",".join(feats),
             "--run_dir", os.path.join(REPO, "saved", "bench_quality", model, "+".join(feats), f"seed{seed}"),
             "--no_plots", "--no_progress"] + extra
-    return train.run(train.parse_args(argv))["f1"]
+    return engine.run(train.parse_args(argv)).best_f1
 
 
 def logreg_f1(seed, feats):

@@ -45,9 +45,10 @@ def quiet(fn, *args):
 
 
 def train_f1(argv):
+    import engine
     import train
 
-    return quiet(lambda: train.run(train.parse_args(argv + ["--no_plots", "--no_progress"])))["f1"]
+    return engine.run(train.parse_args(argv + ["--no_plots", "--no_progress"]), quiet=True).best_f1
 
 
 def pseudo(argv):

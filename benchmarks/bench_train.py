@@ -47,30 +47,28 @@ def train_argv(epochs, run_dir):
 
 
 def loop_seconds(epochs, run_dir):
-    """(a): train.py's own per-epoch seconds (train + valid + metrics), read from its metrics.csv."""
-    import pandas as pd
-
+    """(a): train.py's own per-epoch seconds (train + valid + metrics), as the engine measured them."""
+    import engine
     import train
 
-    train.run(train.parse_args(train_argv(epochs, run_dir)))
-    return pd.read_csv(os.path.join(run_dir, "metrics.csv"))["seconds"].tolist()[WARMUP:]
+    result = engine.run(train.parse_args(train_argv(epochs, run_dir)))
+    return [e.seconds for e in result.history][WARMUP:]
 
 
 def compute_seconds(epochs):
     """(b): the same model and batch sizes on pre-built tensors: forward, backward, step; valid forward."""
     import train
-    from dataloader import DeviceBatches, lookup_features
-    from dataloader.batches import load_split_sets
+    from dataloader import DeviceBatches
+    from engine import load_data
+    from engine.fit import model_config, seed_everything
     from models import get_model
     from toolkit.device import adamw
 
     args = train.parse_args(train_argv(epochs, "/dev/null"))
-    specs = lookup_features(args.feat)
-    train_set, valid_set = load_split_sets(os.path.join(SPLITS, "seed0.npy"), specs, ["neutral", "angry", "happy", "sad", "worried", "surprise"], torch.device("cpu"), CACHE)
-    train.seed_everything(0)
-    args.feat_dims = {s.name: s.dim for s in specs}
-    args.num_classes = 6
-    model = get_model("moe", args)
+    data = load_data(args, device=torch.device("cpu"))
+    train_set, valid_set = data.train, data.valid
+    seed_everything(0)
+    model = get_model("moe", model_config(args, data))
     model.fit_normalizers(train_set.feats, train_set.rows)
     optimizer = adamw(model.parameters(), args.lr, args.l2, torch.device("cpu"))
     train_batches = [b for b in DeviceBatches(train_set, args.batch_size, shuffle=True)]

@@ -110,18 +110,15 @@ def changed_settings(opts, feature, seed, run_dir):
 
 
 def run_one(task):
-    """Train one (feature, seed); returns (feature, seed, f1 or None, seconds, error message or None)."""
-    import contextlib
-    import io
-
+    """Train one (feature, seed) into its run dir; returns (feature, seed, f1 or None, seconds, error message or None)."""
+    import engine
     import train
 
     opts, feature, seed, run_dir = task
     start = time.time()
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            summary = train.run(train.parse_args(train_argv(opts, feature, seed, run_dir)))
-        return feature, seed, summary["f1"], time.time() - start, None
+        result = engine.run(train.parse_args(train_argv(opts, feature, seed, run_dir)), quiet=True)
+        return feature, seed, result.summary["f1"], time.time() - start, None
     except UserError as err:
         return feature, seed, None, time.time() - start, str(err)
     except Exception as err:  # noqa: BLE001 - reported as a failed run, the sweep stops cleanly
