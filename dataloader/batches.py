@@ -14,6 +14,8 @@ import torch
 from dataloader.feature_store import Ragged, feature_of, load_store
 from toolkit.errors import UserError
 from toolkit.io import load_split
+from toolkit.tables import check_unique
+from toolkit.tables import encode_labels as encode_class_labels
 
 
 @dataclasses.dataclass
@@ -144,14 +146,7 @@ def to_tensor(array, device):
 
 
 def encode_labels(emos, classes, split_path, set_key, names):
-    index = {c: i for i, c in enumerate(classes)}
-    for name, emo in zip(names, emos):
-        if emo not in index:
-            raise UserError(
-                f"split file {split_path}: sample '{name}' in {set_key} has label {emo!r}, not one of {classes}; "
-                f"fix the label CSV or pick the matching --emo_rule"
-            )
-    return [index[e] for e in emos]
+    return encode_class_labels(emos, classes, f"split file {split_path}: {set_key}", names).tolist()
 
 
 def build_sample_set(info, classes, feats, rows, split_path="<split>", set_key="train_info", pseudo_weight=1.0, present=None):
@@ -178,16 +173,6 @@ def build_sample_set(info, classes, feats, rows, split_path="<split>", set_key="
         weights=torch.as_tensor(weights, dtype=torch.float32, device=device),
         present=present,
     )
-
-
-def check_unique(names, where):
-    seen, dups = set(), []
-    for name in names:
-        if name in seen:
-            dups.append(name)
-        seen.add(name)
-    if dups:
-        raise UserError(f"{where}: {len(dups)} sample names appear more than once (first: {', '.join(dups[:5])}); each clip must be listed once")
 
 
 def load_split_sets(split_path, specs, classes, device, cache_dir=None, experts=None, pseudo_weight=1.0, allow_missing=False,

@@ -20,9 +20,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import config  # noqa: E402
-from toolkit.errors import ArgumentParser, UserError, cli# noqa: E402
+from toolkit.errors import ArgumentParser, UserError, cli  # noqa: E402
 from toolkit.io import file_sha256, load_npy_data, remove_stale_temps, resolve, save_split  # noqa: E402
-from toolkit.tables import sample_key  # noqa: E402
+from toolkit.tables import canonical_label, sample_key  # noqa: E402
 
 SHOW = 5  # offending rows named in an error
 
@@ -59,8 +59,7 @@ def read_labels(path, classes):
     if len(dups):
         raise UserError(f"{path}: {len(dups)} duplicated sample name(s): {_listing(f'{n} (x{c})' for n, c in dups.items())}")
 
-    lower = {c.lower(): c for c in classes}
-    emos = [lower.get(e.strip().lower()) for e in df["discrete"]]
+    emos = [canonical_label(e, classes) for e in df["discrete"]]
     bad = [f"line {ln} {n} '{e}'" for ln, n, e, ok in zip(line, names, df["discrete"], emos) if ok is None]
     if bad:
         raise UserError(f"{path}: {len(bad)} label(s) outside the classes [{', '.join(classes)}]: {_listing(bad)}")

@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 
 import config  # noqa: E402
 from toolkit import vlm  # noqa: E402
-from toolkit.errors import ArgumentParser, UserError, cli# noqa: E402
+from toolkit.errors import ArgumentParser, UserError, cli  # noqa: E402
 from toolkit.tables import sample_key  # noqa: E402
 
 N_EXAMPLES = 5

@@ -189,7 +189,7 @@ def save_preds(path, preds):
 
 def load_preds(path):
     """Read a prediction .npz (see ``save_preds``) and check that it is consistent."""
-    from dataloader.batches import check_unique
+    from toolkit.tables import check_unique
 
     if not os.path.isfile(path):
         raise UserError(f"prediction file {path} not found; write it with test.py --out DIR (DIR/preds.npz)")

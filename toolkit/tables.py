@@ -23,8 +23,6 @@ def read_table(path, what, columns=("name",)):
     """
     import pandas as pd
 
-    from dataloader.batches import check_unique
-
     if not os.path.isfile(path):
         raise UserError(f"{what} {path} not found")
     try:
@@ -47,16 +45,37 @@ def read_table(path, what, columns=("name",)):
     return table
 
 
-def encode_labels(labels, classes, where):
-    """Class indices of label strings; any label outside ``classes`` is a UserError with a count."""
+def canonical_label(label, classes):
+    """The class ``label`` names, or None: the one label policy of the toolkit. A label matches its class in
+    any letter case, with surrounding spaces ignored (``' Happy'`` → ``'happy'``)."""
+    wanted = str(label).strip().lower()
+    return next((c for c in classes if c.lower() == wanted), None)
+
+
+def encode_labels(labels, classes, where, names=None):
+    """Class indices of label strings (``canonical_label``'s policy); labels outside ``classes`` are a
+    UserError with their count, the first values and, given ``names``, the first sample."""
     index = {c: i for i, c in enumerate(classes)}
-    labels = [str(x).strip() for x in labels]
-    unknown = sorted({x for x in labels if x not in index})
-    if unknown:
-        count = sum(x not in index for x in labels)
-        shown = ", ".join(repr(x) for x in unknown[:5])
-        raise UserError(f"{where}: {count} labels are not one of {', '.join(classes)} (found {shown}); fix them or pick the matching --emo_rule")
-    return np.array([index[x] for x in labels], dtype=np.int64)
+    labels = list(labels)
+    found = [canonical_label(x, classes) for x in labels]
+    bad = [i for i, c in enumerate(found) if c is None]
+    if bad:
+        shown = ", ".join(repr(x) for x in list(dict.fromkeys(str(labels[i]) for i in bad))[:5])
+        sample = f"; first sample '{names[bad[0]]}'" if names is not None else ""
+        raise UserError(f"{where}: {len(bad)} labels are not one of {', '.join(classes)} (found {shown}{sample}); "
+                        "fix them or pick the matching --emo_rule")
+    return np.array([index[c] for c in found], dtype=np.int64)
+
+
+def check_unique(names, where):
+    """Every sample name once; repeats are a UserError with their count and the first few."""
+    seen, dups = set(), []
+    for name in names:
+        if name in seen:
+            dups.append(name)
+        seen.add(name)
+    if dups:
+        raise UserError(f"{where}: {len(dups)} sample names appear more than once (first: {', '.join(dups[:5])}); each clip must be listed once")
 
 
 def index_of(names, wanted, what, source):
