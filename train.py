@@ -127,10 +127,12 @@ def hparam_type(spec):
 def add_model_flags(parser, model):
     """One flag per hyper-parameter of ``model``, with its help line and default from the model's config
     (models/model-tune.yaml may override the defaults)."""
-    from models import model_defaults, model_hparams
+    from models import model_config_class, model_defaults, model_hparams
 
     defaults = model_defaults(model)
-    group = parser.add_argument_group(f"hyper-parameters of '{model}' (its config dataclass; pick another with --model NAME --help)")
+    config_class = model_config_class(model)
+    group = parser.add_argument_group(f"hyper-parameters of '{model}' ({config_class.__module__}.{config_class.__name__}; "
+                                      "pick another with --model NAME --help)")
     for spec in model_hparams(model):
         group.add_argument(f"--{spec.name}", type=hparam_type(spec), default=defaults[spec.name], help=spec.metadata["help"])
 
@@ -141,7 +143,9 @@ def check_widths(args):
     from models import model_config_class
     from models.config import divisibility_errors
 
-    for width, heads in divisibility_errors(vars(args), model_config_class(args.model)):
+    bad = divisibility_errors(vars(args), model_config_class(args.model))
+    if bad:
+        width, heads = bad[0]
         raise UserError(f"--{width} {getattr(args, width)} is not divisible by --{heads} {getattr(args, heads)}; "
                         "pick a width that is a multiple of the heads")
 

@@ -11,6 +11,7 @@ A model file subclasses ``ExpertConfig`` with its own fields (and may override d
 field), and its registered class sets ``config_class`` to it (see ``models/__init__.py``).
 """
 import dataclasses
+import difflib
 import math
 
 from toolkit.errors import UserError
@@ -101,13 +102,18 @@ def make_config(config_class, values, where, strict=True):
     names = {spec.name: spec for spec in config_fields(config_class)}
     unknown = [key for key in values if key not in names]
     if unknown and strict:
-        raise UserError(f"{where}: unknown hyper-parameter {unknown[0]!r}; known: {', '.join(names)}")
+        close = difflib.get_close_matches(str(unknown[0]), names, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise UserError(f"{where}: unknown hyper-parameter {unknown[0]!r}; {hint}known: {', '.join(names)}")
     given = {key: value for key, value in values.items() if key in names}
     for key, value in given.items():
         check_value(names[key], value, where)
         if names[key].type is float:
             given[key] = float(value)  # a YAML or checkpoint ``1`` for a rate or weight
-    for width, heads in divisibility_errors({**dataclasses.asdict(config_class()), **given}, config_class):
-        raise UserError(f"{where}: {width} {given.get(width, names[width].default)} is not divisible by {heads} "
-                        f"{given.get(heads, names[heads].default)}; pick a width that is a multiple of the heads")
+    values = {**dataclasses.asdict(config_class()), **given}
+    bad = divisibility_errors(values, config_class)
+    if bad:
+        width, heads = bad[0]
+        raise UserError(f"{where}: {width} {values[width]} is not divisible by {heads} {values[heads]}; "
+                        "pick a width that is a multiple of the heads")
     return config_class(**given)
