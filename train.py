@@ -108,34 +108,41 @@ def build_parser():
     return p
 
 
-def hparam_type(key, default):
-    """The flag type of a model hyper-parameter: booleans, dropout rates in [0, 1), widths, layer and head
-    counts of at least 1, other numbers finite and >= 0."""
-    if isinstance(default, bool):
+def hparam_type(spec):
+    """The flag type of a model hyper-parameter (a config dataclass field): booleans as true/false, numbers
+    finite and within the field's rule (metadata min/max, min_open/max_open; see models/config.py)."""
+    if spec.type is bool:
         return str2bool
-    if isinstance(default, int):
-        return bounded(int, 1)
-    if isinstance(default, float):
-        return bounded(float, 0, 1, high_open=True) if key.endswith("dropout") else bounded(float, 0)
-    return type(default)
+    if spec.type in (int, float):
+        rule = spec.metadata
+        return bounded(spec.type, rule.get("min"), rule.get("max"), rule.get("min_open", False), rule.get("max_open", False))
+    return spec.type
 
 
 def add_model_flags(parser, model):
-    """One flag per hyper-parameter of ``model`` (models/model-tune.yaml), with its default."""
-    from models import hparam_help, model_defaults
+    """One flag per hyper-parameter of ``model``, with its help line and default from the model's config
+    (models/model-tune.yaml may override the defaults)."""
+    from models import model_config_class, model_defaults, model_hparams
 
-    notes = hparam_help()
-    group = parser.add_argument_group(f"hyper-parameters of '{model}' (models/model-tune.yaml; pick another with --model NAME --help)")
-    for key, default in model_defaults(model).items():
-        group.add_argument(f"--{key}", type=hparam_type(key, default), default=default, help=notes.get(key, key.replace("_", " ")))
+    defaults = model_defaults(model)
+    config_class = model_config_class(model)
+    group = parser.add_argument_group(f"hyper-parameters of '{model}' ({config_class.__module__}.{config_class.__name__}; "
+                                      "pick another with --model NAME --help)")
+    for spec in model_hparams(model):
+        group.add_argument(f"--{spec.name}", type=hparam_type(spec), default=defaults[spec.name], help=spec.metadata["help"])
 
 
 def check_widths(args):
-    """Attention widths must split evenly over their heads (the layer would fail later with a traceback)."""
-    for width, heads in (("hidden_dim", "heads"), ("frame_dim", "frame_heads")):
-        if hasattr(args, width) and hasattr(args, heads) and getattr(args, width) % getattr(args, heads):
-            raise UserError(f"--{width} {getattr(args, width)} is not divisible by --{heads} {getattr(args, heads)}; "
-                            "pick a width that is a multiple of the heads")
+    """Attention widths must split evenly over their heads (the layer would fail later with a traceback); the
+    config says which head count divides which width (metadata ``divides``)."""
+    from models import model_config_class
+    from models.config import divisibility_errors
+
+    bad = divisibility_errors(vars(args), model_config_class(args.model))
+    if bad:
+        width, heads = bad[0]
+        raise UserError(f"--{width} {getattr(args, width)} is not divisible by --{heads} {getattr(args, heads)}; "
+                        "pick a width that is a multiple of the heads")
 
 
 def checkpoint_features(path):

@@ -1,24 +1,57 @@
 """Model registry: ``get_model(name, args)`` builds a registered model by name (as in timm's create_model).
 
-Hyper-parameter defaults live in ``models/model-tune.yaml``, one section per model; ``train.py`` exposes
-every key of the chosen model's section as a command-line flag.
+A model is one file in this package: a config dataclass extending ``models.config.ExpertConfig`` (the
+hyper-parameters with their defaults, help lines and rules) and a class decorated with
+``@register_model("name")`` whose ``config_class`` is that dataclass. Every module of the package is
+imported on the first use of the registry, so a new file needs no other edit: ``train.py`` shows its
+hyper-parameters as flags and the contract tests (tests/models/test_contract.py) check it.
+
+``models/model-tune.yaml`` may override the code defaults per model (a section per model name, keys as in
+its config); it is empty unless someone tunes. Checkpoints keep the hyper-parameters of their run, so the
+file never changes how a saved model is rebuilt.
 """
+import dataclasses
+import importlib
 import os
+import pkgutil
 
 import yaml
 
+from models.config import ExpertConfig, config_fields, make_config
 from toolkit.errors import UserError
 
 MODEL_REGISTRY = {}
 TUNE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model-tune.yaml")
+_scanned = False
 
 
 def register_model(name):
+    """Class decorator: register a model under ``name``; the class must name its config dataclass in ``config_class``."""
+
     def add(cls):
+        config_class = getattr(cls, "config_class", None)
+        if not (isinstance(config_class, type) and issubclass(config_class, ExpertConfig) and dataclasses.is_dataclass(config_class)):
+            raise TypeError(f"model {name!r} ({cls.__qualname__}) needs config_class: a dataclass extending models.config.ExpertConfig")
+        undocumented = [spec.name for spec in config_fields(config_class) if not spec.metadata.get("help")]
+        if undocumented:
+            raise TypeError(f"model {name!r}: hyper-parameters {', '.join(undocumented)} need a help line (models.config.hparam)")
+        previous = MODEL_REGISTRY.get(name)
+        if previous is not None and (previous.__module__, previous.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise ValueError(f"model name {name!r} is taken by {previous.__module__}.{previous.__qualname__}")
         MODEL_REGISTRY[name] = cls
         return cls
 
     return add
+
+
+def _import_all():
+    """Import every module of this package once, so each ``@register_model`` has run (no hand-kept list)."""
+    global _scanned
+    if _scanned:
+        return
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+    _scanned = True
 
 
 def known_models():
@@ -26,38 +59,70 @@ def known_models():
     return sorted(MODEL_REGISTRY)
 
 
-def _import_all():
-    from models import auto_attention, moe  # noqa: F401  (registration side effect)
-
-
-def model_defaults(name):
-    """The hyper-parameter defaults of model ``name`` from model-tune.yaml."""
-    with open(TUNE_FILE, encoding="utf-8") as f:
-        tune = yaml.safe_load(f) or {}
-    check_model_name(name)
-    return dict(tune.get(name) or {})
-
-
-def hparam_help():
-    """{key: its comment in model-tune.yaml} (the first comment found for a key, from any section)."""
-    notes = {}
-    with open(TUNE_FILE, encoding="utf-8") as f:
-        for line in f:
-            key, _, rest = line.strip().partition(":")
-            if line.startswith(" ") and "#" in rest:
-                notes.setdefault(key, rest.split("#", 1)[1].strip())
-    return notes
-
-
 def check_model_name(name):
     if name not in known_models():
         raise UserError(f"unknown model '{name}'; known models: {', '.join(known_models())}")
 
 
-def get_model(name, args):
-    """Build model ``name``. ``args`` needs feat_dims {feature: dim}, num_classes and the model's hyper-parameters;
-    optional feat_levels {feature: "utt"|"frm"} (default: all utterance level)."""
+def model_class(name):
     check_model_name(name)
-    hparams = {key: getattr(args, key) for key in model_defaults(name)}
-    levels = dict(getattr(args, "feat_levels", None) or {})
-    return MODEL_REGISTRY[name](feat_dims=dict(args.feat_dims), num_classes=args.num_classes, feat_levels=levels, **hparams)
+    return MODEL_REGISTRY[name]
+
+
+def model_config_class(name):
+    return model_class(name).config_class
+
+
+def tune_overrides(name):
+    """Model ``name``'s section of model-tune.yaml ({} when it has none); a malformed file is a UserError."""
+    try:
+        with open(TUNE_FILE, encoding="utf-8") as f:
+            tune = yaml.safe_load(f) or {}
+    except FileNotFoundError:
+        return {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"{TUNE_FILE} is not valid YAML ({str(exc).splitlines()[0]}); fix or empty it") from None
+    if not isinstance(tune, dict):
+        raise UserError(f"{TUNE_FILE} must map model names to {{hyper-parameter: value}}; it holds a {type(tune).__name__}")
+    unknown = [key for key in tune if key not in known_models()]
+    if unknown:
+        raise UserError(f"{TUNE_FILE}: unknown model {unknown[0]!r}; known models: {', '.join(known_models())}")
+    section = tune.get(name) or {}
+    if not isinstance(section, dict):
+        raise UserError(f"{TUNE_FILE}: section {name!r} must map hyper-parameters to values, got {section!r}")
+    return section
+
+
+def model_defaults(name):
+    """{hyper-parameter: default} of model ``name``: its config's code defaults with model-tune.yaml's overrides."""
+    config_class = model_config_class(name)
+    return dataclasses.asdict(make_config(config_class, tune_overrides(name), f"{TUNE_FILE} [{name}]"))
+
+
+def model_hparams(name):
+    """The dataclass fields of model ``name``'s config (name, type, default, metadata help and rule)."""
+    return config_fields(model_config_class(name))
+
+
+def config_from_checkpoint(name, hparams):
+    """Model ``name``'s config from a checkpoint's ``hparams``: keys the config no longer has are ignored and
+    keys added since the checkpoint was written take the code defaults (what the model did before they existed)."""
+    return make_config(model_config_class(name), dict(hparams or {}), f"checkpoint hparams of '{name}'", strict=False)
+
+
+def create_model(name, feat_dims, num_classes, cfg=None, feat_levels=None):
+    """Build model ``name`` from its config ``cfg`` (default: model_defaults), ``feat_dims`` {feature: dim} and
+    ``feat_levels`` {feature: "utt"|"frm"} (default: all utterance level)."""
+    cls = model_class(name)
+    if cfg is None:
+        cfg = cls.config_class(**model_defaults(name))
+    return cls(dict(feat_dims), num_classes, cfg, feat_levels=dict(feat_levels or {}))
+
+
+def get_model(name, args):
+    """Build model ``name``. ``args`` needs feat_dims {feature: dim} and num_classes; its attributes named like
+    the model's hyper-parameters set them (others take model_defaults); optional feat_levels."""
+    defaults = model_defaults(name)
+    values = {key: getattr(args, key, default) for key, default in defaults.items()}
+    cfg = make_config(model_config_class(name), values, f"model '{name}'")
+    return create_model(name, args.feat_dims, args.num_classes, cfg, getattr(args, "feat_levels", None))

@@ -1,10 +1,21 @@
 """Attention-weighted fusion of expert hiddens, for any number of features."""
+import dataclasses
+
 import torch
 import torch.nn as nn
 
 from models import register_model
 from models.base import FeatureExpertModel
+from models.config import ExpertConfig, count, rate
 from models.noise import SampleDropout, sample_transformer
+
+
+@dataclasses.dataclass
+class AutoAttentionConfig(ExpertConfig):
+    hidden_dim: int = count(128, "width of every expert's hidden vector (also the width of the attention over expert tokens)")
+    input_dropout: float = rate(0.7, "dropout on the (standardised) input features: the strongest regulariser here")
+    heads: int = count(4, "attention heads over the set of expert tokens of one sample", divides="hidden_dim")
+    attn_layers: int = count(1, "transformer layers over the expert tokens")
 
 
 @register_model("auto_attention")
@@ -13,14 +24,16 @@ class AutoAttention(FeatureExpertModel):
     transformer runs over the tokens *of one sample*, and a learned query pools them by attention.
     Tokens of absent experts are masked as keys and get zero pooling weight."""
 
-    def __init__(self, feat_dims, num_classes, hidden_dim, expert_layers, dropout, input_dropout, aux_weight, heads, attn_layers,
-                 **expert_options):
-        super().__init__(feat_dims, num_classes, hidden_dim, expert_layers, dropout, input_dropout, aux_weight, **expert_options)
-        self.feature_embedding = nn.Parameter(torch.zeros(len(feat_dims), hidden_dim))
-        self.mixer = sample_transformer(hidden_dim, heads, attn_layers, dropout)
-        self.pool_score = nn.Linear(hidden_dim, 1)
-        self.head = nn.Sequential(nn.LayerNorm(hidden_dim), SampleDropout(dropout), nn.Linear(hidden_dim, num_classes))
-        self.valence_head = nn.Linear(hidden_dim, 1)
+    config_class = AutoAttentionConfig
+
+    def __init__(self, feat_dims, num_classes, cfg, feat_levels=None):
+        super().__init__(feat_dims, num_classes, cfg, feat_levels)
+        width = cfg.hidden_dim
+        self.feature_embedding = nn.Parameter(torch.zeros(len(feat_dims), width))
+        self.mixer = sample_transformer(width, cfg.heads, cfg.attn_layers, cfg.dropout)
+        self.pool_score = nn.Linear(width, 1)
+        self.head = nn.Sequential(nn.LayerNorm(width), SampleDropout(cfg.dropout), nn.Linear(width, num_classes))
+        self.valence_head = nn.Linear(width, 1)
 
     def forward(self, feats, present=None):
         data, fusion = self.presence(feats, present)

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models.config import ExpertConfig
 from models.noise import SampleDropout, sample_rand, sample_transformer
 
 
@@ -99,28 +100,31 @@ class TemporalExpert(nn.Module):
 class FeatureExpertModel(nn.Module):
     """Base class: one expert (encoder + classifier head) per feature in an ``nn.ModuleDict``.
 
-    ``feat_levels`` {feature: "utt"|"frm"} picks the expert kind (default all utterance level); frame
+    ``cfg`` is the model's config (an ``ExpertConfig`` subclass, see models/config.py). ``feat_levels`` {feature: "utt"|"frm"} picks the expert kind (default all utterance level); frame
     experts are ``TemporalExpert`` (frame_dim wide, frame_layers, frame_heads, frame_input_dropout). ``expert_dropout`` p:
     in training, each present expert of each sample is dropped from the fusion with probability p (at least
     one is kept), so the model learns to cope with missing modalities."""
 
-    def __init__(self, feat_dims, num_classes, hidden_dim, expert_layers, dropout, input_dropout, aux_weight,
-                 feat_levels=None, frame_dim=64, frame_layers=1, frame_heads=4, frame_input_dropout=0.1, expert_dropout=0.0):
+    config_class = ExpertConfig
+
+    def __init__(self, feat_dims, num_classes, cfg, feat_levels=None):
         super().__init__()
+        self.cfg = cfg
         self.feat_names = list(feat_dims)
         self.num_classes = num_classes
-        self.aux_weight = aux_weight
-        self.expert_dropout = expert_dropout
+        self.aux_weight = cfg.aux_weight
+        self.expert_dropout = cfg.expert_dropout
         levels = feat_levels or {}
         self.frame_feats = [name for name in self.feat_names if levels.get(name, "utt") == "frm"]
 
         def expert(name, dim):
             if name in self.frame_feats:
-                return TemporalExpert(dim, hidden_dim, frame_layers, frame_heads, dropout, frame_input_dropout, frame_dim)
-            return UtteranceExpert(dim, hidden_dim, expert_layers, dropout, input_dropout)
+                return TemporalExpert(dim, cfg.hidden_dim, cfg.frame_layers, cfg.frame_heads, cfg.dropout, cfg.frame_input_dropout,
+                                      cfg.frame_dim)
+            return UtteranceExpert(dim, cfg.hidden_dim, cfg.expert_layers, cfg.dropout, cfg.input_dropout)
 
         self.experts = nn.ModuleDict({name: expert(name, dim) for name, dim in feat_dims.items()})
-        self.expert_heads = nn.ModuleDict({name: nn.Linear(hidden_dim, num_classes) for name in feat_dims})
+        self.expert_heads = nn.ModuleDict({name: nn.Linear(cfg.hidden_dim, num_classes) for name in feat_dims})
 
     def fit_normalizers(self, feats, rows, present=None):
         """Fit every expert's input standardisation on rows ``rows`` (the training set) of {name: (M, C)}

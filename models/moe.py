@@ -1,10 +1,22 @@
 """Mixture of experts: one expert per feature, a gate that weighs the experts' logits (and a fused head's)."""
+import dataclasses
+
 import torch
 import torch.nn as nn
 
 from models import register_model
 from models.base import FeatureExpertModel
+from models.config import ExpertConfig, hparam
 from models.noise import SampleDropout
+
+
+@dataclasses.dataclass
+class MoEConfig(ExpertConfig):
+    """Defaults chosen with benchmarks/bench_quality.py on the demo data (1,200 training clips): small experts
+    and strong dropout generalise best on MER-sized labeled sets. Width 64 scores like 96 and 128 (within the
+    seed-to-seed noise of the benchmark) at two thirds of the CPU time per epoch."""
+
+    fused_head: bool = hparam(True, 'add a head over all expert hiddens as one more gated "expert"')
 
 
 @register_model("moe")
@@ -19,13 +31,14 @@ class MoE(FeatureExpertModel):
     is zeroed in the gate's and the fused head's input.
     """
 
-    def __init__(self, feat_dims, num_classes, hidden_dim, expert_layers, dropout, input_dropout, aux_weight, fused_head,
-                 **expert_options):
-        super().__init__(feat_dims, num_classes, hidden_dim, expert_layers, dropout, input_dropout, aux_weight, **expert_options)
-        concat_dim = hidden_dim * len(feat_dims)
-        n_gated = len(feat_dims) + int(bool(fused_head))
-        self.fused_head = nn.Sequential(SampleDropout(dropout), nn.Linear(concat_dim, num_classes)) if fused_head else None
-        self.gate = nn.Sequential(SampleDropout(dropout), nn.Linear(concat_dim, n_gated))
+    config_class = MoEConfig
+
+    def __init__(self, feat_dims, num_classes, cfg, feat_levels=None):
+        super().__init__(feat_dims, num_classes, cfg, feat_levels)
+        concat_dim = cfg.hidden_dim * len(feat_dims)
+        n_gated = len(feat_dims) + int(bool(cfg.fused_head))
+        self.fused_head = nn.Sequential(SampleDropout(cfg.dropout), nn.Linear(concat_dim, num_classes)) if cfg.fused_head else None
+        self.gate = nn.Sequential(SampleDropout(cfg.dropout), nn.Linear(concat_dim, n_gated))
         self.valence_head = nn.Linear(concat_dim, 1)
 
     def forward(self, feats, present=None):

@@ -38,7 +38,7 @@ def load_run(run_dir, device):
     masked, as in training) and max_frames.
     """
     from dataloader.feature_store import feature_of
-    from models import get_model, model_defaults
+    from models import config_from_checkpoint, create_model
     from toolkit.runs import load_checkpoint, load_run_args
 
     if not os.path.isdir(run_dir):
@@ -52,11 +52,11 @@ def load_run(run_dir, device):
     missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
     if missing:
         raise UserError(f"checkpoint {path} lacks {', '.join(missing)}; it was not written by train.py --save_model")
-    # Defaults first, so a checkpoint older than a newly added hyper-parameter still builds.
-    hparams = {**model_defaults(ckpt["model"]), **ckpt["hparams"]}
+    # The checkpoint's hparams over the code defaults: a checkpoint older than a newly added hyper-parameter
+    # still builds, and one holding a hyper-parameter since removed too.
+    cfg = config_from_checkpoint(ckpt["model"], ckpt["hparams"])
     levels = dict(ckpt.get("feat_levels") or {key: "utt" for key in ckpt["feat_dims"]})  # older checkpoints: utterance only
-    spec = types.SimpleNamespace(feat_dims=dict(ckpt["feat_dims"]), feat_levels=levels, num_classes=len(ckpt["classes"]), **hparams)
-    model = get_model(ckpt["model"], spec)
+    model = create_model(ckpt["model"], ckpt["feat_dims"], len(ckpt["classes"]), cfg, levels)
     model.load_state_dict(ckpt["state_dict"])
     model.to(device).eval()
     meta = {

@@ -26,31 +26,6 @@ def test_registry_lists_known_models_on_unknown_name():
         build("no-such-model")
 
 
-@pytest.mark.parametrize("name", ["moe", "auto_attention"])
-def test_outputs_and_experts_keyed_by_feature(name):
-    model = build(name)
-    out = model(random_feats(4))
-    assert out["logits"].shape == (4, 6)
-    assert set(out["expert_logits"]) == set(FEAT_DIMS)
-    assert out["valence"].shape == (4,)
-    assert torch.allclose(out["gate"].sum(-1), torch.ones(4), atol=1e-5)
-    assert set(model.experts.keys()) == set(FEAT_DIMS)
-    assert any(k.startswith("experts.b-UTT.") for k in model.state_dict())
-
-
-@pytest.mark.parametrize("name", ["moe", "auto_attention"])
-def test_prediction_does_not_depend_on_the_rest_of_the_batch(name):
-    model = build(name).eval()
-    feats = random_feats(64)
-    with torch.no_grad():
-        full = model(feats)["logits"]
-        alone = torch.cat([model({k: v[i:i + 1] for k, v in feats.items()})["logits"] for i in range(64)])
-        shuffled = torch.randperm(64, generator=torch.Generator().manual_seed(3))
-        reordered = model({k: v[shuffled] for k, v in feats.items()})["logits"]
-    assert torch.allclose(full, alone, atol=1e-5)
-    assert torch.allclose(full[shuffled], reordered, atol=1e-5)
-
-
 def test_moe_gate_covers_fused_head_option():
     assert build("moe", fused_head=True)(random_feats(2))["gate"].shape == (2, 4)
     assert build("moe", fused_head=False)(random_feats(2))["gate"].shape == (2, 3)
@@ -81,18 +56,3 @@ def test_standardize_uses_training_rows_only():
     norm = model.experts["a-UTT"].norm
     assert torch.allclose(norm.mean, feats["a-UTT"][rows].mean(0), atol=1e-5)
     assert torch.allclose(norm.std, feats["a-UTT"][rows].std(0, unbiased=False), atol=1e-4)
-
-
-@pytest.mark.parametrize("name", ["moe", "auto_attention"])
-def test_training_forward_traces_as_one_graph(name):
-    """--compile needs the training forward (dropout noise of a part of a global batch included) without
-    graph breaks; the eager backend checks the tracing without a C++ compiler."""
-    from models.noise import global_batch
-
-    torch.manual_seed(0)
-    model = build(name).train()
-    compiled = torch.compile(model, backend="eager", fullgraph=True)
-    with global_batch(2, 10):
-        out = compiled(random_feats(6))
-    assert out["logits"].shape == (6, 6) and torch.isfinite(out["logits"]).all()
-    torch._dynamo.reset()

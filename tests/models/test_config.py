@@ -1,0 +1,136 @@
+"""Model configs: defaults in code, model-tune.yaml overrides, flags and help from the fields, checkpoints
+of older or newer versions."""
+import argparse
+import dataclasses
+
+import pytest
+import torch
+
+import models
+import train
+from models import config_from_checkpoint, create_model, known_models, model_config_class, model_defaults, model_hparams
+from models.config import ExpertConfig, hparam
+from toolkit.errors import UserError
+
+
+@pytest.mark.parametrize("name", known_models())
+def test_defaults_are_the_code_defaults_when_model_tune_yaml_overrides_nothing(name):
+    assert model_defaults(name) == dataclasses.asdict(model_config_class(name)())
+
+
+def test_model_defaults_keep_the_tuned_values_of_both_models():
+    moe, attention = model_defaults("moe"), model_defaults("auto_attention")
+    assert (moe["hidden_dim"], moe["input_dropout"], moe["fused_head"]) == (64, 0.8, True)
+    assert (attention["hidden_dim"], attention["input_dropout"], attention["heads"], attention["attn_layers"]) == (128, 0.7, 4, 1)
+    assert "fused_head" not in attention and "heads" not in moe
+
+
+def test_model_tune_yaml_overrides_the_code_defaults_and_a_flag_wins(tmp_path, monkeypatch):
+    tune = tmp_path / "model-tune.yaml"
+    tune.write_text("moe:\n  hidden_dim: 32\n  aux_weight: 2\n")
+    monkeypatch.setattr(models, "TUNE_FILE", str(tune))
+    defaults = model_defaults("moe")
+    assert defaults["hidden_dim"] == 32 and defaults["aux_weight"] == 2.0 and type(defaults["aux_weight"]) is float
+    assert model_defaults("auto_attention")["hidden_dim"] == 128
+    assert train.parse_args([]).hidden_dim == 32 and train.parse_args(["--hidden_dim", "16"]).hidden_dim == 16
+    assert create_model("moe", {"a-UTT": 4}, 6).cfg.hidden_dim == 32
+
+
+@pytest.mark.parametrize("name", known_models())
+def test_help_shows_every_hyper_parameter_with_its_help_and_default(name):
+    parser = train.build_parser()
+    train.add_model_flags(parser, name)
+    text = " ".join(parser.format_help().split())
+    for spec in model_hparams(name):
+        assert f"--{spec.name} {spec.name.upper()} {spec.metadata['help']} (default: {spec.default})" in text
+
+
+@pytest.mark.parametrize("name", known_models())
+def test_flag_types_follow_each_fields_rule(name):
+    for spec in model_hparams(name):
+        parse = train.hparam_type(spec)
+        assert parse(str(spec.default).lower()) == spec.default
+        rule = spec.metadata
+        if "min" in rule:
+            with pytest.raises(argparse.ArgumentTypeError):
+                parse(str(rule["min"] - (0 if rule.get("min_open") else 1)))
+        if "max" in rule:
+            with pytest.raises(argparse.ArgumentTypeError):
+                parse(str(rule["max"] + (0 if rule.get("max_open") else 1)))
+        if spec.type is not bool:
+            with pytest.raises(argparse.ArgumentTypeError):
+                parse("nan")
+
+
+def test_a_checkpoint_config_ignores_unknown_keys_and_fills_new_ones():
+    old = {"hidden_dim": 16, "dropout": 0.1, "retired_knob": 3}  # no fused_head, expert_dropout, ...: written before they existed
+    cfg = config_from_checkpoint("moe", old)
+    assert (cfg.hidden_dim, cfg.dropout, cfg.fused_head, cfg.expert_dropout) == (16, 0.1, True, 0.0)
+    assert not hasattr(cfg, "retired_knob")
+
+
+def test_load_run_rebuilds_an_older_checkpoint(tmp_path):
+    from toolkit.predict import load_run
+    from toolkit.runs import load_checkpoint, save_checkpoint
+
+    cfg = model_config_class("auto_attention")(hidden_dim=16, heads=2)
+    torch.manual_seed(0)
+    model = create_model("auto_attention", {"a-UTT": 5, "b-UTT": 3}, 6, cfg).eval()
+    hparams = dataclasses.asdict(cfg)
+    del hparams["expert_dropout"]
+    hparams["retired_knob"] = True
+    meta = {"model": "auto_attention", "feat_dims": {"a-UTT": 5, "b-UTT": 3}, "classes": list("abcdef"), "hparams": hparams}
+    (tmp_path / "args.yaml").write_text("{}\n")
+    save_checkpoint(str(tmp_path / "best.pth"), model, meta)  # no feat_levels either: an old checkpoint
+    assert "feat_levels" not in load_checkpoint(str(tmp_path / "best.pth"))
+    loaded, _ = load_run(str(tmp_path), torch.device("cpu"))
+    assert loaded.cfg == cfg
+    x = {"a-UTT": torch.randn(3, 5), "b-UTT": torch.randn(3, 3)}
+    with torch.no_grad():
+        assert torch.equal(model(x)["logits"], loaded(x)["logits"])
+
+
+def test_register_model_refuses_a_class_without_a_documented_config():
+    class NoConfig(torch.nn.Module):
+        pass
+
+    with pytest.raises(TypeError, match="config_class"):
+        models.register_model("no_config")(NoConfig)
+
+    @dataclasses.dataclass
+    class Undocumented(ExpertConfig):
+        knob: int = 3
+
+    class WithUndocumented(torch.nn.Module):
+        config_class = Undocumented
+
+    with pytest.raises(TypeError, match="knob"):
+        models.register_model("undocumented")(WithUndocumented)
+    assert "no_config" not in known_models() and "undocumented" not in known_models()
+
+
+def test_a_name_taken_by_another_class_is_refused():
+    @dataclasses.dataclass
+    class Other(ExpertConfig):
+        extra: int = hparam(1, "an extra knob", min=1)
+
+    class Impostor(torch.nn.Module):
+        config_class = Other
+
+    with pytest.raises(ValueError, match="moe"):
+        models.register_model("moe")(Impostor)
+    assert models.model_class("moe").__name__ == "MoE"
+
+
+def test_make_config_checks_types_ranges_and_heads():
+    from models.config import make_config
+
+    config = model_config_class("auto_attention")
+    with pytest.raises(UserError, match="where: hidden_dim must be int, got 1.5"):
+        make_config(config, {"hidden_dim": 1.5}, "where")
+    with pytest.raises(UserError, match=r"dropout must be in \[0, 1\), got 1"):
+        make_config(config, {"dropout": 1}, "where")
+    with pytest.raises(UserError, match="hidden_dim 30 is not divisible by heads 4"):
+        make_config(config, {"hidden_dim": 30}, "where")
+    with pytest.raises(UserError, match="did you mean 'heads'"):
+        make_config(config, {"haeds": 2}, "where")
