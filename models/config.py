@@ -6,6 +6,9 @@ Each field carries its one-line help and its rule in ``metadata``, so ``train.py
     help      what the value does (shown by ``--help``)
     min, max  the allowed range (inclusive); ``min_open`` / ``max_open`` exclude the bound itself
     divides   the name of a width field this one (a head count) must divide evenly
+    search    the hyper-parameter search space of the field (``tune.py``): ``(low, high)`` a uniform range
+              (integers for int fields), ``(low, high, "log")`` a log-uniform one, ``[a, b, ...]`` a choice;
+              fields without it keep their value during a search
 
 A model file subclasses ``ExpertConfig`` with its own fields (and may override defaults by redeclaring a
 field), and its registered class sets ``config_class`` to it (see ``models/__init__.py``).
@@ -18,8 +21,9 @@ from toolkit.errors import UserError
 
 
 def hparam(default, help, **rule):
-    """A config field with its default, its ``--help`` line and its rule (min, max, min_open, max_open, divides)."""
-    unknown = set(rule) - {"min", "max", "min_open", "max_open", "divides"}
+    """A config field with its default, its ``--help`` line and its rule (min, max, min_open, max_open, divides,
+    search)."""
+    unknown = set(rule) - {"min", "max", "min_open", "max_open", "divides", "search"}
     if unknown:
         raise TypeError(f"unknown rule {', '.join(sorted(unknown))} for a hyper-parameter")
     return dataclasses.field(default=default, metadata={"help": help, **rule})

@@ -9,7 +9,6 @@ Prediction files (``test.py`` writes them, ``ensemble.py`` reads them) are ``.np
 ``names, classes, probs[, valence], valid_f1, run_dirs, features``: see ``save_preds`` / ``load_preds``.
 """
 import os
-import types
 
 import numpy as np
 
