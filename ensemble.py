@@ -10,7 +10,7 @@ weighted by each member's validation F1). The submission has one row per candida
 discrete) in the candidates' order; the ensemble's probabilities (before re-ranking) and the final labels
 are saved beside it as <out>.npz, which ensemble.py also accepts as a --preds member.
 
-Re-ranking rules (toolkit/rerank.py, example: rerank_rules.yaml) are applied with --rerank, or fitted with
+Re-ranking rules (inference/rerank.py, example: rerank_rules.yaml) are applied with --rerank, or fitted with
 --fit_rerank on *validation* predictions of the same members (run dirs: their best_valid_results.npy; or
 preds.npz files of validation clips with --truth CSV). If the members' validation sets mostly overlap
 (runs of one split), the rules are fitted on the ensemble of the members over the shared clips; if not
@@ -52,7 +52,7 @@ def check_args(args):
 
 def load_validation(path, classes, truth, truth_path):
     """Labeled validation predictions of one member: {path, names, probs, labels, valid_f1}."""
-    from toolkit.predict import load_preds, read_summary
+    from inference.predict import load_preds, read_summary
     from toolkit.tables import encode_labels, index_of
 
     if os.path.isdir(path):
@@ -74,7 +74,7 @@ def load_validation(path, classes, truth, truth_path):
 def load_valid_results(run_dir, n_classes):
     """{names, probs, labels} of a run's best_valid_results.npy, read as plain data and checked."""
     from toolkit.io import load_npy_data
-    from toolkit.predict import check_probs
+    from inference.predict import check_probs
 
     path = os.path.join(run_dir, "best_valid_results.npy")
     if not os.path.isfile(path):
@@ -112,7 +112,7 @@ def check_run_dirs(member):
 def fitting_set(valid, method):
     """(probs, labels, clip names, description) to fit re-ranking rules on."""
     from toolkit.tables import index_of
-    from toolkit.voting import aligned_probs, combine, member_weights
+    from inference.voting import aligned_probs, combine, member_weights
 
     common = set(valid[0]["names"]).intersection(*(v["names"] for v in valid[1:]))
     smallest = min(len(v["names"]) for v in valid)
@@ -132,7 +132,7 @@ def fitting_set(valid, method):
 
 def fit(args, classes, candidates, template):
     """Fitted rules and the text of their YAML file; prints what was fitted and on what."""
-    from toolkit.rerank import apply_rules, fit_rules, rules_to_yaml
+    from inference.rerank import apply_rules, fit_rules, rules_to_yaml
     from toolkit.tables import read_table
 
     truth = read_table(args.truth, "truth CSV", ("name", "discrete")) if args.truth else None
@@ -157,10 +157,10 @@ def run(args):
     import pandas as pd
 
     from toolkit.io import remove_stale_temps, save_text
-    from toolkit.predict import load_preds, save_preds
-    from toolkit.rerank import Rules, apply_rules, load_rules
+    from inference.predict import load_preds, save_preds
+    from inference.rerank import Rules, apply_rules, load_rules
     from toolkit.tables import read_table
-    from toolkit.voting import aligned_probs, check_same_classes, check_same_names, combine, member_weights
+    from inference.voting import aligned_probs, check_same_classes, check_same_names, combine, member_weights
 
     check_args(args)
     members = [load_preds(p) for p in args.preds]

@@ -105,7 +105,7 @@ def accuracy(pred, truth):
 def run(args):
     from toolkit.device import pick_device
     from toolkit.io import load_split, resolve, save_json, save_split
-    from toolkit.predict import load_inputs, load_runs, predict
+    from inference.predict import load_inputs, load_runs, predict
     from toolkit.tables import encode_labels, read_table
 
     lst = resolve(args.train_lst)

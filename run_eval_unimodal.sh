@@ -17,4 +17,4 @@ args=(--feats "${FEATS:-}" --seeds "${SEEDS:-0 1 2 3 4}" --epochs "${EPOCHS:-80}
       --batch_size "${BATCH_SIZE:-512}" --dataset_prefix "${DATASET_PREFIX:-seed}" ${REPEAT:+--repeat "$REPEAT"}
       --jobs "${JOBS:-1}" --save_root "${SAVE_ROOT:-saved/unimodal}")
 if [ "${FORCE:-0}" = "1" ]; then args+=(--force); fi
-exec "${PYTHON:-python}" -m toolkit.sweep "${args[@]}" "$@"
+exec "${PYTHON:-python}" -m stages.sweep "${args[@]}" "$@"

@@ -38,7 +38,7 @@ def run(args):
     from toolkit.device import pick_device
     from toolkit.io import save_text
     from toolkit.metrics import emotion_metrics, format_report, save_report
-    from toolkit.predict import load_runs, predict_runs, save_preds
+    from inference.predict import load_runs, predict_runs, save_preds
     from toolkit.tables import encode_labels, read_table
 
     if args.batch_size < 1:

@@ -62,7 +62,7 @@ def compute_seconds(epochs):
     from engine import load_data
     from engine.fit import model_config, seed_everything
     from models import get_model
-    from toolkit.device import adamw
+    from engine.optim import adamw
 
     args = train.parse_args(train_argv(epochs, "/dev/null"))
     data = load_data(args, device=torch.device("cpu"))

@@ -73,18 +73,6 @@ def seed_everything(seed):
     torch.manual_seed(seed)
 
 
-def cosine_with_warmup(optimizer, total_steps, warmup_steps):
-    import torch
-
-    def factor(step):
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 def model_config(args, data):
     """``args`` with the values ``get_model`` needs from the data (dims and levels per expert, classes)."""
     return types.SimpleNamespace(**{**vars(args), "feat_dims": data.feat_dims, "feat_levels": data.feat_levels,
@@ -193,7 +181,8 @@ class Trainer(types.SimpleNamespace):
 
 def make_trainer(args, data, device, ctx):
     from dataloader import DeviceBatches
-    from toolkit.device import adamw, autocast, grad_scaler
+    from engine.optim import adamw, cosine_with_warmup
+    from toolkit.device import autocast, grad_scaler
 
     core, model, meta = build_model(args, data, device, ctx)
     optimizer = adamw(model.parameters(), args.lr, args.l2, device)

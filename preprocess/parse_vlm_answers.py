@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 import config  # noqa: E402
-from toolkit import vlm  # noqa: E402
+from stages import vlm  # noqa: E402
 from toolkit.errors import ArgumentParser, UserError, cli  # noqa: E402
 from toolkit.tables import sample_key  # noqa: E402
 

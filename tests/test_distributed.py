@@ -9,7 +9,7 @@ import torch.multiprocessing as mp
 
 import config
 import train
-from toolkit.sweep import FEATURE_DICTS
+from stages.sweep import FEATURE_DICTS
 
 # Dropout masks are drawn per sample of the global batch (models.noise), so dropout stays on here.
 EXACT = ["--epochs", "4", "--no_plots", "--save_model"]

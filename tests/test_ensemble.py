@@ -1,4 +1,4 @@
-"""ensemble.py and toolkit/voting.py: voting methods, candidate order, refusals, fitted re-ranking."""
+"""ensemble.py and inference/voting.py: voting methods, candidate order, refusals, fitted re-ranking."""
 import os
 import subprocess
 import sys
@@ -12,8 +12,8 @@ import ensemble
 from tests.conftest import REPO
 from toolkit.errors import UserError
 from toolkit.io import save_json, save_npy
-from toolkit.predict import load_preds, save_preds
-from toolkit.voting import combine
+from inference.predict import load_preds, save_preds
+from inference.voting import combine
 
 CLASSES = ["neutral", "angry", "happy", "sad", "worried", "surprise"]
 

@@ -1,4 +1,4 @@
-"""test.py and toolkit/predict.py: rebuild runs, predict in batches, average fold runs, score labels."""
+"""test.py and inference/predict.py: rebuild runs, predict in batches, average fold runs, score labels."""
 import json
 import os
 import subprocess
@@ -13,7 +13,7 @@ import train
 from tests.conftest import REPO, TINY_FEATURES, make_tiny_project
 from toolkit.errors import UserError
 from toolkit.metrics import emotion_metrics
-from toolkit.predict import load_preds, load_run, load_runs, predict
+from inference.predict import load_preds, load_run, load_runs, predict
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import yaml
 import test as test_script
 import train
 from toolkit.errors import UserError
-from toolkit.predict import load_run, predict
+from inference.predict import load_run, predict
 
 
 def run_train(project, *extra):

@@ -55,12 +55,6 @@ def grad_scaler(device, amp):
     return torch.amp.GradScaler(device.type, enabled=amp == "fp16")
 
 
-def adamw(params, lr, weight_decay, device):
-    """AdamW with the fused kernel (one pass over every parameter, on CPU and CUDA): on a CPU it cut a
-    training epoch of the default moe at MER scale by about a fifth against the per-tensor loop."""
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=device.type in ("cpu", "cuda"))
-
-
 def keep_freed_memory(mmap_threshold=32 << 20, trim_threshold=256 << 20):
     """Let glibc's malloc reuse freed blocks instead of handing them back to the kernel.
 

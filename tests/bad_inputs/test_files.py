@@ -18,7 +18,7 @@ from preprocess import mer2025_base
 from tests.bad_inputs.helpers import assert_one_line_error, run_main, snapshot
 from tests.toolkit.test_results import fake_run
 from toolkit.io import save_json, save_npy, save_split
-from toolkit.predict import save_preds
+from inference.predict import save_preds
 
 CLASSES = ["neutral", "angry", "happy", "sad", "worried", "surprise"]
 

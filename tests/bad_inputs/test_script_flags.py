@@ -6,7 +6,7 @@ import evaluate
 import pseudo_label
 import test as test_script
 from tests.bad_inputs.helpers import assert_one_line_error, run_main, snapshot
-from toolkit import sweep
+from stages import sweep
 
 CASES = [
     (pseudo_label, ["--runs", "r", "--vlm", "v.csv", "--unlabeled", "u.csv", "--dataset", "seed0", "--out_dataset", "../x"], "--out_dataset"),

@@ -8,7 +8,7 @@ import config
 import train
 from engine import Stop
 from tests.test_distributed import free_port
-from toolkit.sweep import FEATURE_DICTS
+from stages.sweep import FEATURE_DICTS
 
 
 class RankZeroStops:

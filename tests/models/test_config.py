@@ -70,7 +70,7 @@ def test_a_checkpoint_config_ignores_unknown_keys_and_fills_new_ones():
 
 
 def test_load_run_rebuilds_an_older_checkpoint(tmp_path):
-    from toolkit.predict import load_run
+    from inference.predict import load_run
     from toolkit.runs import load_checkpoint, save_checkpoint
 
     cfg = model_config_class("auto_attention")(hidden_dim=16, heads=2)

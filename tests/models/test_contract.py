@@ -99,8 +99,8 @@ def check_frame_features(name):
 
 
 def check_checkpoint_round_trip(name, tmp_path):
-    """save_checkpoint (train.py's meta) → toolkit.predict.load_run rebuilds a model with identical outputs."""
-    from toolkit.predict import load_run
+    """save_checkpoint (train.py's meta) → inference.predict.load_run rebuilds a model with identical outputs."""
+    from inference.predict import load_run
     from toolkit.runs import save_checkpoint
 
     model = build(name, seed=7)

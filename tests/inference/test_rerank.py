@@ -7,7 +7,7 @@ import yaml
 from tests.conftest import REPO
 from toolkit.errors import UserError
 from toolkit.metrics import weighted_f1
-from toolkit.rerank import Rules, apply_rules, fit_rules, load_rules, parse_rules, rules_to_yaml
+from inference.rerank import Rules, apply_rules, fit_rules, load_rules, parse_rules, rules_to_yaml
 
 CLASSES = ["neutral", "angry", "happy", "sad", "worried", "surprise"]
 N, A, H, S, W, U = range(6)

@@ -158,7 +158,7 @@ def probe_seconds_per_epoch(opts, feature, n_train, n_valid):
     from dataloader.batches import Frames
     from dataloader.feature_store import expert_names
     from models import get_model
-    from toolkit.device import adamw
+    from engine.optim import adamw
 
     spec = lookup_features([feature])[0]
     args = train.parse_args(train_argv(opts, feature, 0, "unused"))

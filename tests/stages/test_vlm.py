@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from toolkit import vlm
+from stages import vlm
 
 CLASSES = ["neutral", "angry", "happy", "sad", "worried", "surprise"]
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from tests.conftest import REPO, TINY_FEATURES
-from toolkit import sweep
+from stages import sweep
 
 
 def sweep_argv(project, tmp_path, *extra):
@@ -116,7 +116,7 @@ def test_no_seeds_is_one_line(tiny_project, tmp_path, capsys):
 def test_parallel_sweep_leaks_no_semaphore(tiny_project, tmp_path):
     from tests.conftest import registered_env
 
-    proc = subprocess.run([sys.executable, "-m", "toolkit.sweep", *sweep_argv(tiny_project, tmp_path, "--seeds", "0", "--jobs", "2",
+    proc = subprocess.run([sys.executable, "-m", "stages.sweep", *sweep_argv(tiny_project, tmp_path, "--seeds", "0", "--jobs", "2",
                                                                               "--repeat", "1")],
                           cwd=REPO, env=registered_env(tiny_project, tmp_path), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
