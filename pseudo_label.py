@@ -102,12 +102,51 @@ def accuracy(pred, truth):
     return float((pred[ok] == truth[ok]).mean()) if ok.any() else None
 
 
+def unlabeled_pool(args, split, meta):
+    """(pool: unlabeled clips not in the split, clips of --unlabeled already in the split, the pool's clips with
+    every feature file of the runs, {feature: clips lacking it})."""
+    from toolkit.tables import read_table
+
+    pool = read_table(args.unlabeled, "unlabeled CSV")["name"].tolist()
+    labeled = set(split["train_info"]["names"]) | set(split["valid_info"]["names"])
+    in_split = [n for n in pool if n in labeled]
+    pool = [n for n in pool if n not in labeled]
+    usable, missing = clips_with_features(pool, meta["features"])
+    if len(usable) < len(pool) and args.strict:
+        worst = max(missing, key=missing.get)
+        raise UserError(f"{len(pool) - len(usable)} unlabeled clips lack feature files ({worst}: {missing[worst]}); "
+                        "extract them or drop --strict to skip them")
+    if not usable:
+        raise UserError(f"none of the {len(pool)} unlabeled clips has every feature of {meta['run_dir']}")
+    return pool, in_split, usable, missing
+
+
+def extend_training(train_info, names, emos, vals):
+    """The split's training section plus the kept clips, flagged ``pseudo`` (weights 1 where weights exist)."""
+    train = {k: list(v) for k, v in train_info.items() if v is not None}
+    n_train = len(train["names"])
+    train["names"] += names
+    train["emos"] += emos
+    train["vals"] = list(train.get("vals", [float("nan")] * n_train)) + vals
+    train["pseudo"] = list(train.get("pseudo", [False] * n_train)) + [True] * len(names)
+    if "weights" in train:
+        train["weights"] = list(train["weights"]) + [1.0] * len(names)
+    return train
+
+
+def read_truth(path, classes, names):
+    """Class index of each of ``names`` from a truth CSV (name, discrete); -1 where it has none."""
+    from toolkit.tables import encode_labels, read_table
+
+    table = read_table(path, "truth CSV", columns=("name", "discrete"))
+    truth = dict(zip(table["name"], encode_labels(table["discrete"], classes, f"truth CSV {path}")))
+    return np.array([truth.get(n, -1) for n in names])
+
+
 def run(args):
     from toolkit.device import pick_device
     from toolkit.io import load_split, resolve, save_json, save_split
     from inference.predict import load_inputs, load_runs, predict
-    from toolkit.tables import encode_labels, read_table
-
     lst = resolve(args.train_lst)
     out_path = os.path.join(lst, f"{args.out_dataset}.npy")
     if os.path.exists(out_path) and not args.overwrite:
@@ -121,19 +160,8 @@ def run(args):
     classes = meta["classes"]
     vlm = read_vlm(args.vlm, classes)
 
-    pool = read_table(args.unlabeled, "unlabeled CSV")["name"].tolist()
-    labeled = set(split["train_info"]["names"]) | set(split["valid_info"]["names"])
-    in_split = [n for n in pool if n in labeled]
-    pool = [n for n in pool if n not in labeled]
-    usable, missing = clips_with_features(pool, meta["features"])
+    pool, in_split, usable, missing = unlabeled_pool(args, split, meta)
     n_no_feat = len(pool) - len(usable)
-    if n_no_feat and args.strict:
-        worst = max(missing, key=missing.get)
-        raise UserError(f"{n_no_feat} unlabeled clips lack feature files ({worst}: {missing[worst]}); "
-                        "extract them or drop --strict to skip them")
-    if not usable:
-        raise UserError(f"none of the {len(pool)} unlabeled clips has every feature of {meta['run_dir']}")
-
     inputs = load_inputs(meta, usable, args.cache_dir)
     outs = [predict(model, m, usable, device, args.batch_size, inputs=inputs, progress=True) for model, m in runs]
     model_label, conf, mean_probs = model_consensus([o["probs"] for o in outs], args.agree)
@@ -146,14 +174,9 @@ def run(args):
     keep = cap_per_class(keep, model_label, conf, len(classes), args.max_per_class)
     kept = np.flatnonzero(keep)
 
-    train = {k: list(v) for k, v in split["train_info"].items() if v is not None}
-    n_train = len(train["names"])
-    train["names"] += [usable[i] for i in kept]
-    train["emos"] += [classes[model_label[i]] for i in kept]
-    train["vals"] = list(train.get("vals", [float("nan")] * n_train)) + [float(vals[i]) for i in kept]
-    train["pseudo"] = list(train.get("pseudo", [False] * n_train)) + [True] * len(kept)
-    if "weights" in train:
-        train["weights"] = list(train["weights"]) + [1.0] * len(kept)
+    train = extend_training(split["train_info"], [usable[i] for i in kept], [classes[model_label[i]] for i in kept],
+                            [float(vals[i]) for i in kept])
+    n_train = len(split["train_info"]["names"])
 
     report = {
         "runs": list(args.runs), "vlm": args.vlm, "dataset": args.dataset, "out_dataset": args.out_dataset,
@@ -168,13 +191,10 @@ def run(args):
         "labeled_train": n_train,
     }
     if args.truth:
-        truth_table = read_table(args.truth, "truth CSV", columns=("name", "discrete"))
-        truth_map = dict(zip(truth_table["name"], encode_labels(truth_table["discrete"], classes, f"truth CSV {args.truth}")))
-        truth = np.array([truth_map.get(n, -1) for n in usable])
-        model_top = mean_probs.argmax(1)
+        truth = read_truth(args.truth, classes, usable)
         report["truth"] = {
             "pseudo_label_accuracy": accuracy(model_label[kept], truth[kept]),
-            "model_accuracy_on_pool": accuracy(model_top, truth),
+            "model_accuracy_on_pool": accuracy(mean_probs.argmax(1), truth),
             "vlm_accuracy_on_pool": accuracy(vlm_label[has_vlm], truth[has_vlm]),
             "clips_with_truth": int((truth >= 0).sum()),
         }

@@ -58,7 +58,7 @@ def register():
     folder = config.FEAT_VIDEO_DICT[AU][1]
     config.FEAT_VIDEO_DICT[AU_MEAN] = [17, folder, {"pool": "mean"}]
     dicts = {"video": config.FEAT_VIDEO_DICT, "audio": config.FEAT_AUDIO_DICT, "text": config.FEAT_TEXT_DICT}
-    for modality, table in dicts.items():
+    for table in dicts.values():
         for name in [n for n in table if n in DEFAULT]:
             table[f"miss-{name}"] = [table[name][0], os.path.join(MISSING, "features", name)]
 

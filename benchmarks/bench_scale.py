@@ -65,7 +65,7 @@ def one_run(procs, extra, epochs, run_dir, device, batch_size):
 def measure(configs, opts, device, n_train):
     for label, procs, extra in configs:
         seconds, rss = [], []
-        for r in range(opts.repeats):
+        for _ in range(opts.repeats):
             s, m = one_run(procs, extra, opts.epochs + 1, os.path.join(DATA, "bench_scale_run"), device, opts.batch_size)
             seconds += s
             rss.append(m)

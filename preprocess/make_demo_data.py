@@ -193,6 +193,39 @@ def missing_masks(rng, modalities, n, rate):
     return masks
 
 
+def sample_latents(rng, sizes, centers, owner):
+    """(class of each clip, its set, its speaker, its latent state): labels with the exact prior of each set,
+    shuffled; the state is a cluster of the clip's class + within-cluster noise + a speaker offset."""
+    labels, sets = [], []
+    for part, n in sizes.items():
+        lab = np.repeat(np.arange(len(CLASSES)), class_counts(n))
+        labels.append(rng.permutation(lab))
+        sets += [part] * n
+    y = np.concatenate(labels).astype(np.int64)
+    n = len(y)
+    cluster = np.empty(n, dtype=np.int64)
+    for k in range(len(CLASSES)):
+        idx = np.flatnonzero(y == k)
+        cluster[idx] = rng.choice(np.flatnonzero(owner == k), size=len(idx))
+    speaker = rng.integers(0, N_SPEAKERS, size=n)
+    speaker_latent = rng.normal(0.0, SPEAKER_LATENT_STD, size=(N_SPEAKERS, LATENT_DIM))
+    z = centers[cluster] + rng.normal(0.0, WITHIN_STD, size=(n, LATENT_DIM)) + speaker_latent[speaker]
+    return y, np.array(sets), speaker, z
+
+
+def observe(rng, view, dim, noise, z, speaker):
+    """One encoder's (n, dim) features of the latent states ``z`` (its view of them, perception noise, a random
+    tanh map, speaker and observation noise), and the unit perception noise it drew."""
+    n, dims = len(z), view_dims(view)
+    unit = rng.standard_normal((n, len(dims)))
+    A = rng.normal(0.0, MAP_GAIN / np.sqrt(len(dims)), size=(len(dims), dim)).astype(np.float32)
+    b = rng.normal(0.0, 0.5, size=dim).astype(np.float32)
+    x = np.tanh((z[:, dims] + noise * unit).astype(np.float32) @ A + b)
+    x += (SPEAKER_FEATURE_STD * rng.standard_normal((N_SPEAKERS, dim), dtype=np.float32))[speaker]
+    x += OBS_NOISE_STD * rng.standard_normal((n, dim), dtype=np.float32)
+    return x, unit
+
+
 def generate(scale="demo", seed=0, n_labeled=None, n_unlabeled=None, n_test=None, vlm=None, missing_rate=0.0):
     """Generate everything in memory. Returns a dict (see write_dataset for the layout)."""
     spec = SCALES[scale]
@@ -209,24 +242,8 @@ def generate(scale="demo", seed=0, n_labeled=None, n_unlabeled=None, n_test=None
 
     centers, owner = make_latent_model(rng_model)
 
-    # Labels: exact prior per set, shuffled.
-    labels, sets = [], []
-    for part, n in sizes.items():
-        lab = np.repeat(np.arange(len(CLASSES)), class_counts(n))
-        labels.append(rng_samples.permutation(lab))
-        sets += [part] * n
-    y = np.concatenate(labels).astype(np.int64)
-    sets = np.array(sets)
+    y, sets, speaker, z = sample_latents(rng_samples, sizes, centers, owner)
     n = len(y)
-
-    # Latent state: a cluster of the sample's class + within-cluster noise + speaker offset.
-    cluster = np.empty(n, dtype=np.int64)
-    for k in range(len(CLASSES)):
-        idx = np.flatnonzero(y == k)
-        cluster[idx] = rng_samples.choice(np.flatnonzero(owner == k), size=len(idx))
-    speaker = rng_samples.integers(0, N_SPEAKERS, size=n)
-    speaker_latent = rng_samples.normal(0.0, SPEAKER_LATENT_STD, size=(N_SPEAKERS, LATENT_DIM))
-    z = centers[cluster] + rng_samples.normal(0.0, WITHIN_STD, size=(n, LATENT_DIM)) + speaker_latent[speaker]
 
     # Valence: class mean + a latent direction + noise, clipped to -5..5.
     val_mean = np.array([VALENCE_MEAN[c] for c in CLASSES])
@@ -241,18 +258,9 @@ def generate(scale="demo", seed=0, n_labeled=None, n_unlabeled=None, n_test=None
 
     features, vlm_noise = {}, None
     for (name, (_, view, dim, noise)), stream in zip(FEATURES[scale].items(), streams[4:]):
-        rng = np.random.default_rng(stream)
-        dims = view_dims(view)
-        unit = rng.standard_normal((n, len(dims)))
-        perception = noise * unit
+        features[name], unit = observe(np.random.default_rng(stream), view, dim, noise, z, speaker)
         if view == "vlm":
-            vlm_noise = (dims, unit)
-        A = rng.normal(0.0, MAP_GAIN / np.sqrt(len(dims)), size=(len(dims), dim)).astype(np.float32)
-        b = rng.normal(0.0, 0.5, size=dim).astype(np.float32)
-        x = np.tanh((z[:, dims] + perception).astype(np.float32) @ A + b)
-        x += (SPEAKER_FEATURE_STD * rng.standard_normal((N_SPEAKERS, dim), dtype=np.float32))[speaker]
-        x += OBS_NOISE_STD * rng.standard_normal((n, dim), dtype=np.float32)
-        features[name] = x
+            vlm_noise = (view_dims(view), unit)
 
     answers = make_vlm_answers(rng_vlm, z, centers, owner, vlm_noise) if vlm else None
     # Streams spawned after the ones above, so the utterance features do not change.

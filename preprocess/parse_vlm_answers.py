@@ -32,7 +32,6 @@ import numpy as np  # noqa: E402
 import config  # noqa: E402
 from stages import vlm  # noqa: E402
 from toolkit.errors import ArgumentParser, UserError, cli  # noqa: E402
-from toolkit.tables import sample_key  # noqa: E402
 
 N_EXAMPLES = 5
 _UMASK = os.umask(0)

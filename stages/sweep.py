@@ -5,7 +5,6 @@ loaded once per process instead of once per run. A run whose summary.json exists
 holds the same training settings is skipped unless --force, so an interrupted sweep resumes where it
 stopped; a run made with other settings (another --lr, epochs, model default, ...) is trained again.
 """
-import argparse
 import os
 import sys
 import time

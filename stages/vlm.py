@@ -198,18 +198,10 @@ def find_json(text):
         spans, unclosed = _scan(text, pos)
         if first_unclosed is None:
             first_unclosed = unclosed[0] if unclosed else len(text)
-        for span in spans:
-            if len(tried) >= MAX_CANDIDATES:
-                break
-            if span in tried:
-                continue
-            tried.add(span)
-            obj = _loads(text[span[0]:span[1]])
-            if isinstance(obj, dict):
-                found = _emotion_object(obj)
-                if found is not None:
-                    return found
-                found_dict = found_dict or span[0] < first_unclosed
+        found, saw_dict = _try_spans(text, spans, tried, first_unclosed)
+        if found is not None:
+            return found
+        found_dict = found_dict or saw_dict
         if not unclosed:
             break
         pos = unclosed[0] + 1  # rescan inside the brace that never closed, in case a quote misled us
@@ -218,6 +210,25 @@ def find_json(text):
     if found_dict:
         raise SkipAnswer(NO_EMOTION, "the JSON object has no scores and no label")
     raise SkipAnswer(UNPARSEABLE, "no JSON object could be read")
+
+
+def _try_spans(text, spans, tried, first_unclosed):
+    """(the first emotion object among the untried ``spans`` or None, whether a dict was read before the first
+    brace that never closes); at most MAX_CANDIDATES spans are tried over the whole answer."""
+    saw_dict = False
+    for span in spans:
+        if len(tried) >= MAX_CANDIDATES:
+            break
+        if span in tried:
+            continue
+        tried.add(span)
+        obj = _loads(text[span[0]:span[1]])
+        if isinstance(obj, dict):
+            found = _emotion_object(obj)
+            if found is not None:
+                return found, saw_dict
+            saw_dict = saw_dict or span[0] < first_unclosed
+    return None, saw_dict
 
 
 # ----------------------------------------------------------------------------------------------------

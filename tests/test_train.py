@@ -45,7 +45,7 @@ def test_run_writes_the_whole_run_dir(tiny_project, capsys):
 def test_same_seed_same_metrics(tiny_project, tmp_path):
     a = run_train(tiny_project, "--epochs", "3", "--run_dir", str(tmp_path / "a"))
     b = run_train(tiny_project, "--epochs", "3", "--run_dir", str(tmp_path / "b"))
-    c = run_train(tiny_project, "--epochs", "3", "--run_dir", str(tmp_path / "c"), "--seed", "1")
+    run_train(tiny_project, "--epochs", "3", "--run_dir", str(tmp_path / "c"), "--seed", "1")
     drop = lambda d: pd.read_csv(d / "metrics.csv").drop(columns="seconds")  # noqa: E731
     pd.testing.assert_frame_equal(drop(tmp_path / "a"), drop(tmp_path / "b"))
     assert a["f1"] == b["f1"] and a["loss"] == b["loss"]

@@ -1,5 +1,4 @@
 """train.py / test.py with frame-level experts and clips that miss feature files (--allow_missing)."""
-import json
 import os
 
 import numpy as np

@@ -1,5 +1,4 @@
 """toolkit/io.py: the restricted reader of pickled .npy files, split-dict checks and stale temporary files."""
-import io
 import os
 import pickle
 import subprocess
