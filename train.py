@@ -4,7 +4,7 @@
     python train.py --dataset seed1 --feat "['demo-clip-UTT','demo-hubert-UTT']" --save_model
     python train.py --model auto_attention --hidden_dim 64 --help
 
-Every hyper-parameter of the chosen model (models/model-tune.yaml) is also a flag. The run directory
+Every hyper-parameter of the chosen model (its config dataclass in models/) is also a flag. The run directory
 (<save_root>/<dataset>/<model>/run, or --run_dir) gets info.log, args.yaml, metrics.csv,
 best_valid_results.npy, summary.json, plots and, with --save_model, best.pth. The last stdout line is
 ``BEST: epoch:E, loss:L, acc:A, f-score:F``.
