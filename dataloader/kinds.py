@@ -62,6 +62,9 @@ class FeatureKind:
     pools = False  # accepts the config option pool "mean" (frame files kept as their mean vector)
     cache_ext = ".npy"
 
+    def __repr__(self):
+        return f"<feature kind {self.name!r}: expert {self.expert!r}>"
+
     def file_dim(self, shape):
         """(C, None) for a file of ``shape`` that this kind can read, else (None, what is wrong)."""
         raise NotImplementedError
