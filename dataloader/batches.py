@@ -1,17 +1,19 @@
 """Labeled sample sets over packed feature tensors, and batches sliced from them on the device.
 
-A batch is ``{"index", "feats", "present", "labels", "vals", "weights"}``. ``feats[name]`` is a (B, C) tensor
-for an utterance feature and ``Frames(x (B, L, C), valid (B, L) bool)`` for a frame feature, padded to the
+A batch is ``{"index", "feats", "present", "labels", "vals", "weights"}``. ``feats[name]`` is what the feature's
+kind gathers (dataloader/kinds.py): a (B, C) tensor for an utterance feature and
+``Frames(x (B, L, C), valid (B, L) bool)`` for a frame feature, padded to the
 batch's longest clip (at most ``max_frames``; longer clips are sampled uniformly). ``present`` is None when
 every clip has every feature, else ``{name: (B,) bool}``.
 """
-import collections
 import dataclasses
 
 import numpy as np
 import torch
 
-from dataloader.feature_store import Ragged, feature_of, load_store
+from dataloader.feature_store import feature_of, load_store
+from dataloader.kinds import kind_of_packed
+from dataloader.packed import Frames, FrameTensor, MappedFeature  # noqa: F401 - re-exported
 from toolkit.errors import UserError
 from toolkit.io import load_split
 from toolkit.tables import check_unique
@@ -29,6 +31,7 @@ class SampleSet:
     vals: torch.Tensor  # (N,) float valence, NaN where unknown
     weights: torch.Tensor  # (N,) float per-sample loss weight
     present: dict = None  # {feature: (M,) bool tensor} when some clips lack some features, else None
+    kinds: dict = None  # {feature: FeatureKind}; None: each found from its packed tensor (``kind_of_packed``)
 
     def __len__(self):
         return len(self.names)
@@ -36,8 +39,8 @@ class SampleSet:
     def memory_note(self):
         """What the packed features take: ``clips × dims × bytes`` (frame features: all their frames), e.g. for the log."""
         tensors = {id(t): (name, t) for name, t in self.feats.items()}.values()  # repeated experts share one
-        utt = [(name, t) for name, t in tensors if not isinstance(t, FrameTensor)]
-        frm = [t.values for _, t in tensors if isinstance(t, FrameTensor)]
+        utt = [(name, t) for name, t in tensors if not self.kind(name).frames]
+        frm = [t.values for name, t in tensors if self.kind(name).frames]
         itemsize = {t.array.dtype.itemsize if isinstance(t, MappedFeature) else t.element_size() for _, t in utt} or {4}
         clips = utt[0][1].shape[0] if utt else 0
         dims = sum(t.shape[1] for _, t in utt)
@@ -47,6 +50,10 @@ class SampleSet:
         return (f"{clips} clips × {dims} dims × {max(itemsize)} bytes{frames} = {total / 2**20:.1f} MB"
                 f"{' memory-mapped from the cache' if mapped else ''}")
 
+    def kind(self, name):
+        """The FeatureKind of feature (or expert key) ``name``."""
+        return self.kinds[name] if self.kinds else kind_of_packed(self.feats[name])
+
     def missing_counts(self):
         """{feature: clips of this set without its file} (all zeros when nothing is missing)."""
         if self.present is None:
@@ -54,102 +61,24 @@ class SampleSet:
         return {name: int((~p.index_select(0, self.rows)).sum()) for name, p in self.present.items()}
 
 
-Frames = collections.namedtuple("Frames", "x valid")
-Frames.__doc__ = "A padded frame batch: x (B, L, C) float, valid (B, L) bool (False on padding)."
+def select(feature, rows, max_frames, kind=None):
+    """Rows of one packed feature as float32 on its device, gathered as its kind says: (B, C) for a (M, C)
+    tensor or MappedFeature, Frames for a FrameTensor (float16 features are converted after the gather).
+    ``kind`` defaults to the kind whose packed form ``feature`` is."""
+    return (kind or kind_of_packed(feature)).gather(feature, rows, max_frames)
 
 
-class FrameTensor:
-    """Ragged frames on a device: ``values`` (sum T, C) and ``offsets`` (M + 1); ``gather`` makes padded batches."""
-
-    def __init__(self, values, offsets):
-        self.values = values
-        self.offsets = offsets
-        self.lengths = offsets[1:] - offsets[:-1]
-
-    @classmethod
-    def from_ragged(cls, ragged, device="cpu"):
-        return cls(torch.from_numpy(ragged.values).to(device), torch.from_numpy(ragged.offsets).to(device))
-
-    @property
-    def device(self):
-        return self.values.device
-
-    def __len__(self):
-        return len(self.lengths)
-
-    def to(self, device):
-        return FrameTensor(self.values.to(device), self.offsets.to(device))
-
-    def frame_rows(self, rows):
-        """Indices into ``values`` of every frame of clips ``rows`` (e.g. to fit a standardisation on them)."""
-        lengths = self.lengths.index_select(0, rows)
-        starts = self.offsets.index_select(0, rows)
-        total = int(lengths.sum())
-        clip = torch.repeat_interleave(torch.arange(len(rows), device=rows.device), lengths, output_size=total)
-        first = torch.cumsum(lengths, 0) - lengths  # position of each clip's first frame in the output
-        return starts[clip] + torch.arange(total, device=rows.device) - first[clip]
-
-    def gather(self, rows, max_frames):
-        """Frames of clips ``rows``, padded to L = min(longest, max_frames) (at least 1).
-
-        A clip of T > max_frames frames keeps the uniformly spaced frames floor(j * T / max_frames); shorter
-        clips keep every frame. One gather for the whole batch, no loop over samples; a clip's frames do not
-        depend on the rest of its batch."""
-        lengths = self.lengths.index_select(0, rows)
-        kept = lengths.clamp(max=max_frames)  # L_b
-        width = max(int(kept.max()) if len(rows) else 0, 1)
-        j = torch.arange(width, device=rows.device)
-        valid = j.unsqueeze(0) < kept.unsqueeze(1)  # (B, L)
-        frame = torch.div(j.unsqueeze(0) * lengths.unsqueeze(1), kept.clamp_min(1).unsqueeze(1), rounding_mode="floor")
-        index = torch.where(valid, self.offsets.index_select(0, rows).unsqueeze(1) + frame, torch.zeros_like(frame))
-        if self.values.shape[0] == 0:  # every clip of this feature is missing
-            x = self.values.new_zeros(len(rows), width, self.values.shape[1], dtype=torch.float32)
-        else:
-            x = self.values[index].float() * valid.unsqueeze(-1)
-        return Frames(x, valid)
-
-
-class MappedFeature:
-    """An utterance feature left in its memory-mapped cache file (``--mmap``): only the rows a batch gathers
-    are read, then moved to ``device``. Offers the two things batches and normalisers use: ``shape`` and
-    ``index_select(0, rows)``."""
-
-    def __init__(self, array, device):
-        self.array = array
-        self.device = torch.device(device)
-
-    @property
-    def shape(self):
-        return self.array.shape
-
-    def index_select(self, dim, rows):
-        if dim != 0:
-            raise ValueError("MappedFeature gathers rows only (dim 0)")
-        return torch.from_numpy(self.array[rows.cpu().numpy()]).to(self.device)
-
-
-def select(feature, rows, max_frames):
-    """Rows of one packed feature as float32 on its device: (B, C) for a (M, C) tensor or MappedFeature,
-    Frames for a FrameTensor (features stored as float16 are converted here, after the gather)."""
-    if isinstance(feature, FrameTensor):
-        return feature.gather(rows, max_frames)
-    return feature.index_select(0, rows).float()
-
-
-def to_tensor(array, device):
-    """A packed numpy feature (array, memory map or Ragged) as a tensor, MappedFeature or FrameTensor on ``device``."""
-    if isinstance(array, Ragged):
-        return FrameTensor.from_ragged(array, device)
-    if isinstance(array, np.memmap):
-        return MappedFeature(array, device)
-    return torch.from_numpy(array).to(device)
+def to_tensor(array, device, kind=None):
+    """A packed numpy feature (array, memory map or Ragged) on ``device`` (tensor, MappedFeature or FrameTensor)."""
+    return (kind or kind_of_packed(array)).to_device(array, device)
 
 
 def encode_labels(emos, classes, split_path, set_key, names):
     return encode_class_labels(emos, classes, f"split file {split_path}: {set_key}", names).tolist()
 
 
-def build_sample_set(info, classes, feats, rows, split_path="<split>", set_key="train_info", pseudo_weight=1.0, present=None):
+def build_sample_set(info, classes, feats, rows, split_path="<split>", set_key="train_info", pseudo_weight=1.0, present=None,
+                     kinds=None):
     """A SampleSet from a split-dict section ``info`` (names, emos[, vals, weights, pseudo]).
 
     Optional per-sample ``weights`` scale the loss; samples flagged in ``pseudo`` (pseudo-labels) are
@@ -172,6 +101,7 @@ def build_sample_set(info, classes, feats, rows, split_path="<split>", set_key="
         vals=torch.as_tensor(vals, dtype=torch.float32, device=device),
         weights=torch.as_tensor(weights, dtype=torch.float32, device=device),
         present=present,
+        kinds=kinds,
     )
 
 
@@ -192,7 +122,8 @@ def load_split_sets(split_path, specs, classes, device, cache_dir=None, experts=
     encode_labels(valid_info["emos"], classes, split_path, "valid_info", valid_info["names"])
     store = load_store(specs, names, cache_dir, allow_missing, cache_dtype, mmap)
     rows = store.rows
-    feats = {name: to_tensor(arr, device) for name, arr in store.arrays.items()}
+    kinds = {spec.name: spec.kind for spec in specs}
+    feats = {name: kinds[name].to_device(arr, device) for name, arr in store.arrays.items()}
     n_train = len(train_info["names"])
     present = None
     if any(not p.all() for p in store.present.values()):
@@ -204,11 +135,12 @@ def load_split_sets(split_path, specs, classes, device, cache_dir=None, experts=
         present = {name: torch.from_numpy(p).to(device) for name, p in store.present.items()}
     for key in experts or ():
         feats[key] = feats[feature_of(key)]
+        kinds[key] = kinds[feature_of(key)]
         if present is not None:
             present[key] = present[feature_of(key)]
     return (
-        build_sample_set(train_info, classes, feats, rows[:n_train], split_path, "train_info", pseudo_weight, present),
-        build_sample_set(valid_info, classes, feats, rows[n_train:], split_path, "valid_info", present=present),
+        build_sample_set(train_info, classes, feats, rows[:n_train], split_path, "train_info", pseudo_weight, present, kinds),
+        build_sample_set(valid_info, classes, feats, rows[n_train:], split_path, "valid_info", present=present, kinds=kinds),
     )
 
 
@@ -246,7 +178,7 @@ class DeviceBatches:
                 "index": order[mine],
                 "global_size": size,
                 "offset": part.start,
-                "feats": {name: select(arr, batch_rows, self.max_frames) for name, arr in s.feats.items()},
+                "feats": {name: s.kind(name).gather(arr, batch_rows, self.max_frames) for name, arr in s.feats.items()},
                 "present": None if s.present is None else {name: p.index_select(0, batch_rows) for name, p in s.present.items()},
                 "labels": labels[mine],
                 "vals": vals[mine],

@@ -37,6 +37,7 @@ def load_run(run_dir, device):
     masked, as in training) and max_frames.
     """
     from dataloader.feature_store import feature_of
+    from dataloader.kinds import DEFAULT
     from models import config_from_checkpoint, create_model
     from toolkit.runs import load_checkpoint, load_run_args
 
@@ -54,7 +55,7 @@ def load_run(run_dir, device):
     # The checkpoint's hparams over the code defaults: a checkpoint older than a newly added hyper-parameter
     # still builds, and one holding a hyper-parameter since removed too.
     cfg = config_from_checkpoint(ckpt["model"], ckpt["hparams"])
-    levels = dict(ckpt.get("feat_levels") or {key: "utt" for key in ckpt["feat_dims"]})  # older checkpoints: utterance only
+    levels = dict(ckpt.get("feat_levels") or {key: DEFAULT for key in ckpt["feat_dims"]})  # older checkpoints: utterance only
     model = create_model(ckpt["model"], ckpt["feat_dims"], len(ckpt["classes"]), cfg, levels)
     model.load_state_dict(ckpt["state_dict"])
     model.to(device).eval()
@@ -90,8 +91,9 @@ def load_inputs(meta, names, cache_dir=config.PATH_TO_CACHE):
 
     Missing feature files follow the run's rule: an error, unless it was trained with --allow_missing."""
     from dataloader import load_store, lookup_features
-    from toolkit.io import cache_folder
     from dataloader.feature_store import feature_of
+    from dataloader.kinds import DEFAULT
+    from toolkit.io import cache_folder
 
     specs = lookup_features(meta["features"])
     dims = {feature_of(k): d for k, d in meta["feat_dims"].items()}
@@ -100,8 +102,8 @@ def load_inputs(meta, names, cache_dir=config.PATH_TO_CACHE):
         if spec.dim != dims[spec.name]:
             raise UserError(f"feature '{spec.name}' has dim {spec.dim} in config.py but {dims[spec.name]} in {meta['run_dir']}; "
                             "predict with the features the run was trained on")
-        if spec.level != levels.get(spec.name, "utt"):
-            raise UserError(f"feature '{spec.name}' is {spec.level} level in config.py but {levels.get(spec.name, 'utt')} level in "
+        if spec.level != levels.get(spec.name, DEFAULT):
+            raise UserError(f"feature '{spec.name}' is {spec.level} level in config.py but {levels.get(spec.name, DEFAULT)} level in "
                             f"{meta['run_dir']}; predict with the features the run was trained on")
     return load_store(specs, list(names), cache_folder(cache_dir), allow_missing=meta.get("allow_missing", False))
 
@@ -115,11 +117,13 @@ def predict(model, meta, names, device, batch_size=1024, cache_dir=config.PATH_T
     import torch
     from tqdm import tqdm
 
-    from dataloader.batches import select, to_tensor
     from dataloader.feature_store import feature_of
+    from dataloader.kinds import DEFAULT, kind_named
 
     store = inputs if inputs is not None else load_inputs(meta, names, cache_dir)
-    tensors = {key: to_tensor(store.arrays[feature_of(key)], "cpu") for key in meta["feat_dims"]}
+    levels = meta.get("feat_levels", {})
+    kinds = {key: kind_named(levels.get(key, DEFAULT), f"{meta['run_dir']}: feat_levels['{key}']") for key in meta["feat_dims"]}
+    tensors = {key: kinds[key].to_device(store.arrays[feature_of(key)], "cpu") for key in meta["feat_dims"]}
     present = None
     if any(not store.present[feature_of(key)].all() for key in meta["feat_dims"]):
         present = {key: torch.from_numpy(store.present[feature_of(key)]) for key in meta["feat_dims"]}
@@ -131,8 +135,7 @@ def predict(model, meta, names, device, batch_size=1024, cache_dir=config.PATH_T
         for start in tqdm(range(0, len(rows), batch_size), desc=f"predict {os.path.basename(str(meta['run_dir']))}",
                           disable=not progress, unit="batch"):
             idx = rows[start:start + batch_size]
-            feats = {key: select(t, idx, max_frames) for key, t in tensors.items()}
-            feats = {key: type(v)(*(part.to(device) for part in v)) if isinstance(v, tuple) else v.to(device) for key, v in feats.items()}
+            feats = {key: kinds[key].move(kinds[key].gather(t, idx, max_frames), device) for key, t in tensors.items()}
             mask = None if present is None else {key: p.index_select(0, idx).to(device) for key, p in present.items()}
             out = model(feats, mask)
             probs.append(torch.softmax(out["logits"].float(), dim=-1).cpu())

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from dataloader.kinds import DEFAULT, kind_named
 from models.config import ExpertConfig
 from models.noise import SampleDropout, sample_rand, sample_transformer
 
@@ -97,11 +98,26 @@ class TemporalExpert(nn.Module):
         return self.out(h[:, 0])
 
 
+EXPERTS = {  # a feature kind's ``expert`` key → (input dim, model config) → its encoder
+    "utterance": lambda dim, cfg: UtteranceExpert(dim, cfg.hidden_dim, cfg.expert_layers, cfg.dropout, cfg.input_dropout),
+    "temporal": lambda dim, cfg: TemporalExpert(dim, cfg.hidden_dim, cfg.frame_layers, cfg.frame_heads, cfg.dropout,
+                                                cfg.frame_input_dropout, cfg.frame_dim),
+}
+
+
+def build_expert(kind, dim, cfg):
+    """The encoder for a feature of ``kind`` (dataloader/kinds.py) and input width ``dim``."""
+    if kind.expert not in EXPERTS:
+        raise ValueError(f"feature kind {kind.name!r} names expert {kind.expert!r}; known experts: {', '.join(EXPERTS)}")
+    return EXPERTS[kind.expert](dim, cfg)
+
+
 class FeatureExpertModel(nn.Module):
     """Base class: one expert (encoder + classifier head) per feature in an ``nn.ModuleDict``.
 
-    ``cfg`` is the model's config (an ``ExpertConfig`` subclass, see models/config.py). ``feat_levels`` {feature: "utt"|"frm"} picks the expert kind (default all utterance level); frame
-    experts are ``TemporalExpert`` (frame_dim wide, frame_layers, frame_heads, frame_input_dropout). ``expert_dropout`` p:
+    ``cfg`` is the model's config (an ``ExpertConfig`` subclass, see models/config.py). ``feat_levels`` {feature: kind name} gives each feature's kind (default "utt"), and the kind names
+    its expert (``EXPERTS``): "utt" an ``UtteranceExpert``, "frm" a ``TemporalExpert`` (frame_dim wide,
+    frame_layers, frame_heads, frame_input_dropout). ``expert_dropout`` p:
     in training, each present expert of each sample is dropped from the fusion with probability p (at least
     one is kept), so the model learns to cope with missing modalities."""
 
@@ -115,15 +131,8 @@ class FeatureExpertModel(nn.Module):
         self.aux_weight = cfg.aux_weight
         self.expert_dropout = cfg.expert_dropout
         levels = feat_levels or {}
-        self.frame_feats = [name for name in self.feat_names if levels.get(name, "utt") == "frm"]
-
-        def expert(name, dim):
-            if name in self.frame_feats:
-                return TemporalExpert(dim, cfg.hidden_dim, cfg.frame_layers, cfg.frame_heads, cfg.dropout, cfg.frame_input_dropout,
-                                      cfg.frame_dim)
-            return UtteranceExpert(dim, cfg.hidden_dim, cfg.expert_layers, cfg.dropout, cfg.input_dropout)
-
-        self.experts = nn.ModuleDict({name: expert(name, dim) for name, dim in feat_dims.items()})
+        self.feat_kinds = {name: kind_named(levels.get(name, DEFAULT), f"feat_levels['{name}']") for name in self.feat_names}
+        self.experts = nn.ModuleDict({name: build_expert(self.feat_kinds[name], dim, cfg) for name, dim in feat_dims.items()})
         self.expert_heads = nn.ModuleDict({name: nn.Linear(cfg.hidden_dim, num_classes) for name in feat_dims})
 
     def fit_normalizers(self, feats, rows, present=None):
@@ -133,8 +142,7 @@ class FeatureExpertModel(nn.Module):
             x, r = feats[name], rows
             if present is not None and name in present:
                 r = r[present[name].index_select(0, r)]
-            if hasattr(x, "frame_rows"):  # FrameTensor
-                x, r = x.values, x.frame_rows(r)
+            x, r = self.feat_kinds[name].norm_input(x, r)  # e.g. frames: every frame of those clips
             if len(r):
                 expert.norm.fit(x, r)
 
@@ -145,10 +153,11 @@ class FeatureExpertModel(nn.Module):
         dropout (training only), with at least one expert kept per clip."""
         if present is None and not (self.training and self.expert_dropout > 0):
             return None, None
-        first = feats[self.feat_names[0]]
-        x = first[0] if isinstance(first, tuple) else first
+        first = self.feat_names[0]
+        size = self.feat_kinds[first].batch_size(feats[first])
         if present is None:
-            data = torch.ones(x.shape[0], len(self.feat_names), dtype=torch.bool, device=x.device)
+            device = next(self.parameters()).device
+            data = torch.ones(size, len(self.feat_names), dtype=torch.bool, device=device)
         else:
             data = torch.stack([present[name] for name in self.feat_names], dim=1)
         fusion = data

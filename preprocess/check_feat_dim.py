@@ -25,6 +25,7 @@ from tqdm import tqdm  # noqa: E402
 
 import config  # noqa: E402
 from dataloader.feature_store import feature_registry, read_npy  # noqa: E402
+from dataloader.kinds import kind_for_name  # noqa: E402
 from toolkit.errors import ArgumentParser, UserError, bounded, cli  # noqa: E402
 from toolkit.io import resolve  # noqa: E402
 
@@ -51,25 +52,6 @@ def guess_modality(name):
         if any(h in low for h in hints) or (modality == "video" and "au" in tokens):
             return modality
     return None
-
-
-def is_frame_level(name):
-    return name.upper().endswith("-FRM")
-
-
-def feature_dim(shape, frame_level):
-    """(dim, problem): the feature dim of an array of ``shape``, or a description of what is wrong."""
-    if frame_level:
-        if len(shape) != 2 or shape[1] == 0:
-            return None, f"shape {shape}, expected (T, C) for a frame-level feature"
-        if shape[0] == 0:
-            return None, f"shape {shape}: no frames (T = 0)"
-        return shape[1], None
-    if len(shape) == 2 and shape[0] == 1:
-        shape = shape[1:]
-    if len(shape) != 1 or shape[0] == 0:
-        return None, f"shape {shape}, expected (C,) or (1, C) for an utterance-level feature"
-    return shape[0], None
 
 
 def load(path):
@@ -101,7 +83,7 @@ def inspect(folder, name, sample=SAMPLE):
     if not files:
         info["problems"].append(f"no .npy files in {folder}")
         return info
-    frame_level = is_frame_level(name)
+    kind = kind_for_name(name)  # the kind the folder name implies (a -FRM name: frames)
     bad = collections.defaultdict(list)  # problem kind -> [file (detail)]
     shapes, lengths = {}, []
     chosen = sampled(files, sample)
@@ -109,13 +91,13 @@ def inspect(folder, name, sample=SAMPLE):
     for f in tqdm(chosen, desc=name, unit="file", leave=False, disable=None):
         array, problem = load(os.path.join(folder, f))
         if problem is None:
-            dim, problem = feature_dim(array.shape, frame_level)
+            dim, problem = kind.file_dim(array.shape)
         if problem is not None:
             bad["bad file"].append(f"{f} ({problem})")
             info["first_bad"] = info["first_bad"] or os.path.join(folder, f)
             continue
         shapes[f] = dim
-        if frame_level:
+        if kind.frames:
             lengths.append(array.shape[0])
         if not np.all(np.isfinite(array)):
             bad["NaN/inf values"].append(f)
@@ -141,7 +123,7 @@ def config_dims():
 
 def report_line(info, known):
     line = f"{info['name']}, dim={info['dim']}, files={info['files']}"
-    if info["frames"] and is_frame_level(info["name"]):
+    if info["frames"]:
         lo, hi, p50, p95 = info["frames"]
         line += f", T={lo}..{hi} (p50 {p50:g}, p95 {p95:g}, from {info['read']} of {info['files']} files)"
     if info["dim"] is not None and info["name"] in known and known[info["name"]] != info["dim"]:
@@ -178,7 +160,7 @@ def emit_config(infos, root):
         for info in groups[modality]:
             name, path = json.dumps(info["name"]), json.dumps(config_path(info["folder"]))  # quoted and escaped
             note = f"files={info['files']}"
-            if info["frames"] and is_frame_level(info["name"]):
+            if info["frames"]:
                 note += f", frames T={info['frames'][0]}..{info['frames'][1]}"
             lines.append(f"{prefix}    {name}: [{info['dim']}, {path}],  # {note}")
         lines.append(f"{prefix}}})")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import config
-from dataloader import feature_store
+from dataloader import kinds
 from dataloader.feature_store import load_features, lookup_features
 from toolkit.errors import UserError
 
@@ -36,7 +36,7 @@ def test_second_load_uses_the_cache_and_edits_invalidate_it(tiny_project, tmp_pa
     def no_reads(*_):
         raise AssertionError("the cache should have been used")
 
-    monkeypatch.setattr(feature_store, "_read_all", no_reads)
+    monkeypatch.setattr(kinds.UtteranceKind, "pack", no_reads)
     second, _ = load_features(specs, list(reversed(names)), cache)  # same set, other order: same cache
     for name in first:
         np.testing.assert_array_equal(first[name], second[name])
@@ -113,14 +113,15 @@ def test_row_vector_files_are_squeezed(tiny_project):
 @pytest.mark.skipif(not hasattr(os, "preadv"), reason="the fast reader needs os.preadv")
 @pytest.mark.parametrize("dtype", ["<f4", "<f8", ">f4"])
 def test_fast_reader_reads_plain_files_and_refuses_others(tmp_path, dtype):
-    from dataloader.feature_store import FeatureSpec, _raw_reader
+    from dataloader.feature_store import FeatureSpec
+    from dataloader.npyfile import raw_reader
 
     values = np.arange(6, dtype=dtype)
     np.save(tmp_path / "a.npy", values)
     np.save(tmp_path / "b.npy", values[:5])  # another shape: another header
     np.save(tmp_path / "c.npy", values.astype("<f2"))
     (tmp_path / "d.npy").write_bytes((tmp_path / "a.npy").read_bytes() + b"\0")  # trailing byte
-    read = _raw_reader(FeatureSpec("f", 6, str(tmp_path), "video"), str(tmp_path / "a.npy"))
+    read = raw_reader(FeatureSpec("f", 6, str(tmp_path), "video"), str(tmp_path / "a.npy"))
     assert read is not None, "a plain (dim,) file must take the fast path"
     row = np.zeros(6, np.float32)
     assert read(str(tmp_path / "a.npy"), row) and row.tolist() == values.astype(np.float32).tolist()
@@ -130,7 +131,8 @@ def test_fast_reader_reads_plain_files_and_refuses_others(tmp_path, dtype):
 
 @pytest.mark.parametrize("dtype", ["<c8", "<U3", "|S3"])
 def test_fast_reader_is_never_built_for_non_real_files(tmp_path, dtype):
-    from dataloader.feature_store import FeatureSpec, _raw_reader
+    from dataloader.feature_store import FeatureSpec
+    from dataloader.npyfile import raw_reader
 
     np.save(tmp_path / "a.npy", np.zeros(6, dtype=dtype))
-    assert _raw_reader(FeatureSpec("f", 6, str(tmp_path), "video"), str(tmp_path / "a.npy")) is None
+    assert raw_reader(FeatureSpec("f", 6, str(tmp_path), "video"), str(tmp_path / "a.npy")) is None

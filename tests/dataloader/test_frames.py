@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import config
-from dataloader import DeviceBatches, FrameTensor, Ragged, feature_store, lookup_features
+from dataloader import DeviceBatches, FrameTensor, Ragged, kinds, lookup_features
 from dataloader.batches import load_split_sets
 from dataloader.feature_store import load_features, load_store
 from toolkit.errors import UserError
@@ -45,7 +45,7 @@ def test_ragged_packing_round_trip_and_cache(frame_project, tmp_path, monkeypatc
     def no_reads(*_):
         raise AssertionError("the cache should have been used")
 
-    monkeypatch.setattr(feature_store, "_read_all_frames", no_reads)
+    monkeypatch.setattr(kinds.FrameKind, "pack", no_reads)
     again, _ = load_features([spec], names, cache)
     np.testing.assert_array_equal(again["tiny-au-FRM"].values, ragged.values)
     np.testing.assert_array_equal(again["tiny-au-FRM"].offsets, ragged.offsets)
