@@ -205,12 +205,17 @@ def counted(study):
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
 
 
+def format_params(params):
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
 def say_trial(study, trial):
     if trial.state.name == "COMPLETE":
         folds = " ".join(f"{v:.4f}" for v in trial.user_attrs.get("fold_f1", []))
-        print(f"trial {trial.number}: f-score {trial.value:.4f} (folds {folds}) {trial.params}", flush=True)
+        print(f"trial {trial.number}: f-score {trial.value:.4f} (folds {folds}): {format_params(trial.params)}", flush=True)
     else:
-        print(f"trial {trial.number}: {trial.state.name.lower()} ({trial.user_attrs.get('pruned', '')}) {trial.params}", flush=True)
+        why = trial.user_attrs.get("pruned", "")
+        print(f"trial {trial.number}: {trial.state.name.lower()}{f' ({why})' if why else ''}: {format_params(trial.params)}", flush=True)
 
 
 def work(task):
@@ -350,7 +355,7 @@ def report(study, plan, top=5):
     save_text(os.path.join(plan.out, "best.yaml"), header + yaml.safe_dump(best_settings(plan, best), sort_keys=False))
     print(f"{'trial':>5}  {'f-score':>7}  values")
     for t in done[:top]:
-        print(f"{t.number:>5}  {t.value:.4f}  " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items()))
+        print(f"{t.number:>5}  {t.value:.4f}  {format_params(t.params)}")
     print(f"best: {os.path.join(plan.out, 'best.yaml')}, trials.csv, history.png in {plan.out}")
     return best
 

@@ -122,3 +122,16 @@ def test_missing_folds_and_flags_tune_owns(folds, tmp_path, capsys):
     code, _, err = run_main(tune.main, tune_argv(folds, tmp_path / "s") + ["--epochs", "5"], capsys)
     assert_one_line_error(code, err, "--epochs", "tune.py")
     assert not os.path.exists(tmp_path / "s")
+
+
+def test_help_shows_every_default_and_train_never_imports_optuna():
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+    from tests.toolkit.test_help import undocumented_defaults
+
+    assert undocumented_defaults(tuning.build_parser()) == []
+    code = "import sys, train, engine; train.parse_args(['--folds', '3']); print(sorted(m for m in sys.modules if 'optuna' in m))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
