@@ -49,9 +49,8 @@ def parse_feature_list(text):
     return list(names)
 
 
-def build_parser():
-    p = ArgumentParser(description=__doc__)
-    g = p.add_argument_group("data")
+def add_data_flags(g):
+    """The flags that say what a run trains on: split, features, cache."""
     g.add_argument("--config", default=None, metavar="YAML",
                    help="flag values from a YAML file (keys: flag names without --); flags on the command line win")
     g.add_argument("--dataset", default="seed0", help="split dict <PATH_TO_TRAIN_LST>/<dataset>.npy")
@@ -79,6 +78,11 @@ def build_parser():
                    help="clips may lack some feature files: that expert is masked for that clip (default: a missing file is an error)")
     g.add_argument("--max_frames", type=bounded(int, 1), default=64,
                    help="frame-level features: longer clips are sampled uniformly down to this many frames")
+
+
+def build_parser():
+    p = ArgumentParser(description=__doc__)
+    add_data_flags(p.add_argument_group("data"))
     g = p.add_argument_group("model")
     g.add_argument("--model", default="moe", help="registered model name; `--model NAME --help` lists its hyper-parameter flags")
     g.add_argument("--model_pretrain", default=None,
