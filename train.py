@@ -3,6 +3,8 @@
     python train.py                                   # demo features, train_lst/seed0.npy
     python train.py --dataset seed1 --feat "['demo-clip-UTT','demo-hubert-UTT']" --save_model
     python train.py --model auto_attention --hidden_dim 64 --help
+    python train.py --config saved/tune/moe/best.yaml            # flags from a YAML file (tune.py writes one)
+    python train.py --folds 5 --feat "['a','b']"                 # fold0..fold4.npy into <run_dir>/fold0..fold4
 
 Every hyper-parameter of the chosen model (its config dataclass in models/) is also a flag. The run directory
 (<save_root>/<dataset>/<model>/run, or --run_dir) gets info.log, args.yaml, metrics.csv,
@@ -14,6 +16,7 @@ write), which Python callers use directly, with callbacks called after every epo
 """
 import argparse
 import ast
+import difflib
 import os
 import sys
 
@@ -46,10 +49,14 @@ def parse_feature_list(text):
     return list(names)
 
 
-def build_parser():
-    p = ArgumentParser(description=__doc__)
-    g = p.add_argument_group("data")
+def add_data_flags(g):
+    """The flags that say what a run trains on: split, features, cache."""
+    g.add_argument("--config", default=None, metavar="YAML",
+                   help="flag values from a YAML file (keys: flag names without --); flags on the command line win")
     g.add_argument("--dataset", default="seed0", help="split dict <PATH_TO_TRAIN_LST>/<dataset>.npy")
+    g.add_argument("--folds", type=bounded(int, 2), default=None, metavar="K",
+                   help="train fold0..fold{K-1}.npy (preprocess/mer2025_base.py --folds K) into <run_dir>/fold{k} and "
+                        "report the mean ± std weighted F1 (instead of --dataset)")
     g.add_argument("--emo_rule", default="MER", help="class list key in config.EMO_RULE")
     g.add_argument("--feat", default=None,
                    help="features, e.g. \"['a','b']\" (None: those of --model_pretrain's checkpoint, else config.DEFAULT_FEATURES = "
@@ -71,6 +78,11 @@ def build_parser():
                    help="clips may lack some feature files: that expert is masked for that clip (default: a missing file is an error)")
     g.add_argument("--max_frames", type=bounded(int, 1), default=64,
                    help="frame-level features: longer clips are sampled uniformly down to this many frames")
+
+
+def build_parser():
+    p = ArgumentParser(description=__doc__)
+    add_data_flags(p.add_argument_group("data"))
     g = p.add_argument_group("model")
     g.add_argument("--model", default="moe", help="registered model name; `--model NAME --help` lists its hyper-parameter flags")
     g.add_argument("--model_pretrain", default=None,
@@ -157,14 +169,74 @@ def checkpoint_features(path):
     return names, len(experts) // len(names)
 
 
+CONFIG_ONLY = ("help", "config")  # flags a --config file cannot set
+
+
+def read_config(path):
+    """{flag name: value} of a --config YAML file."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            values = yaml.safe_load(f)
+    except OSError as err:
+        raise UserError(f"--config {path}: cannot read it ({err.strerror}); give the path of a YAML file of flag values") from None
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise UserError(f"--config {path} is not valid YAML{line}; write one 'flag: value' per line") from None
+    if values is None:
+        values = {}
+    if not isinstance(values, dict) or not all(isinstance(key, str) for key in values):
+        raise UserError(f"--config {path} must map flag names to values, e.g. 'lr: 0.001'")
+    return values
+
+
+def config_tokens(parser, values, path):
+    """The values of a --config file as command-line tokens for ``parser``; they go before the command line,
+    so its flags win. A key that is no flag is refused with the closest flag name."""
+    actions = {a.dest: a for a in parser._actions if a.option_strings and a.dest not in CONFIG_ONLY}
+    tokens = []
+    for key, value in values.items():
+        action = actions.get(key)
+        if action is None:
+            close = difflib.get_close_matches(key, list(actions), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise UserError(f"--config {path}: unknown key {key!r}; {hint}keys are train.py flag names without --")
+        if value is None:
+            continue
+        if isinstance(action, argparse._StoreTrueAction):
+            if not isinstance(value, bool):
+                raise UserError(f"--config {path}: {key} must be true or false, got {value!r}")
+            tokens += [f"--{key}"] if value else []
+            continue
+        text = repr(value) if isinstance(value, list) else str(value).lower() if isinstance(value, bool) else str(value)
+        tokens += [f"--{key}", text]
+    try:
+        parser.parse_args(tokens)  # a bad value is reported with the file that holds it
+    except UserError as err:
+        raise UserError(f"--config {path}: {err}") from None
+    return tokens
+
+
 def parse_args(argv=None):
-    """Two passes: the chosen --model decides which hyper-parameter flags exist (and --help shows them)."""
+    """Two passes: the chosen --model decides which hyper-parameter flags exist (and --help shows them).
+    With --config, the file's values come first and the command line's flags override them."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--model", default="moe")
+    pre.add_argument("--model", default=None)
+    pre.add_argument("--config", default=None)
     known, _ = pre.parse_known_args(argv)
+    values = read_config(known.config) if known.config else {}
+    model = known.model or values.get("model") or "moe"
+    if not isinstance(model, str):
+        raise UserError(f"--config {known.config}: model must be a registered model name, got {model!r}")
     parser = build_parser()
-    add_model_flags(parser, known.model)
-    args = parser.parse_args(argv)
+    add_model_flags(parser, model)
+    tokens = config_tokens(parser, values, known.config) if known.config else []
+    args = parser.parse_args(tokens + argv)
+    if args.folds is not None and args.dataset != parser.get_default("dataset"):
+        raise UserError(f"give either --folds {args.folds} (fold0..fold{args.folds - 1}.npy) or --dataset {args.dataset}, not both")
     check_widths(args)
     if args.emo_rule not in config.EMO_RULE:
         raise UserError(f"--emo_rule {args.emo_rule!r} is not in config.EMO_RULE; known: {', '.join(config.EMO_RULE)}")
@@ -179,7 +251,7 @@ def parse_args(argv=None):
         args.feat = parse_feature_list(args.feat)
     elif args.model_pretrain:
         args.feat, repeat = checkpoint_features(args.model_pretrain)
-        if repeat != args.repeat and "--repeat" not in (argv if argv is not None else sys.argv[1:]):
+        if repeat != args.repeat and "--repeat" not in tokens + argv:
             args.repeat = repeat
     else:
         args.feat = list(config.DEFAULT_FEATURES)
@@ -187,10 +259,66 @@ def parse_args(argv=None):
 
 
 def run(args, callbacks=()):
-    """Train into the run directory (engine.run); returns its summary (None on ranks other than 0 under torchrun)."""
+    """Train into the run directory (engine.run); returns its summary (None on ranks other than 0 under torchrun).
+    With --folds K: every fold, and the folds' summary."""
     import engine
 
+    if args.folds:
+        return run_folds(args, callbacks)
     return engine.run(args, callbacks).summary
+
+
+def fold_splits(train_lst, folds):
+    """The split files fold0..fold{K-1}.npy in ``train_lst``; a missing one is an error that says how to write them."""
+    from toolkit.io import resolve
+
+    paths = [os.path.join(resolve(train_lst), f"fold{k}.npy") for k in range(folds)]
+    missing = [path for path in paths if not os.path.exists(path)]
+    if missing:
+        raise UserError(f"no split file {missing[0]} ({len(missing)} of {folds} folds missing); write them with "
+                        f"preprocess/mer2025_base.py --label_csv LABELS.csv --folds {folds} --save_root {train_lst}")
+    return paths
+
+
+def fold_args(args, k, run_dir=None):
+    """``args`` for fold ``k``: split fold{k}.npy, a single run (no --folds) into ``run_dir``."""
+    return argparse.Namespace(**{**vars(args), "dataset": f"fold{k}", "folds": None, "run_dir": run_dir})
+
+
+def folds_root(args):
+    """The folder of the fold runs: --run_dir, else <save_root>/folds<K>/<model>/run (or run-<time>)."""
+    import time
+
+    if args.run_dir:
+        return args.run_dir
+    return os.path.join(args.save_root, f"folds{args.folds}", args.model, time.strftime("run-%Y%m%d-%H%M%S") if args.save_as_time else "run")
+
+
+def run_folds(args, callbacks=()):
+    """Train fold0..fold{K-1} into <root>/fold{k}; print each fold's BEST line and the mean ± std weighted F1,
+    and write <root>/folds_summary.json (None on ranks other than 0 under torchrun)."""
+    import statistics
+
+    import engine
+    from toolkit.io import save_json
+
+    fold_splits(args.train_lst, args.folds)
+    root = folds_root(args)
+    summaries = []
+    for k in range(args.folds):
+        print(f"fold {k} of {args.folds}:", flush=True)
+        summaries.append(engine.run(fold_args(args, k, os.path.join(root, f"fold{k}")), callbacks).summary)
+    if summaries[0] is None:
+        return None
+    f1 = [s["f1"] for s in summaries]
+    summary = {"folds": args.folds, "mean_f1": statistics.fmean(f1), "std_f1": statistics.pstdev(f1), "fold_f1": f1,
+               "fold_acc": [s["acc"] for s in summaries], "best_epochs": [s["best_epoch"] for s in summaries],
+               "run_dirs": [os.path.join(root, f"fold{k}") for k in range(args.folds)], "model": args.model,
+               "features": list(args.feat), "config": args.config}
+    save_json(os.path.join(root, "folds_summary.json"), summary)
+    print(f"FOLDS: {args.folds} folds, f-score {summary['mean_f1']:.4f} ± {summary['std_f1']:.4f} "
+          f"({', '.join(f'{v:.4f}' for v in f1)}) → {os.path.join(root, 'folds_summary.json')}")
+    return summary
 
 
 @cli

@@ -6,16 +6,20 @@ import torch.nn as nn
 
 from models import register_model
 from models.base import FeatureExpertModel
-from models.config import ExpertConfig, count, rate
+from models.config import ExpertConfig, count, hparam
 from models.noise import SampleDropout, sample_transformer
 
 
 @dataclasses.dataclass
 class AutoAttentionConfig(ExpertConfig):
-    hidden_dim: int = count(128, "width of every expert's hidden vector (also the width of the attention over expert tokens)")
-    input_dropout: float = rate(0.7, "dropout on the (standardised) input features: the strongest regulariser here")
-    heads: int = count(4, "attention heads over the set of expert tokens of one sample", divides="hidden_dim")
-    attn_layers: int = count(1, "transformer layers over the expert tokens")
+    hidden_dim: int = count(128, "width of every expert's hidden vector (also the width of the attention over expert tokens)",
+                            search=[64, 128, 256])
+    input_dropout: float = hparam(0.7, "dropout on the (standardised) input features: the strongest regulariser here",
+                                  min=0, max=1, max_open=True, search=(0.3, 0.9))
+    heads: int = count(4, "attention heads over the set of expert tokens of one sample", divides="hidden_dim", search=[2, 4, 8])
+    attn_layers: int = count(1, "transformer layers over the expert tokens", search=(1, 2))
+    # redeclared with their search spaces (tune.py); defaults and help as in ExpertConfig
+    dropout: float = hparam(0.3, "dropout inside experts and heads", min=0, max=1, max_open=True, search=(0.0, 0.5))
 
 
 @register_model("auto_attention")

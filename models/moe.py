@@ -6,7 +6,7 @@ import torch.nn as nn
 
 from models import register_model
 from models.base import FeatureExpertModel
-from models.config import ExpertConfig, hparam
+from models.config import ExpertConfig, count, hparam
 from models.noise import SampleDropout
 
 
@@ -16,7 +16,13 @@ class MoEConfig(ExpertConfig):
     and strong dropout generalise best on MER-sized labeled sets. Width 64 scores like 96 and 128 (within the
     seed-to-seed noise of the benchmark) at two thirds of the CPU time per epoch."""
 
-    fused_head: bool = hparam(True, 'add a head over all expert hiddens as one more gated "expert"')
+    fused_head: bool = hparam(True, 'add a head over all expert hiddens as one more gated "expert"', search=[True, False])
+    # the shared fields redeclared with their search spaces (tune.py); defaults and help as in ExpertConfig
+    hidden_dim: int = count(64, "width of every expert's hidden vector", search=[32, 64, 128])
+    dropout: float = hparam(0.3, "dropout inside experts and heads", min=0, max=1, max_open=True, search=(0.0, 0.5))
+    input_dropout: float = hparam(0.8, "dropout on the (standardised) input features: the strongest regulariser here",
+                                  min=0, max=1, max_open=True, search=(0.3, 0.9))
+    aux_weight: float = hparam(1.0, "weight of the mean per-expert auxiliary loss", min=0, search=(0.1, 3.0, "log"))
 
 
 @register_model("moe")

@@ -11,7 +11,7 @@ LAYERS = [
     ["models"],
     ["engine"],
     ["inference"],
-    ["stages", "preprocess", "train", "test", "ensemble", "evaluate", "eval_avg_performance", "pseudo_label"],
+    ["stages", "preprocess", "train", "test", "tune", "ensemble", "evaluate", "eval_avg_performance", "pseudo_label"],
     ["benchmarks"],
 ]
 LAYER_OF = {name: rank for rank, names in enumerate(LAYERS) for name in names}
