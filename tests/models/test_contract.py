@@ -6,11 +6,9 @@ import dataclasses
 import pytest
 import torch
 
-from dataloader import FrameTensor
 from models import create_model, known_models, model_class, model_defaults, model_hparams
 
-FEAT_DIMS = {"a-UTT": 10, "au-FRM": 5, "c-UTT": 4}
-LEVELS = {"a-UTT": "utt", "au-FRM": "frm", "c-UTT": "utt"}
+from tests.models.inputs import FEAT_DIMS, LEVELS, batch, random_store  # noqa: F401 (re-exported for other tests)
 CLASSES = 6
 
 
@@ -19,19 +17,6 @@ def build(name, seed=0):
     return create_model(name, FEAT_DIMS, CLASSES, feat_levels=LEVELS)
 
 
-def random_store(n, seed=1):
-    """Packed features of n clips: two utterance tensors and a FrameTensor with T = 1..40."""
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(1, 41, (n,), generator=g)
-    offsets = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(lengths, 0)])
-    return {"a-UTT": torch.randn(n, 10, generator=g), "c-UTT": torch.randn(n, 4, generator=g),
-            "au-FRM": FrameTensor(torch.randn(int(offsets[-1]), 5, generator=g), offsets)}
-
-
-def batch(store, rows, max_frames=32):
-    from dataloader.batches import select
-
-    return {k: select(v, rows, max_frames) for k, v in store.items()}
 
 
 def some_absent(n):
