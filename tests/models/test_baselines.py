@@ -2,7 +2,6 @@
 through train.py and test.py, and the parts the contract tests do not reach (TFN's pairwise product, the
 extra training losses of MISA and MMIM, MulT's null key, one feature alone) behave."""
 import json
-import os
 
 import numpy as np
 import pandas as pd
