@@ -25,11 +25,12 @@ from models.noise import SampleDropout, sample_transformer
 
 @dataclasses.dataclass
 class MISAConfig(ExpertConfig):
-    heads: int = count(2, "attention heads of the transformer over the 2E shared and private vectors", divides="hidden_dim")
+    heads: int = count(2, "attention heads of the transformer over the 2E shared and private vectors", divides="hidden_dim",
+                       search=[1, 2, 4])
     sim_weight: float = hparam(1.0, "weight of the similarity loss (CMD between the shared vectors of feature pairs)", min=0, search=(0.1, 3.0, "log"))
     diff_weight: float = hparam(0.3, "weight of the difference loss (orthogonality of shared/private and private/private)", min=0, search=(0.03, 1.0, "log"))
     recon_weight: float = hparam(1.0, "weight of the reconstruction loss (rebuild each hidden from shared + private)", min=0, search=(0.1, 3.0, "log"))
-    cmd_moments: int = count(5, "central moments the CMD similarity loss compares", max=10)
+    cmd_moments: int = count(5, "central moments the CMD similarity loss compares", max=10, search=[3, 5])
 
 
 def cmd(x, y, w, moments):

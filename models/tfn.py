@@ -23,7 +23,8 @@ from models.noise import SampleDropout
 @dataclasses.dataclass
 class TFNConfig(ExpertConfig):
     tensor_dim: int = count(16, "each feature's hidden is projected to this width before the outer product", search=[8, 16, 32])
-    full_max: int = count(3, "full outer product over all features up to this many features; pairwise products beyond", max=4)
+    full_max: int = count(3, "full outer product over all features up to this many features; pairwise products beyond", max=4,
+                     search=[2, 3])
     fusion_dim: int = count(128, "width of the post-fusion MLP", search=[64, 128, 256])
 
 
