@@ -34,3 +34,9 @@ class FusionBaseline(FeatureExpertModel):
     def outputs(logits, expert_logits, gate, valence, data, **extra):
         return {"logits": logits, "expert_logits": expert_logits, "gate": gate, "valence": valence.squeeze(-1),
                 "present": data, **extra}
+
+
+def pair_sides(x, pairs):
+    """(x[:, i], x[:, j]) stacked over the feature pairs (i, j). Slices, not an index tensor: the gradient of
+    an index with repeats is a scatter-add whose order (and so the result) can vary between runs on a CPU."""
+    return tuple(torch.stack([x[:, pair[side]] for pair in pairs], 1) for side in (0, 1))

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from models import register_model
 from models.config import ExpertConfig, count, hparam
-from models.fusion_parts import FusionBaseline
+from models.fusion_parts import FusionBaseline, pair_sides
 from models.noise import SampleDropout, sample_transformer
 
 
@@ -91,9 +91,11 @@ class MISA(FusionBaseline):
         diff = orthogonality(shared, private, w)
         sim = loss.new_zeros(())
         if self.pairs:
-            i, j = (torch.tensor(idx, device=h.device) for idx in zip(*self.pairs))
-            pair_w = (mask[:, i] & mask[:, j]).float()
-            sim = cmd(shared[:, i], shared[:, j], pair_w, self.cfg.cmd_moments).mean()
-            diff = diff + orthogonality(private[:, i], private[:, j], pair_w.unsqueeze(-1))
+            shared_i, shared_j = pair_sides(shared, self.pairs)
+            private_i, private_j = pair_sides(private, self.pairs)
+            mask_i, mask_j = pair_sides(mask, self.pairs)
+            pair_w = (mask_i & mask_j).float()
+            sim = cmd(shared_i, shared_j, pair_w, self.cfg.cmd_moments).mean()
+            diff = diff + orthogonality(private_i, private_j, pair_w.unsqueeze(-1))
         cfg = self.cfg
         return loss + cfg.sim_weight * sim + cfg.diff_weight * diff + cfg.recon_weight * recon

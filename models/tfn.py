@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from models import register_model
 from models.config import ExpertConfig, count
-from models.fusion_parts import FusionBaseline
+from models.fusion_parts import FusionBaseline, pair_sides
 from models.noise import SampleDropout
 
 
@@ -39,9 +39,7 @@ class TFN(FusionBaseline):
         n, d = len(feat_dims), cfg.tensor_dim + 1
         self.full = n <= cfg.full_max
         if not self.full:
-            pairs = torch.triu_indices(n, n, offset=1)
-            self.register_buffer("pair_i", pairs[0], persistent=False)
-            self.register_buffer("pair_j", pairs[1], persistent=False)
+            self.pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
         tensor_size = d ** n if self.full else (n * (n - 1) // 2) * d * d
         self.project = nn.Linear(cfg.hidden_dim, cfg.tensor_dim)
         self.post_fusion = nn.Sequential(SampleDropout(cfg.dropout), nn.Linear(tensor_size, cfg.fusion_dim), nn.ReLU(),
@@ -56,7 +54,8 @@ class TFN(FusionBaseline):
             for m in range(1, z.shape[1]):
                 product = (product.unsqueeze(-1) * z[:, m].unsqueeze(1)).flatten(1)
             return product
-        return (z[:, self.pair_i].unsqueeze(-1) * z[:, self.pair_j].unsqueeze(-2)).flatten(1)
+        z_i, z_j = pair_sides(z, self.pairs)
+        return (z_i.unsqueeze(-1) * z_j.unsqueeze(-2)).flatten(1)
 
     def forward(self, feats, present=None):
         h, fusion, data, expert_logits = self.hidden_stack(feats, present)
