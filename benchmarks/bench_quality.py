@@ -77,38 +77,49 @@ def set_folds(bench, k):
     return lst
 
 
-def fold_run(bench, lst, fold, model, epochs, extra):
+def fold_run(bench, lst, fold, model, epochs, extra, run_root):
     """Train ``model`` on one fold of ``bench`` in-process; returns (best valid weighted F1, seconds per epoch)."""
     import engine
     import train
 
     argv = ["--dataset", f"fold{fold}", "--train_lst", lst, "--emo_rule", bench.emo_rule, "--model", model,
             "--feat", ",".join(bench.features), "--epochs", str(epochs), "--seed", "0",
-            "--run_dir", os.path.join(REPO, "saved", "bench_quality", "sets", bench.name, model, f"fold{fold}"),
+            "--run_dir", os.path.join(run_root, bench.name, model, f"fold{fold}"),
             "--overwrite", "--no_plots", "--no_progress"] + extra
     result = engine.run(train.parse_args(argv), quiet=True)
     return result.best_f1, result.seconds_per_epoch
+
+
+def compare(benches, models, folds, epochs, extra=(), run_root=None):
+    """{(set, model): (F1 per fold, seconds per epoch per fold)} for registered BenchSets; prints a row each."""
+    run_root = run_root or os.path.join(REPO, "saved", "bench_quality", "sets")
+    results = {}
+    for bench in benches:
+        lst = set_folds(bench, folds)
+        for model in models:
+            runs = [fold_run(bench, lst, k, model, epochs, list(extra), run_root) for k in range(folds)]
+            results[bench.name, model] = ([r[0] for r in runs], [r[1] for r in runs])
+            print(set_row(bench.name, model, *results[bench.name, model]), flush=True)
+    return results
+
+
+def set_row(name, model, f1s, secs):
+    return (f"| {name:<9} | {model:<15} | {np.mean(f1s):.4f} ± {np.std(f1s):.4f} | {np.mean(secs):7.3f} | "
+            f"{' '.join(f'{f:.3f}' for f in f1s)} |")
 
 
 def across_sets(opts):
     """The --sets table: set × model → mean ± std weighted F1 over folds, seconds per epoch."""
     from benchmarks import datasets
 
-    start, lines = time.time(), []
-    for name in opts.sets:
-        bench = datasets.build(name).register()
-        lst = set_folds(bench, opts.folds)
-        for model in opts.models:
-            runs = [fold_run(bench, lst, k, model, opts.epochs, opts.extra) for k in range(opts.folds)]
-            f1s, secs = [r[0] for r in runs], [r[1] for r in runs]
-            lines.append(f"| {name:<9} | {model:<15} | {np.mean(f1s):.4f} ± {np.std(f1s):.4f} | {np.mean(secs):7.3f} | "
-                         f"{' '.join(f'{f:.3f}' for f in f1s)} |")
-            print(lines[-1], flush=True)
-    print(f"\nbest validation weighted F1 over {opts.folds} stratified folds, {opts.epochs} epochs "
+    start = time.time()
+    benches = [datasets.build(name).register() for name in opts.sets]
+    results = compare(benches, opts.models, opts.folds, opts.epochs, opts.extra)
+    print(f"\nbest validation weighted F1 over {opts.folds} stratified folds, at most {opts.epochs} epochs "
           f"({time.time() - start:.0f}s)")
     print(f"| {'set':<9} | {'model':<15} | mean ± std      | s/epoch | per fold |\n"
           f"|{'-' * 11}|{'-' * 17}|-----------------|---------|----------|")
-    print("\n".join(lines))
+    print("\n".join(set_row(name, model, *r) for (name, model), r in results.items()))
 
 
 def on_demo(opts):

@@ -79,13 +79,13 @@ def _demo(name, structure, root, sizes):
 
 
 def _made_with(marker, structure, sizes):
-    """Whether the folder holds a generated demo of this structure (and these sizes, where given)."""
+    """Whether the folder holds a generated demo of this structure and these sizes (default: the demo's)."""
     if not os.path.exists(marker):
         return False
     with open(marker, encoding="utf-8") as f:
         meta = json.load(f)
-    wanted = {"labeled": sizes.get("n_labeled"), "unlabeled": sizes.get("n_unlabeled"), "test": sizes.get("n_test")}
-    same_sizes = all(v is None or meta["sizes"][k] == v for k, v in wanted.items())
+    default = make_demo_data.SCALES["demo"]
+    same_sizes = all(meta["sizes"][k] == sizes.get(f"n_{k}", default[f"n_{k}"]) for k in ("labeled", "unlabeled", "test"))
     return meta.get("structure", "default") == structure and same_sizes
 
 
