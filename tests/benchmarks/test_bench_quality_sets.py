@@ -2,20 +2,9 @@
 import os
 
 import numpy as np
-import pytest
 
-import config
 from benchmarks import bench_quality, datasets
 from tests.benchmarks.test_datasets import write_fake_mfeat
-
-
-@pytest.fixture
-def restore_config():
-    saved = {k: dict(getattr(config, k)) for k in ("EMO_RULE", *datasets.MODALITY_DICTS.values())}
-    yield
-    for k, v in saved.items():
-        getattr(config, k).clear()
-        getattr(config, k).update(v)
 
 
 def test_compare_trains_each_model_on_each_fold(tmp_path, restore_config, capsys):

@@ -26,15 +26,6 @@ def check_contract(bench, n):
     return labels
 
 
-@pytest.fixture
-def restore_config():
-    saved = {k: dict(getattr(config, k)) for k in ("EMO_RULE", *datasets.MODALITY_DICTS.values())}
-    yield
-    for k, v in saved.items():
-        getattr(config, k).clear()
-        getattr(config, k).update(v)
-
-
 def test_demo_and_alt_builders_write_the_contract_and_differ(tmp_path, restore_config):
     base = datasets.demo(tmp_path / "demo", **SMALL)
     alt = datasets.demo_alt(tmp_path / "alt", **SMALL)
