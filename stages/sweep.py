@@ -124,24 +124,15 @@ def run_one(task):
         return feature, seed, None, time.time() - start, f"{err.__class__.__name__}: {err}"
 
 
-HEADER_READERS = {(1, 0): "read_array_header_1_0", (2, 0): "read_array_header_2_0"}
-
-
 def frame_length(spec, files=20):
     """Typical frames per clip of a frame-level feature: the p95 of T over up to ``files`` file headers."""
     import numpy as np
 
-    lengths = []
+    from dataloader.npyfile import npy_header
+
     names = sorted(os.listdir(spec.folder))
-    for name in names[:: max(1, len(names) // files)][:files]:
-        try:
-            with open(os.path.join(spec.folder, name), "rb") as f:
-                version = np.lib.format.read_magic(f)
-                shape = getattr(np.lib.format, HEADER_READERS[version])(f)[0]
-        except (OSError, ValueError, KeyError):
-            continue
-        if len(shape) == 2:
-            lengths.append(shape[0])
+    headers = [npy_header(os.path.join(spec.folder, name)) for name in names[:: max(1, len(names) // files)][:files]]
+    lengths = [h[1][0] for h in headers if h is not None and len(h[1]) == 2]
     return int(np.percentile(lengths, 95)) if lengths else 1
 
 
