@@ -89,7 +89,6 @@ def load_pretrained(model, path, meta):
     from toolkit.runs import load_checkpoint
 
     ckpt = load_checkpoint(path)
-    ckpt.setdefault("feat_levels", {key: "utt" for key in ckpt.get("feat_dims") or {}})  # older checkpoints
     for key in ("model", "feat_dims", "feat_levels", "classes"):
         if ckpt.get(key) != meta[key]:
             raise UserError(f"--model_pretrain {path}: its {key} {ckpt.get(key)!r} differs from this run's {meta[key]!r}")

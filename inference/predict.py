@@ -37,7 +37,6 @@ def load_run(run_dir, device):
     masked, as in training) and max_frames.
     """
     from dataloader.feature_store import feature_of
-    from dataloader.kinds import DEFAULT
     from models import config_from_checkpoint, create_model
     from toolkit.runs import load_checkpoint, load_run_args
 
@@ -55,7 +54,7 @@ def load_run(run_dir, device):
     # The checkpoint's hparams over the code defaults: a checkpoint older than a newly added hyper-parameter
     # still builds, and one holding a hyper-parameter since removed too.
     cfg = config_from_checkpoint(ckpt["model"], ckpt["hparams"])
-    levels = dict(ckpt.get("feat_levels") or {key: DEFAULT for key in ckpt["feat_dims"]})  # older checkpoints: utterance only
+    levels = dict(ckpt["feat_levels"])
     model = create_model(ckpt["model"], ckpt["feat_dims"], len(ckpt["classes"]), cfg, levels)
     model.load_state_dict(ckpt["state_dict"])
     model.to(device).eval()

@@ -164,7 +164,8 @@ def _numpy_scalar_globals():
 
 
 def load_checkpoint(path, map_location="cpu"):
-    """A best.pth as a dict; read with ``weights_only=True``, so a crafted file cannot run code."""
+    """A best.pth as a dict; read with ``weights_only=True``, so a crafted file cannot run code. Checkpoints
+    older than frame-level features get ``feat_levels`` (all utterance level) here, the one place they are patched."""
     if not os.path.exists(path):
         raise UserError(f"checkpoint {path} not found; train with --save_model to write best.pth")
     try:
@@ -179,6 +180,8 @@ def load_checkpoint(path, map_location="cpu"):
         raise UserError(f"cannot read checkpoint {path} ({exc.__class__.__name__}); it is not a best.pth written by train.py") from None
     if not isinstance(ckpt, dict):
         raise UserError(f"checkpoint {path} holds a {type(ckpt).__name__}, not a dict; it is not a best.pth written by train.py")
+    if not ckpt.get("feat_levels") and isinstance(ckpt.get("feat_dims"), dict):  # written before frame-level features
+        ckpt["feat_levels"] = {key: "utt" for key in ckpt["feat_dims"]}
     state = ckpt.get("state_dict")
     if isinstance(state, dict):
         bad = next((k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()), None)

@@ -82,7 +82,8 @@ def test_load_run_rebuilds_an_older_checkpoint(tmp_path):
     meta = {"model": "auto_attention", "feat_dims": {"a-UTT": 5, "b-UTT": 3}, "classes": list("abcdef"), "hparams": hparams}
     (tmp_path / "args.yaml").write_text("{}\n")
     save_checkpoint(str(tmp_path / "best.pth"), model, meta)  # no feat_levels either: an old checkpoint
-    assert "feat_levels" not in load_checkpoint(str(tmp_path / "best.pth"))
+    assert "feat_levels" not in torch.load(tmp_path / "best.pth", weights_only=True)  # the file holds none
+    assert load_checkpoint(str(tmp_path / "best.pth"))["feat_levels"] == {"a-UTT": "utt", "b-UTT": "utt"}  # patched on load
     loaded, _ = load_run(str(tmp_path), torch.device("cpu"))
     assert loaded.cfg == cfg
     x = {"a-UTT": torch.randn(3, 5), "b-UTT": torch.randn(3, 3)}
