@@ -287,11 +287,9 @@ def fold_args(args, k, run_dir=None):
 
 def folds_root(args):
     """The folder of the fold runs: --run_dir, else <save_root>/folds<K>/<model>/run (or run-<time>)."""
-    import time
+    from engine.runner import default_run_dir
 
-    if args.run_dir:
-        return args.run_dir
-    return os.path.join(args.save_root, f"folds{args.folds}", args.model, time.strftime("run-%Y%m%d-%H%M%S") if args.save_as_time else "run")
+    return args.run_dir or default_run_dir(argparse.Namespace(**{**vars(args), "dataset": f"folds{args.folds}"}))
 
 
 def run_folds(args, callbacks=()):
