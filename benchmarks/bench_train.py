@@ -142,14 +142,15 @@ def warm_start_seconds(specs, names, repeats, mmap=False):
 
 def check_seconds(specs, names, repeats):
     """(g): the checks a warm start runs over the packed bytes (one crc32 + finiteness pass per feature)."""
-    from dataloader.feature_store import _parts, _scan, load_store
+    from dataloader.feature_store import _scan, load_store
+    from dataloader.kinds import kind_of_packed
 
     arrays = load_store(specs, names, CACHE).arrays.values()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         for packed in arrays:
-            _scan(_parts(packed))
+            _scan(kind_of_packed(packed).parts(packed))
         times.append(time.perf_counter() - start)
     return times
 

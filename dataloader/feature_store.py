@@ -26,7 +26,7 @@ import zlib
 import numpy as np
 
 import config
-from dataloader.kinds import DEFAULT, KINDS, kind_for_name, kind_named, kind_of, kind_of_packed
+from dataloader.kinds import DEFAULT, KINDS, kind_for_name, kind_named, kind_of
 from dataloader.npyfile import dtype_problem, os_problem, parse_columns, raw_reader, read_npy  # noqa: F401 - re-exported
 from dataloader.packed import Ragged  # noqa: F401 - re-exported
 from toolkit.errors import UserError
@@ -229,11 +229,6 @@ def _scan(arrays):
             if finite and block.dtype.kind == "f":
                 finite = bool(np.isfinite(block).all())
     return crc, finite
-
-
-def _parts(packed):
-    """The arrays of a packed feature in checksum order (as its kind lists them)."""
-    return kind_of_packed(packed).parts(packed)
 
 
 def _write_cache(cache_file, kind, packed):
