@@ -11,6 +11,7 @@ import threading
 import numpy as np
 
 from toolkit.errors import UserError
+from toolkit.io import read_npy_header
 
 READ_THREADS = 2  # file reads release the GIL; more threads than cores measured slower
 
@@ -113,15 +114,11 @@ def in_threads(fill, n):
         list(pool.map(block, range(0, n, step)))
 
 
-_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-
-
 def npy_header(path):
     """(header bytes, shape, fortran order, dtype) of a .npy file, or None when it cannot be parsed here."""
     try:
         with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            shape, fortran, dtype = _HEADER_READERS[version](f)
+            shape, fortran, dtype = read_npy_header(f)
             size = f.tell()
             f.seek(0)
             return f.read(size), shape, fortran, dtype

@@ -163,22 +163,27 @@ def _first_unplain(obj):
     return None
 
 
+_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def read_npy_header(f):
+    """(shape, fortran order, dtype) from the header of the .npy file ``f`` (open at its start; left at the
+    data); ValueError for a file that is not .npy version 1.0 or 2.0."""
+    version = np.lib.format.read_magic(f)
+    if version not in _HEADER_READERS:
+        raise ValueError(f"unsupported .npy version {version}")
+    return _HEADER_READERS[version](f)
+
+
 def load_npy_data(path, what, fix):
     """The content of a .npy file written by ``np.save``, read without running code from it.
 
     An object .npy (a pickled dict, list, ...) is unpickled by a restricted unpickler that accepts only
     plain data; a numeric array is read with ``allow_pickle=False``. ``what`` names the file kind in
     errors, ``fix`` says how to get a good one. Returns the object (a 0-d container is unwrapped)."""
-    fmt = np.lib.format
     try:
         with open(path, "rb") as f:
-            version = fmt.read_magic(f)
-            if version == (1, 0):
-                shape, _, dtype = fmt.read_array_header_1_0(f)
-            elif version == (2, 0):
-                shape, _, dtype = fmt.read_array_header_2_0(f)
-            else:
-                raise ValueError(f"unsupported .npy version {version}")
+            shape, _, dtype = read_npy_header(f)
             if not dtype.hasobject:
                 return np.load(path, allow_pickle=False)
             array = _PlainUnpickler(f, encoding="latin1").load()
