@@ -16,12 +16,11 @@ write), which Python callers use directly, with callbacks called after every epo
 """
 import argparse
 import ast
-import difflib
 import os
 import sys
 
 import config
-from toolkit.errors import ArgumentParser, UserError, bounded, cli
+from toolkit.errors import ArgumentParser, UserError, bounded, cli, did_you_mean
 
 VALENCE_NOTE = "valence targets that are NaN (e.g. MER2026 splits without valence) are ignored"
 
@@ -200,8 +199,8 @@ def config_tokens(parser, values, path):
     for key, value in values.items():
         action = actions.get(key)
         if action is None:
-            close = difflib.get_close_matches(key, list(actions), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(key, actions)
+            hint = f"{hint} " if hint else ""
             raise UserError(f"--config {path}: unknown key {key!r}; {hint}keys are train.py flag names without --")
         if value is None:
             continue

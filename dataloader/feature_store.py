@@ -15,7 +15,6 @@ With ``allow_missing`` a clip may lack a feature's file: its utterance row is ze
 ``present[feature][row]`` is False, so the model can mask that expert for that clip.
 """
 import dataclasses
-import difflib
 import hashlib
 import json
 import os
@@ -29,7 +28,7 @@ import config
 from dataloader.kinds import DEFAULT, KINDS, kind_for_name, kind_named, kind_of
 from dataloader.npyfile import dtype_problem, os_problem, parse_columns, raw_reader, read_npy  # noqa: F401 - re-exported
 from dataloader.packed import Ragged  # noqa: F401 - re-exported
-from toolkit.errors import UserError
+from toolkit.errors import UserError, did_you_mean
 from toolkit.io import atomic_path, is_sample_name, resolve
 
 MODALITY_DICTS = {"video": "FEAT_VIDEO_DICT", "audio": "FEAT_AUDIO_DICT", "text": "FEAT_TEXT_DICT"}
@@ -110,11 +109,9 @@ def feature_registry():
 KNOWN_SHOWN = 20  # known feature names listed after an unknown one
 
 
-def _did_you_mean(name, known):
-    """' (did you mean 'a'?)' for the closest known names (case ignored), or ''."""
-    lowered = {k.lower(): k for k in known}
-    close = [lowered[k] for k in difflib.get_close_matches(str(name).lower(), lowered, n=3, cutoff=0.6)]
-    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+def _hint(name, known):
+    hint = did_you_mean(name, known, n=3)
+    return f" ({hint})" if hint else ""
 
 
 def lookup_features(names):
@@ -125,7 +122,7 @@ def lookup_features(names):
         known = sorted(registry)
         more = f" and {len(known) - KNOWN_SHOWN} more" if len(known) > KNOWN_SHOWN else ""
         raise UserError(
-            f"unknown feature {unknown[0]!r}{_did_you_mean(unknown[0], known)}: add it to a FEAT_*_DICT in config.py "
+            f"unknown feature {unknown[0]!r}{_hint(unknown[0], known)}: add it to a FEAT_*_DICT in config.py "
             f"(python preprocess/check_feat_dim.py --emit-config prints entries); known: {', '.join(known[:KNOWN_SHOWN])}{more}"
         )
     if len(set(names)) != len(names):

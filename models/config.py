@@ -14,10 +14,9 @@ A model file subclasses ``ExpertConfig`` with its own fields (and may override d
 field), and its registered class sets ``config_class`` to it (see ``models/__init__.py``).
 """
 import dataclasses
-import difflib
 import math
 
-from toolkit.errors import UserError
+from toolkit.errors import UserError, did_you_mean
 
 
 def hparam(default, help, **rule):
@@ -106,8 +105,8 @@ def make_config(config_class, values, where, strict=True):
     names = {spec.name: spec for spec in config_fields(config_class)}
     unknown = [key for key in values if key not in names]
     if unknown and strict:
-        close = difflib.get_close_matches(str(unknown[0]), names, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = did_you_mean(unknown[0], names)
+        hint = f"{hint} " if hint else ""
         raise UserError(f"{where}: unknown hyper-parameter {unknown[0]!r}; {hint}known: {', '.join(names)}")
     given = {key: value for key, value in values.items() if key in names}
     for key, value in given.items():

@@ -91,3 +91,13 @@ def dataset_name(text):
     if not text or text in (".", "..") or "/" in text or "\\" in text or text.startswith("."):
         raise argparse.ArgumentTypeError(f"{text!r} must be a plain name such as seed0_pl (no folders, no leading dot)")
     return text
+
+
+def did_you_mean(name, known, n=1):
+    """``"did you mean 'a' or 'b'?"`` for the up to ``n`` known names closest to ``name`` (letter case
+    ignored), or ``""`` when none is close: the hint after an unknown feature, flag or key."""
+    import difflib
+
+    lowered = {str(k).lower(): k for k in known}
+    close = [lowered[k] for k in difflib.get_close_matches(str(name).lower(), lowered, n=n)]
+    return f"did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
