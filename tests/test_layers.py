@@ -1,5 +1,5 @@
 """Layers import only downward: toolkit (ground) → dataloader → models → engine → inference → stages (the
-scripts, preprocess/, stages/) → benchmarks. A module may import its own layer and the ones below."""
+scripts, preprocess/, stages/, feature_extraction/) → benchmarks. A module may import its own layer and the ones below."""
 import ast
 import os
 
@@ -11,7 +11,8 @@ LAYERS = [
     ["models"],
     ["engine"],
     ["inference"],
-    ["stages", "preprocess", "train", "test", "tune", "ensemble", "evaluate", "eval_avg_performance", "pseudo_label"],
+    ["stages", "preprocess", "train", "test", "tune", "ensemble", "evaluate", "eval_avg_performance", "pseudo_label",
+     "feature_extraction", "extract"],
     ["benchmarks"],
 ]
 LAYER_OF = {name: rank for rank, names in enumerate(LAYERS) for name in names}

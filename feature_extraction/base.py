@@ -1,0 +1,63 @@
+"""What every extractor is: which input of a clip it reads, what folder it writes, how it encodes a batch.
+
+The runner (``feature_extraction.runner``) decodes clips in background workers, calls ``prepare`` there
+too (CPU work such as an encoder's processor), sorts a window of prepared clips by ``size`` to cut padding,
+and calls ``encode`` on batches in the main process (the accelerator). ``encode`` returns, per clip, one
+array per requested level: ``"UTT"`` → ``(C,)`` and ``"FRM"`` → ``(T, C)``, written to
+``<out>/<name>-UTT/<clip>.npy`` and ``<out>/<name>-FRM/<clip>.npy``."""
+from dataclasses import dataclass
+
+LEVELS = ("UTT", "FRM")
+
+# What a clip offers to an extractor (``Extractor.source``):
+#   audio    16 kHz mono float32 waveform, shape (S,)  (from audio/<name>.wav if present, else the video)
+#   text     the subtitle string of the clip (the chosen language column)
+#   images   RGB uint8 frames (T, H, W, 3): face crops (openface_face npy, or --faces detect) or whole frames
+#   video    the same RGB frames, for clip encoders that take a frame sequence (VideoMAE)
+#   openface path of the clip's OpenFace 2 per-frame CSV (made by the FeatureExtraction binary if asked)
+SOURCES = ("audio", "text", "images", "video", "openface")
+
+
+class ClipError(Exception):
+    """A clip that cannot be used (no audio stream, unreadable file, no subtitle, no face): reported at the
+    end and skipped, never fatal to the batch. The message is the reason, short."""
+
+
+@dataclass
+class Clip:
+    """One clip of the release, with the paths of what exists for it (None where nothing does)."""
+
+    name: str
+    video: str | None = None
+    audio: str | None = None
+    faces: str | None = None  # openface_face/<name>/<name>.npy
+    text: str | None = None  # None: the clip has no row in the subtitle CSV; "" an empty cell
+    openface_csv: str | None = None
+
+
+class Extractor:
+    """Base class. Subclasses set ``source``, ``name`` and ``levels`` and implement ``encode``."""
+
+    source = "audio"
+    name = "feature"
+    levels = ("UTT",)
+    batch_size = 1
+
+    def prepare(self, item):
+        """Worker-side preprocessing of one decoded input (default: none). May raise ClipError."""
+        return item
+
+    def size(self, prepared):
+        """Length used to group similar clips into one batch (less padding)."""
+        try:
+            return len(prepared)
+        except TypeError:
+            return 0
+
+    def encode(self, batch):
+        """list of prepared inputs → list of {level: array} with every level in ``self.levels``."""
+        raise NotImplementedError
+
+    def describe(self):
+        """One line for the log: what runs, where."""
+        return f"{self.name} ({self.source}, {'/'.join(self.levels)})"
