@@ -93,3 +93,14 @@ def registered_env(project, tmp_path):
     lines.append(f"config.DEFAULT_FEATURES = {list(project['folders'])!r}")
     (site / "sitecustomize.py").write_text("\n".join(lines) + "\n")
     return {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{REPO}"}
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory):
+    """Tiny random Hugging Face encoders of every kind, saved as checkpoint folders: {kind: path}."""
+    from preprocess.make_demo_encoders import build_encoder
+
+    root = tmp_path_factory.mktemp("encoders")
+    kinds = ("hubert", "wav2vec2", "wavlm", "data2vec-audio", "whisper", "bert", "roberta", "clip", "dinov2", "vit",
+             "videomae")
+    return {kind: build_encoder(kind, str(root / kind), hidden=16, layers=2) for kind in kinds}
