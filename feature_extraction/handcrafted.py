@@ -1,0 +1,235 @@
+"""Hand-crafted features that need no network and no accelerator: openSMILE acoustic descriptors and
+OpenFace 2 facial action units, head pose and gaze.
+
+Both compute their arrays in ``prepare`` (CPU work, run in the runner's background workers); ``encode``
+only hands them on. The ``opensmile`` package is imported on first use, so importing this module is free."""
+import os
+import shutil
+import subprocess
+
+import numpy as np
+
+from feature_extraction.base import LEVELS, ClipError, Extractor
+from toolkit.errors import UserError, did_you_mean
+
+SAMPLE_RATE = 16000
+MIN_SECONDS = 0.1  # below this openSMILE's 60 ms pitch window leaves NaN functionals
+
+# openSMILE feature set -> (functionals dim "UTT", low-level descriptors dim "FRM")
+OPENSMILE_SETS = {
+    "eGeMAPSv02": (88, 25),
+    "GeMAPSv01b": (62, 18),
+    "ComParE_2016": (6373, 65),
+}
+_SMILE_LEVEL = {"UTT": "Functionals", "FRM": "LowLevelDescriptors"}
+
+
+def _check_levels(levels, owner):
+    levels = tuple(levels)
+    bad = [lv for lv in levels if lv not in LEVELS]
+    if not levels or bad:
+        raise UserError(f"{owner}: levels must be a non-empty subset of {', '.join(LEVELS)}, got {list(levels)}")
+    return levels
+
+
+class OpenSmileExtractor(Extractor):
+    """openSMILE on a 16 kHz mono waveform: "UTT" = the set's functionals (C,), "FRM" = its low-level
+    descriptors (T, C), one row per 10 ms frame. Writes ``<feature_set>-UTT`` / ``<feature_set>-FRM``."""
+
+    source = "audio"
+
+    def __init__(self, feature_set="eGeMAPSv02", levels=("UTT",)):
+        if feature_set not in OPENSMILE_SETS:
+            hint = did_you_mean(feature_set, OPENSMILE_SETS)
+            raise UserError(f"unknown openSMILE feature set {feature_set!r}: known are {', '.join(OPENSMILE_SETS)}"
+                            + (f"; {hint}" if hint else ""))
+        self.feature_set = feature_set
+        self.name = feature_set
+        self.levels = _check_levels(levels, f"openSMILE {feature_set}")
+        self._smiles = None  # built on first use, in whichever process runs prepare
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_smiles"] = None  # rebuilt on the other side of a pickle (worker processes)
+        return state
+
+    def smiles(self):
+        """{level: opensmile.Smile}, built once and reused for every clip."""
+        if self._smiles is None:
+            import opensmile
+
+            self._smiles = {lv: opensmile.Smile(feature_set=opensmile.FeatureSet[self.feature_set],
+                                                feature_level=opensmile.FeatureLevel[_SMILE_LEVEL[lv]])
+                            for lv in self.levels}
+        return self._smiles
+
+    def feature_names(self, level="UTT"):
+        """Column names of ``level``'s array (e.g. ``loudness_sma3_amean`` for eGeMAPSv02 functionals)."""
+        if level not in self.levels:
+            raise UserError(f"{self.name}: level {level!r} was not requested (levels: {', '.join(self.levels)})")
+        return list(self.smiles()[level].feature_names)
+
+    def prepare(self, item):
+        wave = np.asarray(item, dtype=np.float32)
+        if wave.ndim == 2 and 1 in wave.shape:
+            wave = wave.reshape(-1)
+        if wave.ndim != 1:
+            raise ClipError(f"expected a mono waveform of shape (S,), got shape {wave.shape}")
+        if wave.size < MIN_SECONDS * SAMPLE_RATE:
+            raise ClipError(f"audio too short for openSMILE: {wave.size / SAMPLE_RATE:.3f} s (< {MIN_SECONDS} s)")
+        if not np.isfinite(wave).all():
+            raise ClipError("audio holds NaN or infinite samples")
+        out = {}
+        for level, smile in self.smiles().items():
+            values = smile.process_signal(wave, SAMPLE_RATE).to_numpy(dtype=np.float32)
+            if values.size == 0:
+                raise ClipError(f"openSMILE {self.name} gave no {level} frame")
+            if not np.isfinite(values).all():
+                raise ClipError(f"openSMILE {self.name} gave non-finite {level} values")
+            out[level] = values[0] if level == "UTT" else values
+        return out
+
+    def size(self, prepared):
+        return len(prepared["FRM"]) if "FRM" in prepared else 1
+
+    def encode(self, batch):
+        return [{lv: prepared[lv] for lv in self.levels} for prepared in batch]
+
+
+# OpenFace 2 column groups, each in the order FeatureExtraction writes them.
+_AUS_R = ("01", "02", "04", "05", "06", "07", "09", "10", "12", "14", "15", "17", "20", "23", "25", "26", "45")
+_AUS_C = ("01", "02", "04", "05", "06", "07", "09", "10", "12", "14", "15", "17", "20", "23", "25", "26", "28", "45")
+OPENFACE_COLUMNS = {
+    "au_r": [f"AU{n}_r" for n in _AUS_R],  # 17 intensities, 0..5
+    "au_c": [f"AU{n}_c" for n in _AUS_C],  # 18 presences, 0/1
+    "pose": ["pose_Tx", "pose_Ty", "pose_Tz", "pose_Rx", "pose_Ry", "pose_Rz"],  # mm and radians
+    "gaze": ["gaze_0_x", "gaze_0_y", "gaze_0_z", "gaze_1_x", "gaze_1_y", "gaze_1_z", "gaze_angle_x", "gaze_angle_y"],
+}
+OPENFACE_COLUMNS["au"] = OPENFACE_COLUMNS["au_r"] + OPENFACE_COLUMNS["au_c"]
+OPENFACE_COLUMNS["all"] = OPENFACE_COLUMNS["au"] + OPENFACE_COLUMNS["pose"] + OPENFACE_COLUMNS["gaze"]
+
+
+def openface_columns(columns):
+    """The column names of a group (``"au"``) or a comma-joined combination (``"au_r,pose"``), in order,
+    without repeats."""
+    groups = [g.strip() for g in str(columns).split(",")]
+    unknown = [g for g in groups if g not in OPENFACE_COLUMNS]
+    if unknown:
+        raise UserError(f"unknown OpenFace column group {unknown[0]!r} in {columns!r}: known are "
+                        f"{', '.join(OPENFACE_COLUMNS)} (or a comma-joined combination such as au_r,pose)")
+    return list(dict.fromkeys(name for g in groups for name in OPENFACE_COLUMNS[g]))
+
+
+def _check_confidence(min_confidence):
+    try:
+        value = float(min_confidence)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise UserError(f"OpenFace min_confidence must be in [0, 1], got {min_confidence}")
+    return value
+
+
+def _read_openface_table(path):
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(path, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise ClipError(f"empty OpenFace CSV {path}") from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as err:
+        raise ClipError(f"cannot read OpenFace CSV {path}: {str(err).splitlines()[0]}") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    return table
+
+
+def parse_openface_csv(path, columns="au", min_confidence=0.8):
+    """(T, C) float32 of the ``columns`` of an OpenFace 2 per-frame CSV, keeping the frames OpenFace
+    tracked (``success == 1``) with ``confidence >= min_confidence``, in frame order."""
+    import pandas as pd
+
+    names = openface_columns(columns)
+    min_confidence = _check_confidence(min_confidence)
+    table = _read_openface_table(path)
+    missing = [c for c in ["success", "confidence", *names] if c not in table.columns]
+    if missing:
+        raise ClipError(f"OpenFace CSV {path} has no column {missing[0]!r}")
+    if "frame" in table.columns:
+        table = table.sort_values("frame", kind="stable")
+    numeric = table[["success", "confidence", *names]].apply(pd.to_numeric, errors="coerce")
+    keep = (numeric["success"] == 1) & (numeric["confidence"] >= min_confidence)
+    if not keep.any():
+        raise ClipError(f"no frame with success=1 and confidence>={min_confidence:g} in {path}")
+    values = numeric.loc[keep, names].to_numpy(dtype=np.float32)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise ClipError(f"OpenFace CSV {path} has a non-numeric value in column {names[int(np.argwhere(bad)[0, 1])]!r}")
+    return values
+
+
+class OpenFaceExtractor(Extractor):
+    """OpenFace 2 per-frame CSV → "FRM" (T, C) of the kept frames and "UTT" their mean (C,). Writes
+    ``openface-<columns>-FRM`` / ``-UTT`` (a combination ``au_r,pose`` becomes ``openface-au_r+pose``)."""
+
+    source = "openface"
+
+    def __init__(self, columns="au", min_confidence=0.8, levels=("FRM", "UTT")):
+        self.column_names = openface_columns(columns)
+        self.columns = ",".join(g.strip() for g in str(columns).split(","))
+        self.min_confidence = _check_confidence(min_confidence)
+        self.name = "openface-" + self.columns.replace(",", "+")
+        self.levels = _check_levels(levels, self.name)
+
+    def prepare(self, item):
+        return parse_openface_csv(item, self.columns, self.min_confidence)
+
+    def encode(self, batch):
+        out = []
+        for frames in batch:
+            arrays = {"FRM": frames, "UTT": frames.mean(axis=0, dtype=np.float64).astype(np.float32)}
+            out.append({lv: arrays[lv] for lv in self.levels})
+        return out
+
+
+def find_openface_csv(root, name):
+    """Path of clip ``name``'s OpenFace CSV under ``root``: ``<root>/<name>.csv`` or MERTools' layout
+    ``<root>/<name>/<name>.csv``; None when neither exists."""
+    for path in (os.path.join(root, name + ".csv"), os.path.join(root, name, name + ".csv")):
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _last_line(*texts):
+    for text in texts:
+        lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+        if lines:
+            return lines[-1]
+    return "no message"
+
+
+def run_openface(binary, video_path, out_dir, timeout_s=600):
+    """Run OpenFace 2's ``FeatureExtraction`` on one video (action units, head pose, gaze) and return the
+    path of the per-frame CSV it writes: ``<out_dir>/<video stem>.csv``."""
+    exe = shutil.which(binary)
+    if exe is None:
+        raise UserError(f"OpenFace binary {binary!r} not found or not executable: point --openface_bin to "
+                        "OpenFace 2's FeatureExtraction (e.g. --openface_bin /opt/OpenFace/build/bin/FeatureExtraction)")
+    if not os.path.isfile(video_path):
+        raise ClipError(f"no video file {video_path}")
+    os.makedirs(out_dir, exist_ok=True)
+    cmd = [exe, "-f", str(video_path), "-out_dir", str(out_dir), "-aus", "-pose", "-gaze"]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise ClipError(f"OpenFace took longer than {timeout_s} s on {video_path}") from None
+    except OSError as err:
+        raise UserError(f"cannot run OpenFace binary {exe!r} ({err.strerror}): point --openface_bin to "
+                        "OpenFace 2's FeatureExtraction") from None
+    if done.returncode != 0:
+        raise ClipError(f"OpenFace failed on {video_path} (exit {done.returncode}): {_last_line(done.stderr, done.stdout)}")
+    stem = os.path.splitext(os.path.basename(video_path))[0]
+    csv_path = os.path.join(out_dir, stem + ".csv")
+    if not os.path.isfile(csv_path):
+        raise ClipError(f"OpenFace wrote no {csv_path}: {_last_line(done.stderr, done.stdout)}")
+    return csv_path
