@@ -345,7 +345,7 @@ def action_units(clip):
 def openface_csv(clip, faces, size):
     """The text of the clip's OpenFace 2 CSV (landmark columns left out)."""
     rng = clip_rng(clip, 2)
-    au = action_units(clip)
+    au = np.round(action_units(clip), 2)  # as written, so that AU_c agrees with the written AU_r
     n = clip["frames"]
     failed = np.zeros(n, dtype=bool)
     if rng.random() < 0.3:  # tracking lost for a few frames in some clips
