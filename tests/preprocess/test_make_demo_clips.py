@@ -1,0 +1,212 @@
+"""preprocess/make_demo_clips.py: layout, decodable media, face crops, OpenFace CSVs, class signal, Haar
+detection, determinism and the refusal to write into a foreign folder."""
+import hashlib
+import json
+import os
+import shutil
+import wave
+
+import av
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from preprocess import make_demo_clips as script
+from tests.bad_inputs.helpers import assert_one_line_error, run_main, snapshot
+
+N = 10
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "clips"
+    script.main(["--out", str(out), "--clips", str(N), "--wav", "--seed", "3"])
+    with open(out / script.MARKER, encoding="utf-8") as f:
+        meta = json.load(f)
+    return out, meta["clips"]
+
+
+def decode(path):
+    """(RGB frames, mono float audio or None) of a media file."""
+    with av.open(str(path)) as f:
+        has_audio = bool(f.streams.audio)
+        frames = np.stack([fr.to_ndarray(format="rgb24") for fr in f.decode(video=0)])
+    if not has_audio:
+        return frames, None
+    with av.open(str(path)) as f:
+        audio = np.concatenate([fr.to_ndarray().reshape(-1) for fr in f.decode(audio=0)])
+    return frames, audio.astype(np.float32) / (32768.0 if audio.dtype == np.int16 else 1.0)
+
+
+def video_path(out, clip):
+    return out / "video" / f"{clip['name']}.{clip['container']}"
+
+
+def tree_hashes(root):
+    files = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            with open(os.path.join(folder, name), "rb") as f:
+                files[os.path.relpath(os.path.join(folder, name), root)] = hashlib.sha256(f.read()).hexdigest()
+    return files
+
+
+def test_layout_and_counts(clips):
+    out, meta = clips
+    names = [c["name"] for c in meta]
+    assert len(names) == N == len(set(names)) and all(n.startswith("sample_") and len(n) == 15 for n in names)
+    videos = sorted(os.listdir(out / "video"))
+    assert sorted(f"{c['name']}.{c['container']}" for c in meta) == videos
+    assert sum(v.endswith(".avi") for v in videos) == 2 and sum(not c["audio"] for c in meta) == 1
+    assert sorted(os.listdir(out / "audio")) == sorted(f"{n}.wav" for n in names)
+    for name in names:
+        assert os.path.isfile(out / "openface_face" / name / f"{name}.npy")
+        assert os.path.isfile(out / "openface" / f"{name}.csv")
+    labels = pd.read_csv(out / script.LABELS_CSV)
+    candidates = pd.read_csv(out / script.CANDIDATES_CSV)
+    assert list(labels.columns) == ["name", "discrete", "valence"] and list(candidates.columns) == ["name"]
+    assert sorted(labels["name"].tolist() + candidates["name"].tolist()) == sorted(names)
+    assert len(labels) == round(0.75 * N) and set(labels["discrete"]) <= set(script.CLASSES)
+    assert labels["valence"].between(-5, 5).all()
+    assert labels.loc[labels.discrete == "happy", "valence"].mean() > labels.loc[labels.discrete == "sad", "valence"].mean()
+    subs = pd.read_csv(out / script.SUBTITLE_CSV, keep_default_na=False)
+    assert list(subs.columns) == ["name", "chinese", "english"]
+    assert len(subs) == N - 1 and (subs["chinese"] == "").sum() == 1 and (subs["english"] == "").sum() == 1
+
+
+def test_no_wav_by_default(tmp_path):
+    out = tmp_path / "clips"
+    assert script.main(["--out", str(out), "--clips", "8", "--fps", "12", "--size", "128x96"]) == str(out)
+    assert not os.path.exists(out / "audio")
+    frames, _ = decode(next((out / "video").glob("*.mp4")))
+    assert frames.shape[1:] == (96, 128, 3)
+
+
+def test_media_decode_with_audio(clips):
+    out, meta = clips
+    for clip in meta:
+        frames, audio = decode(video_path(out, clip))
+        assert len(frames) == clip["frames"] and frames.shape[1:] == (120, 160, 3)
+        if clip["audio"]:
+            assert len(audio) >= script.SR and np.abs(audio).max() > 0.01
+        else:
+            assert audio is None
+        with wave.open(str(out / "audio" / f"{clip['name']}.wav")) as w:
+            assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)
+            assert abs(w.getnframes() / 16000 - clip["frames"] / clip["fps"]) < 0.01
+
+
+def test_face_crops_are_bgr_crops_of_the_frames(clips):
+    out, meta = clips
+    for clip in meta[:3]:
+        faces = np.load(out / "openface_face" / clip["name"] / f"{clip['name']}.npy")
+        assert faces.dtype == np.uint8 and faces.shape == (clip["frames"], 112, 112, 3)
+        frames, _ = decode(video_path(out, clip))
+        _, boxes = script.face_boxes(clip | {"seed": [3, meta.index(clip) + 1]}, (160, 120))
+        same, swapped = [], []
+        for frame, crop, box in zip(frames, faces, boxes):
+            x0, y0, x1, y1 = script.crop_box(box, (160, 120))
+            region = cv2.resize(frame[y0:y1, x0:x1], (112, 112)).astype(float)
+            same.append(np.abs(region - crop[..., ::-1]).mean())
+            swapped.append(np.abs(region - crop).mean())
+        assert np.mean(same) < 6 and np.mean(swapped) > np.mean(same) + 5
+
+
+def test_openface_csv(clips):
+    out, meta = clips
+    header = ", ".join(script.OPENFACE_HEADER)
+    assert header.startswith("frame, face_id, timestamp, confidence, success, gaze_0_x")
+    assert header.endswith("AU23_c, AU25_c, AU26_c, AU28_c, AU45_c")
+    failed = 0
+    for clip in meta:
+        with open(out / "openface" / f"{clip['name']}.csv", encoding="utf-8") as f:
+            assert f.readline().rstrip("\n") == header
+        table = pd.read_csv(out / "openface" / f"{clip['name']}.csv", skipinitialspace=True)
+        r = table[[c for c in table.columns if c.endswith("_r")]]
+        c = table[[c for c in table.columns if c.endswith("_c")]]
+        assert len(table) == clip["frames"] and r.shape[1] == 17 and c.shape[1] == 18
+        assert table["frame"].tolist() == list(range(1, clip["frames"] + 1))
+        assert r.min().min() >= 0 and r.max().max() <= 5 and set(np.unique(c.values)) <= {0.0, 1.0}
+        ok = table["success"] == 1
+        assert ((r[ok] > 1).values == c[ok].drop(columns="AU28_c").values).all()
+        assert (table.loc[~ok, "confidence"] < 0.5).all()
+        failed += (~ok).sum()
+    assert failed > 0
+
+
+def mean_of(meta, emo, value):
+    values = [value(c) for c in meta if c["class"] == emo]
+    assert values, emo
+    return np.mean(values)
+
+
+def pitch(samples):
+    """Median f0 (Hz) over the loud 40 ms windows, from the autocorrelation peak between 70 and 400 Hz."""
+    win = 640
+    frames = samples[: len(samples) // win * win].reshape(-1, win)
+    loud = frames[np.sqrt((frames**2).mean(1)) > 0.5 * np.sqrt((frames**2).mean(1)).max()]
+    f0 = []
+    for w in loud:
+        ac = np.correlate(w - w.mean(), w - w.mean(), "full")[win - 1:]
+        lo, hi = script.SR // 400, script.SR // 70
+        f0.append(script.SR / (lo + np.argmax(ac[lo:hi])))
+    return np.median(f0)
+
+
+def test_class_signal(clips):
+    out, meta = clips
+
+    def au(name):
+        return lambda c: pd.read_csv(out / "openface" / f"{c['name']}.csv", skipinitialspace=True)[name].mean()
+
+    def wav(c):
+        with wave.open(str(out / "audio" / f"{c['name']}.wav")) as w:
+            return np.frombuffer(w.readframes(w.getnframes()), "<i2") / 32768.0
+
+    assert mean_of(meta, "happy", au("AU12_r")) > mean_of(meta, "sad", au("AU12_r")) + 0.5
+    assert mean_of(meta, "sad", au("AU15_r")) > mean_of(meta, "happy", au("AU15_r")) + 0.5
+    assert mean_of(meta, "surprise", au("AU26_r")) > mean_of(meta, "neutral", au("AU26_r")) + 0.5
+    rms = lambda c: np.sqrt((wav(c) ** 2).mean())  # noqa: E731
+    assert mean_of(meta, "angry", rms) > 2 * mean_of(meta, "sad", rms)
+    assert mean_of(meta, "angry", lambda c: pitch(wav(c))) > 1.4 * mean_of(meta, "sad", lambda c: pitch(wav(c)))
+    heard = [c for c in meta if c["audio"] and c["class"] in ("angry", "sad")]  # the audio stream of the video too
+    louder = {c["class"]: np.sqrt((decode(video_path(out, c))[1] ** 2).mean()) for c in heard}
+    assert louder.get("angry", 1) > louder.get("sad", 0)
+
+
+def test_haar_finds_the_face(clips):
+    out, meta = clips
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    seen = total = 0
+    for clip in meta:
+        frames, _ = decode(video_path(out, clip))
+        for frame in frames[::4]:
+            seen += len(cascade.detectMultiScale(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), 1.1, 5)) > 0
+            total += 1
+    assert seen >= 0.8 * total
+
+
+def test_same_seed_same_bytes(clips, tmp_path):
+    """Every file, the videos included: libx264 (one thread), AAC and the muxers are deterministic here."""
+    out, _ = clips
+    again = tmp_path / "again"
+    script.main(["--out", str(again), "--clips", str(N), "--wav", "--seed", "3"])
+    assert tree_hashes(again) == tree_hashes(out)
+    assert script.plan_clips(N, 4) != script.plan_clips(N, 3)
+
+
+def test_rerun_replaces_own_folder_refuses_foreign(clips, tmp_path, capsys):
+    out = tmp_path / "clips"
+    shutil.copytree(clips[0], out)
+    script.main(["--out", str(out), "--clips", "8"])  # its own folder: replaced, no stale clip stays
+    assert len(os.listdir(out / "video")) == 8
+    foreign = tmp_path / "release"
+    (foreign / "video").mkdir(parents=True)
+    (foreign / "video" / "mine.mp4").write_bytes(b"not ours")
+    before = snapshot(foreign)
+    code, _, err = run_main(script.main, ["--out", str(foreign), "--clips", "8"], capsys)
+    assert_one_line_error(code, err, str(foreign), "--overwrite", script.MARKER)
+    assert snapshot(foreign) == before
+    script.main(["--out", str(foreign), "--clips", "8", "--overwrite"])
+    assert (foreign / "video" / "mine.mp4").read_bytes() == b"not ours" and (foreign / script.MARKER).exists()
