@@ -36,6 +36,7 @@ PATH_TO_SAVED = "saved"
 
 DEMO_FEATURES = os.path.join("data", "demo", "features")
 MER_SCALE_FEATURES = os.path.join("data", "mer", "features")
+DEMO_CLIPS_FEATURES = os.path.join("data", "demo_clips", "features")
 
 FEAT_VIDEO_DICT = {
     # embedded demo data (python preprocess/make_demo_data.py)
@@ -48,6 +49,9 @@ FEAT_VIDEO_DICT = {
     # synthetic data at MER2025 scale (make_demo_data.py --scale mer), used by benchmarks/
     "clip-vit-large-patch14-UTT": [768, os.path.join(MER_SCALE_FEATURES, "clip-vit-large-patch14-UTT")],
     "InternVL_2_5-UTT": [4096, os.path.join(MER_SCALE_FEATURES, "InternVL_2_5-UTT")],
+    # extracted from the raw-clip demo (bash run_demo_clips.sh: make_demo_clips.py, then extract.py)
+    "tiny-vit-UTT": [64, os.path.join(DEMO_CLIPS_FEATURES, "tiny-vit-UTT")],  # a small random ViT on the face crops
+    "openface-au-FRM": [35, os.path.join(DEMO_CLIPS_FEATURES, "openface-au-FRM")],  # OpenFace 2 AUs per frame
 }
 
 FEAT_AUDIO_DICT = {
@@ -55,12 +59,15 @@ FEAT_AUDIO_DICT = {
     "demo-wav2vec2-UTT": [256, os.path.join(DEMO_FEATURES, "demo-wav2vec2-UTT")],
     "chinese-hubert-large-UTT": [1024, os.path.join(MER_SCALE_FEATURES, "chinese-hubert-large-UTT")],
     "whisper-large-v2-UTT": [1280, os.path.join(MER_SCALE_FEATURES, "whisper-large-v2-UTT")],
+    "tiny-hubert-UTT": [64, os.path.join(DEMO_CLIPS_FEATURES, "tiny-hubert-UTT")],
+    "eGeMAPSv02-UTT": [88, os.path.join(DEMO_CLIPS_FEATURES, "eGeMAPSv02-UTT")],  # openSMILE functionals
 }
 
 FEAT_TEXT_DICT = {
     "demo-roberta-UTT": [768, os.path.join(DEMO_FEATURES, "demo-roberta-UTT")],
     "demo-macbert-UTT": [64, os.path.join(DEMO_FEATURES, "demo-macbert-UTT")],
     "chinese-roberta-wwm-ext-large-UTT": [1024, os.path.join(MER_SCALE_FEATURES, "chinese-roberta-wwm-ext-large-UTT")],
+    "tiny-bert-UTT": [64, os.path.join(DEMO_CLIPS_FEATURES, "tiny-bert-UTT")],
 }
 
 # Features `train.py` uses when --feat is not given: the demo's strongest feature per modality plus the VLM.

@@ -191,15 +191,6 @@ class OpenFaceExtractor(Extractor):
         return out
 
 
-def find_openface_csv(root, name):
-    """Path of clip ``name``'s OpenFace CSV under ``root``: ``<root>/<name>.csv`` or MERTools' layout
-    ``<root>/<name>/<name>.csv``; None when neither exists."""
-    for path in (os.path.join(root, name + ".csv"), os.path.join(root, name, name + ".csv")):
-        if os.path.isfile(path):
-            return path
-    return None
-
-
 def _last_line(*texts):
     for text in texts:
         lines = [line.strip() for line in (text or "").splitlines() if line.strip()]

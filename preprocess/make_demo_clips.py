@@ -63,6 +63,11 @@ MANAGED = ["video", "audio", "openface_face", "openface", SUBTITLE_CSV, LABELS_C
 HEAD_ROWS, HEAD_COLS = (26, 206), (137, 317)
 FACE_IN_HEAD = (40, 40, 95, 95)
 HEAD_HEIGHT = 0.8  # head square side as a share of the frame height
+# Each modality of a clip shows its labeled class with this probability, else another class, drawn apart for
+# the face (frames, crops and action units), the voice and the subtitle: no single cue is always right, and
+# fusing them helps, as in real data.
+CUE_AGREEMENT = 0.7
+CUES = ("face", "voice", "text")
 
 # Per class: RGB gain of the face (tint and brightness).
 TINT = {"neutral": (1.0, 1.0, 1.0), "angry": (1.15, 0.9, 0.88), "happy": (1.1, 1.06, 0.95),
@@ -139,7 +144,7 @@ def plan_clips(n, seed, fps=None):
         clips.append({
             "name": f"sample_{ids[i]:08d}", "class": emo, "valence": round(valence, 2), "labeled": i < n_labeled,
             "fps": rate, "frames": max(int(round(seconds * rate)), 2), "container": "mp4", "audio": True,
-            "subtitle": "both", "seed": [seed, i + 1],
+            "subtitle": "both", "seed": [seed, i + 1], "cues": shown_classes(emo, rng),
         })
     for k in special[:2]:
         clips[k]["container"] = "avi"
@@ -148,6 +153,12 @@ def plan_clips(n, seed, fps=None):
     clips[special[4]]["subtitle"] = "no_english"
     clips[special[5]]["subtitle"] = "no_chinese"
     return clips
+
+
+def shown_classes(emo, rng):
+    """The class each modality of a clip shows: its own with probability CUE_AGREEMENT, else another one."""
+    others = [c for c in CLASSES if c != emo]
+    return {cue: emo if rng.random() < CUE_AGREEMENT else others[int(rng.integers(len(others)))] for cue in CUES}
 
 
 def clip_rng(clip, stream):
@@ -200,7 +211,7 @@ def render_frames(clip, size):
     colour = rng.uniform(40, 200, 3).astype(np.float32)
     ramp = np.linspace(-20, 20, width, dtype=np.float32)[None, :, None]
     background = np.clip(colour + ramp + rng.normal(0, 6, (height, width, 3)), 0, 255).astype(np.float32)
-    tint = np.array(TINT[clip["class"]], dtype=np.float32) * rng.uniform(0.95, 1.05)
+    tint = np.array(TINT[clip["cues"]["face"]], dtype=np.float32) * rng.uniform(0.95, 1.05)
     frames = np.empty((clip["frames"], height, width, 3), dtype=np.uint8)
     for t, (x, y, side) in enumerate(heads):
         patch = cv2.resize(head, (side, side), interpolation=cv2.INTER_AREA) * tint
@@ -244,7 +255,7 @@ def face_crops(frames, faces):
 def synth_voice(clip):
     """Speech-like float32 waveform at 16 kHz, as long as the video: harmonics of a moving f0, syllables."""
     rng = clip_rng(clip, 1)
-    f0, loud, spread, slope, rolloff, syllables = VOICE[clip["class"]]
+    f0, loud, spread, slope, rolloff, syllables = VOICE[clip["cues"]["voice"]]
     f0 *= rng.lognormal(0.0, 0.12)
     loud *= rng.lognormal(0.0, 0.25)
     n = int(round(clip["frames"] / clip["fps"] * SR))
@@ -334,7 +345,7 @@ def action_units(clip):
     bump = np.exp(-0.5 * ((u - apex) / width) ** 2)
     strength = rng.uniform(0.5, 1.2)
     au = rng.uniform(0.0, 0.35, len(AU_R)) + 0.15 * np.abs(rng.standard_normal((n, len(AU_R))))
-    for name, peak in AU_PROFILE[clip["class"]].items():
+    for name, peak in AU_PROFILE[clip["cues"]["face"]].items():
         au[:, AU_R.index(name)] += strength * peak * bump * rng.uniform(0.8, 1.2)
     t = np.arange(n) / clip["fps"]
     for blink in np.arange(rng.uniform(0.2, 1.0), t[-1] + 1e-9, rng.uniform(1.5, 3.5)):
@@ -379,7 +390,7 @@ def subtitle_rows(clips):
         if clip["subtitle"] == "missing":
             continue
         rng = clip_rng(clip, 3)
-        pool = AMBIGUOUS if rng.random() < 0.2 else SUBTITLES[clip["class"]]
+        pool = AMBIGUOUS if rng.random() < 0.2 else SUBTITLES[clip["cues"]["text"]]
         chinese, english = pool[int(rng.integers(len(pool)))]
         chinese = "" if clip["subtitle"] == "no_chinese" else chinese
         english = "" if clip["subtitle"] == "no_english" else english

@@ -135,7 +135,7 @@ def read_corpus(path):
 def main(argv=None):
     parser = ArgumentParser(description=__doc__)
     parser.add_argument("--out", default=os.path.join("data", "demo_clips", "models"),
-                        help="folder that receives one sub-folder per encoder, named demo-<kind>")
+                        help="folder that receives one sub-folder per encoder, named tiny-<kind>")
     parser.add_argument("--kinds", nargs="+", default=list(DEMO_KINDS), choices=sorted(BUILDERS), metavar="KIND",
                         help=f"encoders to build, of: {', '.join(BUILDERS)}")
     parser.add_argument("--hidden", type=bounded(int, 4), default=64, help="hidden size (even)")
@@ -147,7 +147,7 @@ def main(argv=None):
         raise UserError(f"--hidden {args.hidden}: use an even size (2 attention heads)")
     corpus = read_corpus(args.corpus) if args.corpus else CORPUS
     for kind in args.kinds:
-        path = build_encoder(kind, os.path.join(args.out, f"demo-{kind}"), args.hidden, args.layers, args.seed, corpus)
+        path = build_encoder(kind, os.path.join(args.out, f"tiny-{kind}"), args.hidden, args.layers, args.seed, corpus)
         print(f"wrote {path}")
 
 

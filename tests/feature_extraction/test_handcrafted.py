@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from feature_extraction.base import ClipError, Extractor
+from feature_extraction.release import find_openface_csv
 from feature_extraction.handcrafted import (
     OPENFACE_COLUMNS,
     OpenFaceExtractor,
     OpenSmileExtractor,
-    find_openface_csv,
     parse_openface_csv,
     run_openface,
 )
@@ -267,16 +267,6 @@ def test_openface_extractor_names_and_levels(tmp_path):
 
 
 # --- finding and making OpenFace CSVs ----------------------------------------------------------------
-
-def test_find_openface_csv_in_both_layouts(tmp_path):
-    flat = write_openface_csv(tmp_path / "flat" / "clip1.csv", good_rows(1))
-    nested = write_openface_csv(tmp_path / "nested" / "clip1" / "clip1.csv", good_rows(1))
-    assert find_openface_csv(str(tmp_path / "flat"), "clip1") == flat
-    assert find_openface_csv(str(tmp_path / "nested"), "clip1") == nested
-    assert find_openface_csv(str(tmp_path / "nested"), "clip2") is None
-    os.makedirs(tmp_path / "flat" / "clip3.csv")  # a folder named like the file is not the file
-    assert find_openface_csv(str(tmp_path / "flat"), "clip3") is None
-
 
 def script(tmp_path, name, body):
     path = tmp_path / name
