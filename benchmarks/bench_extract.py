@@ -4,8 +4,8 @@
         [--hidden 64 --layers 4] [--base]
 
 Makes the raw-clip demo (preprocess/make_demo_clips.py) and small random encoders
-(preprocess/make_demo_encoders.py; ``--base`` adds base-size ones, 768 wide and 12 layers deep, the size of
-chinese-hubert-base / bert-base / vit-base), then runs every extraction over all clips ``--repeats`` times
+(preprocess/make_demo_encoders.py; ``--base`` adds the architectures and input sizes of chinese-hubert-base,
+bert-base, vit-base-patch16-224 and videomae-base, with random weights), then runs every extraction over all clips ``--repeats`` times
 with ``--overwrite`` and prints the median clips/s, seconds per run and the share of the run the main
 process spent waiting for decoding workers (the rest is encoding and writing). With ``--workers 0`` decoding
 runs in the main process, so the share is the decoding part of the work itself. On a GPU (``--device cuda``,
@@ -66,7 +66,7 @@ def prepare(root, clips, hidden, layers, base):
         models[kind] = make_demo_encoders.build_encoder(kind, os.path.join(root, "models", kind), hidden, layers)
         if base:
             models[f"{kind}-base"] = make_demo_encoders.build_encoder(kind, os.path.join(root, "models", f"{kind}-base"),
-                                                                      768, 12)
+                                                                      base=True)
     return data, models
 
 
@@ -79,7 +79,8 @@ def main(argv=None):
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--base", action="store_true", help="also run base-size (768 x 12) encoders")
+    parser.add_argument("--base", action="store_true", help="also run base-size encoders")
+    parser.add_argument("--skip", nargs="*", default=[], help="modalities to leave out (e.g. opensmile)")
     args = parser.parse_args(argv)
     from feature_extraction.faces import HaarFaces
     from toolkit.device import pick_device
@@ -89,10 +90,10 @@ def main(argv=None):
         data, models = prepare(root, args.clips, args.hidden, args.layers, args.base)
         runs = RUNS + ([(f"{row} base", m, f"{k}-base", i) for row, m, k, i in RUNS if k] if args.base else [])
         print(f"{args.clips} clips of the raw-clip demo, device {device}, encoders {args.hidden} wide x {args.layers} "
-              f"layers{' (+ base-size 768 x 12)' if args.base else ''}; median of {args.repeats} runs\n")
+              f"layers{' (+ base-size architectures)' if args.base else ''}; median of {args.repeats} runs\n")
         print("| extraction | workers | clips/s | s per run | waiting for decoding | failed |")
         print("|---|---:|---:|---:|---:|---:|")
-        for row, modality, kind, options in runs:
+        for row, modality, kind, options in [r for r in runs if r[1] not in args.skip]:
             subtitles = os.path.join(data, "subtitle_chieng.csv") if modality == "text" else None
             clips = find_clips(data, subtitles=subtitles)
             extractor = make_extractor(modality, kind, models, device, args.batch_size)

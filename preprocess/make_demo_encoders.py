@@ -97,16 +97,31 @@ BUILDERS = {"hubert": _audio("hubert"), "wav2vec2": _audio("wav2vec2"), "wavlm":
 DEMO_KINDS = ("hubert", "bert", "vit", "videomae")
 
 
-def build_encoder(kind, out_dir, hidden=32, layers=2, seed=0, corpus=CORPUS):
-    """Write a random ``kind`` encoder with its processor/tokenizer to ``out_dir`` (atomically); return it."""
-    if kind not in BUILDERS:
-        raise UserError(f"unknown encoder kind {kind!r}; known: {', '.join(BUILDERS)}")
+def _base_text(t, corpus):
+    tokenizer = _tokenizer(corpus)
+    return t.BertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id), tokenizer
+
+
+# The architectures and input sizes of chinese-hubert-base, bert-base, vit-base-patch16-224 and videomae-base
+# (the configs' defaults), for timing: what runs is as heavy as the real checkpoints, only the weights are random.
+BASE_BUILDERS = {"hubert": lambda t, corpus: (t.HubertConfig(), t.Wav2Vec2FeatureExtractor(return_attention_mask=False)),
+                 "bert": _base_text,
+                 "vit": lambda t, corpus: (t.ViTConfig(), t.ViTImageProcessor()),
+                 "videomae": lambda t, corpus: (t.VideoMAEConfig(), t.VideoMAEImageProcessor())}
+
+
+def build_encoder(kind, out_dir, hidden=32, layers=2, seed=0, corpus=CORPUS, base=False):
+    """Write a random ``kind`` encoder with its processor/tokenizer to ``out_dir`` (atomically); return it.
+    ``base``: the base-size architecture instead (``hidden`` and ``layers`` are then ignored)."""
+    builders = BASE_BUILDERS if base else BUILDERS
+    if kind not in builders:
+        raise UserError(f"unknown encoder kind {kind!r}{' at base size' if base else ''}; known: {', '.join(builders)}")
     import torch
 
     from feature_extraction.encoders import transformers_offline
 
     t = transformers_offline()
-    config, processor = BUILDERS[kind](t, hidden, layers, list(corpus))
+    config, processor = BASE_BUILDERS[kind](t, list(corpus)) if base else BUILDERS[kind](t, hidden, layers, list(corpus))
     torch.manual_seed(seed)
     model = t.AutoModel.from_config(config)
     parent = os.path.dirname(os.path.abspath(out_dir))
@@ -142,12 +157,15 @@ def main(argv=None):
     parser.add_argument("--layers", type=bounded(int, 1), default=4, help="transformer layers")
     parser.add_argument("--corpus", default=None, help="subtitle CSV whose text the tokenizer learns (text encoders)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    parser.add_argument("--base", action="store_true", help="base-size architectures and input sizes (hubert-base, "
+                        "bert-base, vit-base-patch16-224, videomae-base) instead of --hidden/--layers: for timing")
     args = parser.parse_args(argv)
     if args.hidden % 2:
         raise UserError(f"--hidden {args.hidden}: use an even size (2 attention heads)")
     corpus = read_corpus(args.corpus) if args.corpus else CORPUS
     for kind in args.kinds:
-        path = build_encoder(kind, os.path.join(args.out, f"tiny-{kind}"), args.hidden, args.layers, args.seed, corpus)
+        path = build_encoder(kind, os.path.join(args.out, f"tiny-{kind}"), args.hidden, args.layers, args.seed, corpus,
+                            base=args.base)
         print(f"wrote {path}")
 
 
