@@ -40,7 +40,8 @@ def parse_args(argv=None):
     enc.add_argument("--batch_size", type=bounded(int, 1), default=16, help="clips (text), pieces (audio), frames "
                      "(images) or segments (video) per forward pass")
     enc.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    enc.add_argument("--gpu", type=bounded(int, 0), default=0, help="CUDA device index")
+    enc.add_argument("--gpu", type=bounded(int, 0), default=None, help="CUDA device index (default: LOCAL_RANK or "
+                     "SLURM_LOCALID when set, so torchrun/srun processes take one GPU each, else 0)")
     enc.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
                      help="auto: float16 on GPU, float32 on CPU")
     enc.add_argument("--chunk_s", type=bounded(float, 1.0), default=10.0, help="audio: seconds per encoder piece")
@@ -74,6 +75,16 @@ def parse_args(argv=None):
     return args
 
 
+def local_gpu(gpu, env=os.environ):
+    """--gpu, else this process's local rank under torchrun (LOCAL_RANK) or srun (SLURM_LOCALID), else 0."""
+    if gpu is not None:
+        return gpu
+    for name in ("LOCAL_RANK", "SLURM_LOCALID"):
+        if env.get(name, "").isdigit():
+            return int(env[name])
+    return 0
+
+
 def build_extractor(args, levels):
     """The extractor --modality names, with its options."""
     if args.modality == "opensmile":
@@ -88,7 +99,7 @@ def build_extractor(args, levels):
         from feature_extraction import encoders
         from toolkit.device import pick_device
 
-        common = dict(levels=levels, layers=args.layers, device=pick_device(args.device, args.gpu), dtype=args.dtype,
+        common = dict(levels=levels, layers=args.layers, device=pick_device(args.device, local_gpu(args.gpu)), dtype=args.dtype,
                       batch_size=args.batch_size, name=args.name)
         if args.modality == "audio":
             return encoders.AudioEncoder(args.model, chunk_s=args.chunk_s, **common)

@@ -80,7 +80,7 @@ def main(argv=None):
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--base", action="store_true", help="also run base-size encoders")
-    parser.add_argument("--skip", nargs="*", default=[], help="modalities to leave out (e.g. opensmile)")
+    parser.add_argument("--skip", nargs="*", default=[], help="modalities or words of row names to leave out (e.g. opensmile Haar)")
     args = parser.parse_args(argv)
     from feature_extraction.faces import HaarFaces
     from toolkit.device import pick_device
@@ -93,7 +93,7 @@ def main(argv=None):
               f"layers{' (+ base-size architectures)' if args.base else ''}; median of {args.repeats} runs\n")
         print("| extraction | workers | clips/s | s per run | waiting for decoding | failed |")
         print("|---|---:|---:|---:|---:|---:|")
-        for row, modality, kind, options in [r for r in runs if r[1] not in args.skip]:
+        for row, modality, kind, options in [r for r in runs if not any(s == r[1] or s in r[0] for s in args.skip)]:
             subtitles = os.path.join(data, "subtitle_chieng.csv") if modality == "text" else None
             clips = find_clips(data, subtitles=subtitles)
             extractor = make_extractor(modality, kind, models, device, args.batch_size)

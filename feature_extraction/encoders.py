@@ -14,6 +14,7 @@ default for images and video) takes the model's own embedding: CLIP/SigLIP's pro
 else the pooler output or the first token. Utterance level (``UTT``) is the mean over time, tokens, frames
 or segments (``--text_pool first`` takes the first token of text); frame level (``FRM``) keeps them."""
 import os
+import re
 
 import numpy as np
 
@@ -26,6 +27,7 @@ IMAGE_TYPES = {"clip", "chinese_clip", "siglip", "siglip2", "dinov2", "dinov2_wi
                "swin", "swinv2", "convnext", "convnextv2", "dinov3_vit", "clip_vision_model", "siglip_vision_model"}
 VIDEO_TYPES = {"videomae", "vivit", "timesformer", "vjepa2"}
 SAMPLE_RATE = 16000
+HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")  # org/name: looked up in the local Hugging Face cache only
 
 
 def transformers_offline():
@@ -58,7 +60,7 @@ def locate(model):
         if not os.path.isfile(os.path.join(model, "config.json")):
             raise UserError(f"--model {model}: the folder has no config.json; it must be a Hugging Face checkpoint "
                             f"folder (config.json, weights, processor/tokenizer files) as save_pretrained writes it")
-    elif os.sep in model.strip("/").replace("/", os.sep, 1) or model.startswith((".", "/")):
+    elif not HUB_ID.fullmatch(model):
         raise UserError(f"--model {model}: no such folder; {hint}")
     try:
         config = transformers.AutoConfig.from_pretrained(model, local_files_only=True)

@@ -23,8 +23,8 @@ class HaarFaces:
             import cv2
 
             path = getattr(getattr(cv2, "data", None), "haarcascades", "") + CASCADE
-            cascade = cv2.CascadeClassifier(path)
-            if cascade.empty():
+            cascade = cv2.CascadeClassifier(path) if hasattr(cv2, "CascadeClassifier") else None
+            if cascade is None or cascade.empty():
                 raise UserError(f"OpenCV's Haar cascade {CASCADE} is not in this OpenCV install ({cv2.__version__}); "
                                 f"install the pinned opencv-python-headless 4.x of requirements.txt")
             self._cascade = cascade

@@ -75,6 +75,11 @@ def test_shard_from_torchrun_or_slurm_variables():
             parse_shard(bad)
 
 
+def test_each_local_process_takes_its_own_gpu():
+    assert extract.local_gpu(None, {"LOCAL_RANK": "3"}) == 3 and extract.local_gpu(None, {"SLURM_LOCALID": "1"}) == 1
+    assert extract.local_gpu(2, {"LOCAL_RANK": "3"}) == 2 and extract.local_gpu(None, {}) == 0
+
+
 def test_faces_from_the_release_and_video_encoders_from_frames(release, checkpoints, capsys):
     code, out, _ = run_main(extract.main, ["--data", release, "--modality", "visual", "--model", checkpoints["videomae"],
                                            "--faces", "none", "--fps", "8", "--level", "frm", "--workers", "0",

@@ -1,10 +1,14 @@
 """Tiny random encoders of every kind, loaded from checkpoint folders through the path real ones take."""
+import os
+import shutil
+
 import numpy as np
 import pytest
 
 from feature_extraction import encoders
 from feature_extraction.base import ClipError
-from tests.feature_extraction.media import tone
+from tests.bad_inputs.helpers import run_script
+from tests.feature_extraction.media import tone, write_release
 from toolkit.errors import UserError
 
 HIDDEN = 16
@@ -109,6 +113,21 @@ def test_a_missing_model_is_one_line_saying_how_to_place_it(tmp_path, monkeypatc
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no config.json"):
         encoders.AudioEncoder(str(tmp_path / "empty"))
+
+
+def test_a_hub_id_loads_from_the_local_cache_without_network(checkpoints, tmp_path):
+    """The cache layout huggingface_hub writes (models--org--name/snapshots/<commit>/, refs/main), read by
+    extract.py in a fresh process as a user's would be."""
+    repo = tmp_path / "hub" / "models--org--tiny-hubert"
+    shutil.copytree(checkpoints["hubert"], repo / "snapshots" / ("0" * 40))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    data = write_release(str(tmp_path / "release"), ["c1"])
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "0"}  # offline all the same
+    result = run_script("extract.py", "--data", data, "--modality", "audio", "--model", "org/tiny-hubert",
+                        "--workers", "0", "--no_progress", env=env)
+    assert result.returncode == 0, result.stderr
+    assert np.load(os.path.join(data, "features", "tiny-hubert-UTT", "c1.npy")).shape == (HIDDEN,)
 
 
 def test_a_model_of_another_kind_is_refused(checkpoints):
