@@ -3,6 +3,13 @@
     python benchmarks/bench_quality.py [--seeds 0 1 2 3 4] [--skip_single] [-- extra train.py flags]
     python benchmarks/bench_quality.py --sets demo demo-alt mfeat --models moe lf_dnn --folds 5 --epochs 40
 
+With --tune N (and --sets): each model is also tuned on each set (tune.py: N trials, --tune_folds folds,
+--tune_epochs epochs) and its best setting trained on the same K folds; the table gives default and tuned
+side by side, then the default moe and the moe tuned on each set are trained on every set and ranked
+(mean rank across sets: the rule for choosing defaults). Results go to
+saved/bench_quality/tuned_sets/results.json, so a rerun resumes. Tuning reads folds the tuned row is then
+scored on, so "tuned" is the best a search finds on them, an upper bound for a fresh split.
+
 With --sets: for every set (benchmarks/datasets.py: written under data/bench/<set>/ or reused) its
 stratified K folds (preprocess/mer2025_base.py --folds K, seed 0) are written to data/bench/<set>/train_lst,
 each model is trained on each fold with all of the set's features, and a table gives per set and model
@@ -103,6 +110,95 @@ def compare(benches, models, folds, epochs, extra=(), run_root=None):
     return results
 
 
+def tune_on_set(bench, lst, model, opts, run_root):
+    """Optuna search (tune.py, in-process) for ``model`` on the set's first --tune_folds folds; the path of
+    its best.yaml, or None when every trial was pruned. An existing study in the same folder is resumed."""
+    import tune
+
+    out = os.path.join(run_root, bench.name, model, "tune")
+    argv = ["--model", model, "--feat", ",".join(bench.features), "--trials", str(opts.tune), "--folds",
+            str(opts.tune_folds), "--epochs", str(opts.tune_epochs), "--sampler_seed", "0", "--study", f"{bench.name}-{model}",
+            "--out", out, "--", "--train_lst", lst, "--emo_rule", bench.emo_rule]
+    with contextlib.redirect_stdout(io.StringIO()):
+        tune.main(argv)
+    best = os.path.join(out, "best.yaml")
+    return best if os.path.isfile(best) else None
+
+
+def model_only(best_yaml, out_path):
+    """The model and optimiser settings of a best.yaml, without its data (features, split folder, classes),
+    so the setting tuned on one set can be trained on another."""
+    import yaml
+
+    from toolkit.io import save_text
+
+    with open(best_yaml) as f:
+        settings = yaml.safe_load(f.read())
+    data_keys = {"feat", "train_lst", "emo_rule", "folds", "epochs", "seed", "dataset", "run_dir"}
+    save_text(out_path, yaml.safe_dump({k: v for k, v in settings.items() if k not in data_keys}, sort_keys=False))
+    return out_path
+
+
+def default_and_tuned(benches, models, opts, run_root):
+    """{(set, model): {"default": (f1s, secs), "tuned": (f1s, secs), "best_yaml": path}}, kept in
+    results.json under run_root so an interrupted benchmark resumes where it stopped."""
+    import json
+
+    from toolkit.io import save_json
+
+    path = os.path.join(run_root, "results.json")
+    settings = {k: getattr(opts, k) for k in ("folds", "epochs", "tune", "tune_folds", "tune_epochs", "extra")}
+    done = json.load(open(path)) if os.path.isfile(path) else {}
+    if done.get("settings") != settings:  # results of other settings are not resumed
+        done = {"settings": settings}
+    for bench in benches:
+        lst = set_folds(bench, opts.folds)
+        for model in models:
+            key = f"{bench.name}|{model}"
+            if key not in done:
+                default = [fold_run(bench, lst, k, model, opts.epochs, list(opts.extra), run_root) for k in range(opts.folds)]
+                best = tune_on_set(bench, lst, model, opts, run_root)
+                config_flag = ["--config", model_only(best, best.replace(".yaml", ".model.yaml"))] if best else []
+                tuned = [fold_run(bench, lst, k, model, opts.epochs, config_flag + list(opts.extra),
+                                  os.path.join(run_root, "tuned")) for k in range(opts.folds)] if best else default
+                done[key] = {"default": list(zip(*default)), "tuned": list(zip(*tuned)), "best_yaml": best}
+                save_json(path, done)
+            print(tuned_row(bench.name, model, done[key]), flush=True)
+    return done
+
+
+def tuned_row(name, model, result):
+    (f1s, secs), (tuned, _) = result["default"], result["tuned"]
+    return (f"| {name:<9} | {model:<15} | {np.mean(f1s):.4f} ± {np.std(f1s):.4f} | {np.mean(tuned):.4f} ± {np.std(tuned):.4f} | "
+            f"{np.mean(secs):7.3f} |")
+
+
+def cross_sets(benches, results, opts, run_root, model="moe"):
+    """The default and each set's tuned ``model`` setting trained on every set: mean F1 over folds, the rank
+    of each setting on each set, and the mean rank (the rule for choosing defaults)."""
+    settings = {"default": []}
+    settings.update({f"tuned on {b.name}": ["--config", results[f"{b.name}|{model}"]["best_yaml"].replace(".yaml", ".model.yaml")]
+                     for b in benches if results.get(f"{b.name}|{model}", {}).get("best_yaml")})
+    table = {}
+    for bench in benches:
+        lst = set_folds(bench, opts.folds)
+        for label, flags in settings.items():
+            key = f"{bench.name}|{model}"
+            if label == "default" or label == f"tuned on {bench.name}":
+                f1s = results[key]["default" if label == "default" else "tuned"][0]
+            else:
+                root = os.path.join(run_root, "cross", label.replace(" ", "_"))
+                f1s = [fold_run(bench, lst, k, model, opts.epochs, flags + list(opts.extra), root)[0] for k in range(opts.folds)]
+            table[label, bench.name] = (np.mean(f1s), np.std(f1s))
+    names = [b.name for b in benches]
+    ranks = {label: [1 + sum(table[o, n][0] > table[label, n][0] for o in settings) for n in names] for label in settings}
+    print(f"\n{model} settings across sets (mean ± std over {opts.folds} folds; rank per set; mean rank)")
+    print("| setting | " + " | ".join(names) + " | mean rank |\n|---|" + "---|" * len(names) + "---:|")
+    for label in sorted(settings, key=lambda s: np.mean(ranks[s])):
+        cells = " | ".join(f"{table[label, n][0]:.4f} ± {table[label, n][1]:.4f} ({r})" for n, r in zip(names, ranks[label]))
+        print(f"| {label} | {cells} | {np.mean(ranks[label]):.2f} |")
+
+
 def set_row(name, model, f1s, secs):
     return (f"| {name:<9} | {model:<15} | {np.mean(f1s):.4f} ± {np.std(f1s):.4f} | {np.mean(secs):7.3f} | "
             f"{' '.join(f'{f:.3f}' for f in f1s)} |")
@@ -114,6 +210,16 @@ def across_sets(opts):
 
     start = time.time()
     benches = [datasets.build(name).register() for name in opts.sets]
+    if opts.tune:
+        run_root = os.path.join(REPO, "saved", "bench_quality", "tuned_sets")
+        results = default_and_tuned(benches, opts.models, opts, run_root)
+        print(f"\nbest validation weighted F1 over {opts.folds} stratified folds, at most {opts.epochs} epochs; tuned: "
+              f"{opts.tune} Optuna trials on {opts.tune_folds} folds × {opts.tune_epochs} epochs ({time.time() - start:.0f}s)")
+        print("| set | model | default | tuned | s/epoch |\n|---|---|---|---|---:|")
+        print("\n".join(tuned_row(*key.split("|"), r) for key, r in results.items() if key != "settings"))
+        if "moe" in opts.models:
+            cross_sets(benches, results, opts, run_root)
+        return
     results = compare(benches, opts.models, opts.folds, opts.epochs, opts.extra)
     print(f"\nbest validation weighted F1 over {opts.folds} stratified folds, at most {opts.epochs} epochs "
           f"({time.time() - start:.0f}s)")
@@ -150,6 +256,10 @@ def main(argv=None):
     parser.add_argument("--models", nargs="+", default=["moe"], help="models trained on each set (with --sets)")
     parser.add_argument("--folds", type=bounded(int, 2), default=5, help="stratified folds per set (with --sets)")
     parser.add_argument("--epochs", type=bounded(int, 1), default=100, help="most epochs per fold (with --sets)")
+    parser.add_argument("--tune", type=bounded(int, 1), default=None, metavar="N",
+                        help="with --sets: also tune each model (N Optuna trials) and train its best setting on the K folds")
+    parser.add_argument("--tune_folds", type=bounded(int, 2), default=3, help="folds each trial trains (with --tune)")
+    parser.add_argument("--tune_epochs", type=bounded(int, 1), default=30, help="most epochs per fold in a trial (with --tune)")
     parser.add_argument("extra", nargs="*", help="extra train.py flags for the neural rows (after --)")
     opts = parser.parse_args(argv)
     if opts.sets:

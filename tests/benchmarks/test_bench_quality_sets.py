@@ -21,3 +21,26 @@ def test_compare_trains_each_model_on_each_fold(tmp_path, restore_config, capsys
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| mfeat")]
     assert len(rows) == 2 and "±" in rows[0]
     assert np.isfinite([f for f1s, _ in results.values() for f in f1s]).all()
+
+
+def test_tune_mode_trains_default_and_tuned_and_resumes(tmp_path, restore_config, capsys):
+    import argparse
+    import json
+
+    (tmp_path / "src").mkdir()
+    write_fake_mfeat(tmp_path / "src", per_class=4)
+    bench = datasets.mfeat(tmp_path / "mfeat", source=str(tmp_path / "src")).register()
+    opts = argparse.Namespace(folds=2, epochs=1, tune=2, tune_folds=2, tune_epochs=1, extra=["--cache_dir", "none"])
+    root = str(tmp_path / "runs")
+    results = bench_quality.default_and_tuned([bench], ["moe"], opts, root)
+    entry = results["mfeat|moe"]
+    assert len(entry["default"][0]) == len(entry["tuned"][0]) == 2 and os.path.isfile(entry["best_yaml"])
+    model_yaml = entry["best_yaml"].replace(".yaml", ".model.yaml")
+    assert "feat" not in open(model_yaml).read() and "lr" in open(model_yaml).read()  # data keys dropped
+    saved = json.load(open(os.path.join(root, "results.json")))
+    assert saved["mfeat|moe"] == json.loads(json.dumps(entry))
+    stamp = os.path.getmtime(os.path.join(root, "results.json"))
+    assert bench_quality.default_and_tuned([bench], ["moe"], opts, root)["mfeat|moe"] == saved["mfeat|moe"]
+    assert os.path.getmtime(os.path.join(root, "results.json")) == stamp  # resumed: nothing retrained
+    bench_quality.cross_sets([bench], results, opts, root)
+    assert "| tuned on mfeat |" in capsys.readouterr().out
