@@ -66,6 +66,22 @@ def test_shards_cover_every_clip_exactly_once(release, checkpoints, capsys):
     assert sum(in_shard(n, (k, 3)) for n in NAMES for k in range(3)) == len(NAMES)
 
 
+def test_save_wav_keeps_decoded_tracks_for_the_next_encoder(release, checkpoints, capsys):
+    wavs = os.path.join(release, "wav16k")
+    argv = ["--data", release, "--modality", "audio", "--model", checkpoints["hubert"], "--save_wav", wavs,
+            "--workers", "0", "--no_progress"]
+    run_main(extract.main, argv, capsys)
+    assert sorted(os.listdir(wavs)) == [f"{n}.wav" for n in NAMES]
+    first = np.load(os.path.join(release, "features", "hubert-UTT", "s1.npy"))
+    os.rename(os.path.join(release, "video", "s1.mp4"), os.path.join(release, "video", "s1.avi"))  # reads the wav now
+    with open(os.path.join(release, "video", "s1.avi"), "wb") as f:
+        f.write(b"broken")
+    code, out, _ = run_main(extract.main, argv + ["--overwrite"], capsys)
+    assert code == 0 and "s1" not in out.split("failed:")[-1]
+    again = np.load(os.path.join(release, "features", "hubert-UTT", "s1.npy"))
+    assert np.abs(again - first).max() < 1e-2  # the 16-bit wav of the same track
+
+
 def test_shard_from_torchrun_or_slurm_variables():
     assert parse_shard(None, {"RANK": "2", "WORLD_SIZE": "4"}) == (2, 4)
     assert parse_shard(None, {"SLURM_PROCID": "1", "SLURM_NTASKS": "3"}) == (1, 3)
