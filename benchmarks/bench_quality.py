@@ -211,7 +211,7 @@ def across_sets(opts):
     start = time.time()
     benches = [datasets.build(name).register() for name in opts.sets]
     if opts.tune:
-        run_root = os.path.join(REPO, "saved", "bench_quality", "tuned_sets")
+        run_root = opts.run_root or os.path.join(REPO, "saved", "bench_quality", "tuned_sets")
         results = default_and_tuned(benches, opts.models, opts, run_root)
         print(f"\nbest validation weighted F1 over {opts.folds} stratified folds, at most {opts.epochs} epochs; tuned: "
               f"{opts.tune} Optuna trials on {opts.tune_folds} folds × {opts.tune_epochs} epochs ({time.time() - start:.0f}s)")
@@ -258,6 +258,8 @@ def main(argv=None):
     parser.add_argument("--epochs", type=bounded(int, 1), default=100, help="most epochs per fold (with --sets)")
     parser.add_argument("--tune", type=bounded(int, 1), default=None, metavar="N",
                         help="with --sets: also tune each model (N Optuna trials) and train its best setting on the K folds")
+    parser.add_argument("--run_root", default=None, help="with --tune: folder of the runs and results.json "
+                        "(default saved/bench_quality/tuned_sets); one per process when several run at once")
     parser.add_argument("--tune_folds", type=bounded(int, 2), default=3, help="folds each trial trains (with --tune)")
     parser.add_argument("--tune_epochs", type=bounded(int, 1), default=30, help="most epochs per fold in a trial (with --tune)")
     parser.add_argument("extra", nargs="*", help="extra train.py flags for the neural rows (after --)")
