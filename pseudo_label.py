@@ -2,15 +2,20 @@
 
     python pseudo_label.py --runs saved/semi/seed0 --vlm data/demo/vlm.csv --unlabeled data/demo/unlabeled.csv \
         --dataset seed0 --out_dataset seed0_pl [--min_conf 0.5] [--agree all|majority] [--max_per_class N] \
-        [--truth data/demo/unlabeled_labels.csv]
+        [--balance none|equal|prior] [--soft [--soft_temperature T]] [--truth data/demo/unlabeled_labels.csv]
 
 The runs predict every unlabeled clip (batched; features are read once into a packed cache). A clip is kept
 when the runs agree on a label (``--agree all``: every run, ``majority``: more than half), their mean
 probability of it is at least ``--min_conf``, and the VLM's label (``parse_vlm_answers.py`` output) is the
-same. ``--max_per_class`` keeps the most confident clips of each class. The new split dict
+same. ``--max_per_class`` keeps the most confident clips of each class; ``--balance equal`` keeps at most as
+many per class as the rarest (non-empty) class has, ``--balance prior`` keeps class counts proportional to the
+labeled training prior (both most confident first). The new split dict
 ``<train_lst>/<out_dataset>.npy`` holds the labeled training clips plus the kept clips, flagged
 ``pseudo: True`` (train with ``--pseudo_weight w`` to down-weight them); the validation set is copied
-unchanged, so pseudo-labels never enter validation. A report (printed and ``<out_dataset>.report.json``)
+unchanged, so pseudo-labels never enter validation. With ``--soft`` the split also holds ``probs``: the runs'
+mean class probabilities of each kept clip (sharpened by ``--soft_temperature``), None for labeled clips;
+training then uses them as soft targets. ``--dataset`` must be the labeled split (no pseudo rows): a
+further round passes the stage-2 run as ``--runs`` and the same labeled split. A report (printed and ``<out_dataset>.report.json``)
 gives candidates, skips, agreement and kept clips per class, and with ``--truth`` the accuracy of the
 pseudo-labels, of the VLM and of the model on the pool.
 """
@@ -33,6 +38,12 @@ def build_parser():
     p.add_argument("--min_conf", type=bounded(float, 0, 1), default=0.0, help="smallest mean model probability of the agreed label")
     p.add_argument("--agree", choices=["all", "majority"], default="all", help="how the runs must agree among themselves")
     p.add_argument("--max_per_class", type=bounded(int, 0), default=0, help="keep at most N clips per class, most confident first (0: no cap)")
+    p.add_argument("--balance", choices=["none", "equal", "prior"], default="none",
+                   help="class-balanced selection: equal = at most the rarest class's count per class; prior = "
+                        "proportional to the labeled training classes (most confident first)")
+    p.add_argument("--soft", action="store_true", help="store the runs' mean class probabilities as soft targets (split key 'probs')")
+    p.add_argument("--soft_temperature", type=bounded(float, 0.01), default=1.0,
+                   help="sharpen the soft targets: p^(1/T) renormalised (1: as predicted; < 1: sharper)")
     p.add_argument("--truth", default=None, help="CSV name,discrete of the pool's true labels, for the report only")
     p.add_argument("--strict", action="store_true", help="stop when an unlabeled clip lacks a feature file (default: skip and count)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out_dataset")
@@ -88,6 +99,47 @@ def cap_per_class(keep, label, conf, n_classes, max_per_class):
     return capped
 
 
+def balance_classes(keep, label, conf, n_classes, mode, prior=None):
+    """Class-balanced selection among the kept clips, most confident first.
+
+    ``equal``: each class keeps at most as many as the rarest class that has any; ``prior``: counts
+    proportional to ``prior`` (labeled training counts per class), scaled as far as every class allows."""
+    if mode == "none":
+        return keep
+    avail = np.bincount(label[keep], minlength=n_classes)
+    if not avail.any():
+        return keep
+    if mode == "equal":
+        caps = np.full(n_classes, avail[avail > 0].min())
+    else:
+        prior = np.asarray(prior, dtype=float)
+        share = prior / prior.sum()
+        scale = min(avail[c] / share[c] for c in range(n_classes) if share[c] > 0 and avail[c] > 0)
+        caps = np.floor(scale * share + 1e-9).astype(int)
+    capped = np.zeros_like(keep)
+    for c in range(n_classes):
+        idx = np.flatnonzero(keep & (label == c))
+        capped[idx[np.argsort(-conf[idx], kind="stable")[:caps[c]]]] = True
+    return capped
+
+
+def sharpen(probs, temperature):
+    """Rows of ``probs`` raised to 1/T and renormalised (T = 1: unchanged)."""
+    if temperature == 1:
+        return probs
+    p = np.power(np.clip(probs, 1e-12, None), 1.0 / temperature)
+    return p / p.sum(1, keepdims=True)
+
+
+def check_labeled_split(split, path):
+    """The split to extend must be a labeled one: extending a ``_pl`` split would stack rounds of pseudo-labels."""
+    pseudo = split["train_info"].get("pseudo")
+    n = int(sum(bool(x) for x in pseudo)) if pseudo is not None else 0
+    if n:
+        raise UserError(f"--dataset {path} already holds {n} pseudo-labeled clips; pass the labeled split it was made from "
+                        "(e.g. seed0): a new round relabels the pool with --runs and extends the labeled split")
+
+
 def read_vlm(path, classes):
     """{name: class index} from a parse_vlm_answers.py CSV; labels outside ``classes`` are an error."""
     from toolkit.tables import encode_labels, read_table
@@ -121,8 +173,9 @@ def unlabeled_pool(args, split, meta):
     return pool, in_split, usable, missing
 
 
-def extend_training(train_info, names, emos, vals):
-    """The split's training section plus the kept clips, flagged ``pseudo`` (weights 1 where weights exist)."""
+def extend_training(train_info, names, emos, vals, probs=None):
+    """The split's training section plus the kept clips, flagged ``pseudo`` (weights 1 where weights exist);
+    ``probs`` (lists of floats per kept clip) adds soft targets, None for the labeled rows."""
     train = {k: list(v) for k, v in train_info.items() if v is not None}
     n_train = len(train["names"])
     train["names"] += names
@@ -131,7 +184,19 @@ def extend_training(train_info, names, emos, vals):
     train["pseudo"] = list(train.get("pseudo", [False] * n_train)) + [True] * len(names)
     if "weights" in train:
         train["weights"] = list(train["weights"]) + [1.0] * len(names)
+    if probs is not None:
+        train["probs"] = [None] * n_train + [[float(x) for x in row] for row in probs]
     return train
+
+
+def select_clips(args, split, classes, model_label, conf, vlm_label):
+    """(mask of clips where the runs and the VLM agree, indices of the clips kept by the flags)."""
+    agreed = (model_label >= 0) & (vlm_label >= 0) & (model_label == vlm_label)
+    keep = agreed & (conf >= args.min_conf)
+    keep = cap_per_class(keep, model_label, conf, len(classes), args.max_per_class)
+    prior = [list(split["train_info"]["emos"]).count(c) for c in classes]
+    keep = balance_classes(keep, model_label, conf, len(classes), args.balance, prior)
+    return agreed, np.flatnonzero(keep)
 
 
 def read_truth(path, classes, names):
@@ -154,6 +219,7 @@ def run(args):
     if args.out_dataset == args.dataset:
         raise UserError("--out_dataset must differ from --dataset; the labeled split is kept as it is")
     split = load_split(os.path.join(lst, f"{args.dataset}.npy"))
+    check_labeled_split(split, os.path.join(lst, f"{args.dataset}.npy"))
     device = pick_device(args.device, args.gpu)
     runs = load_runs(args.runs, device)
     meta = runs[0][1]
@@ -169,18 +235,17 @@ def run(args):
     vals = np.mean([o["valence"] for o in outs], axis=0) if has_valence else np.full(len(usable), np.nan)
     vlm_label = np.array([vlm.get(n, -1) for n in usable])
     has_vlm = vlm_label >= 0
-    agreed = (model_label >= 0) & has_vlm & (model_label == vlm_label)
-    keep = agreed & (conf >= args.min_conf)
-    keep = cap_per_class(keep, model_label, conf, len(classes), args.max_per_class)
-    kept = np.flatnonzero(keep)
+    agreed, kept = select_clips(args, split, classes, model_label, conf, vlm_label)
 
+    probs = sharpen(mean_probs[kept], args.soft_temperature) if args.soft else None
     train = extend_training(split["train_info"], [usable[i] for i in kept], [classes[model_label[i]] for i in kept],
-                            [float(vals[i]) for i in kept])
+                            [float(vals[i]) for i in kept], probs)
     n_train = len(split["train_info"]["names"])
 
     report = {
         "runs": list(args.runs), "vlm": args.vlm, "dataset": args.dataset, "out_dataset": args.out_dataset,
-        "settings": {"min_conf": args.min_conf, "agree": args.agree, "max_per_class": args.max_per_class},
+        "settings": {"min_conf": args.min_conf, "agree": args.agree, "max_per_class": args.max_per_class, "balance": args.balance,
+                     "soft": args.soft, "soft_temperature": args.soft_temperature},
         "candidates": len(pool) + len(in_split),
         "skipped": {"already_labeled": len(in_split), "missing_features": n_no_feat, "missing_features_per_feature": missing,
                     "no_vlm_answer": int((~has_vlm).sum()), "runs_disagree": int((model_label < 0).sum())},

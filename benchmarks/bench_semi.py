@@ -1,20 +1,30 @@
-"""Semi-supervised stage on the demo data, seeds 0-4: stage 1 vs stage 2 on consensus pseudo-labels, and
-the VLM's scores as one more expert.
+"""Semi-supervised stage, seeds 0-4: stage 1 vs stage 2 on consensus pseudo-labels, with the options of
+pseudo_label.py (soft targets, class-balanced selection) and several rounds, on two data sets.
 
-    python benchmarks/bench_semi.py [--seeds 0 1 2 3 4]
+    python benchmarks/bench_semi.py --set demo      [--seeds 0 1 2 3 4] [--rounds 2]
+    python benchmarks/bench_semi.py --set demo-alt
 
-For each seed: stage 1 = the default MoE on seed{N}; pseudo-labels on data/demo/unlabeled.csv where stage 1
-and the simulated VLM agree (several thresholds / caps); stage 2 = train.py on seed{N}_pl..., from scratch or
-initialised from stage 1, with several pseudo-label weights. Validation sets are the labeled ones of each
-seed (pseudo-labels never enter them). Prints mean ± std weighted F1 per setting and the pseudo-label,
-VLM and model accuracies on the pool (true labels of the demo's unlabeled clips, used for the report only).
+demo: data/demo (made when missing), splits train_lst/seed{N}.npy, config.DEFAULT_FEATURES.
+demo-alt: preprocess/make_demo_data.py's --structure alt (reversed class prior, four noisier correlated
+features) written to data/demo_alt *with* simulated VLM answers (the CLI writes none for alt; here the
+generator is called with vlm=True), splits in data/demo_alt/train_lst, all four alt-* features.
+
+For each seed: stage 1 = the default MoE on the labeled split; pseudo-labels on the unlabeled pool where
+stage 1 and the simulated VLM agree; stage 2 = train.py from scratch on the labeled split + pseudo-labels,
+once per setting. Rounds: the pool is relabeled with the stage-2 model of the previous round (hard labels)
+and the labeled split is extended again. Validation sets are the labeled ones of each seed. Each seed's
+results go to saved/bench_semi/<set>/results.json as soon as it ends (a rerun skips the seeds there).
+Prints mean ± std weighted F1 per setting and the pseudo-label accuracy (true labels of the pool, used for
+the report only).
 """
 import argparse
 import contextlib
 import io
+import json
 import os
 import subprocess
 import sys
+import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -25,17 +35,15 @@ import config  # noqa: E402
 from benchmarks.demo_inputs import DEMO, ensure_demo  # noqa: E402
 
 OUT = os.path.join(REPO, "saved", "bench_semi")
-VLM_FEATURE = "vlm-scores-UTT"
+ALT = os.path.join(REPO, "data", "demo_alt")
 
-# (label, pseudo_label.py flags, train.py flags for stage 2)
+# (label, pseudo_label.py flags); stage 2 always trains from scratch with the default flags
 SETTINGS = [
-    ("agreed, scratch", [], []),
-    ("agreed, init from stage 1", [], ["--model_pretrain", "{stage1}/best.pth"]),
-    ("agreed, scratch, pseudo_weight 0.3", [], ["--pseudo_weight", "0.3"]),
-    ("agreed, init, pseudo_weight 0.3", [], ["--model_pretrain", "{stage1}/best.pth", "--pseudo_weight", "0.3"]),
-    ("min_conf 0.9, scratch", ["--min_conf", "0.9"], []),
-    ("max_per_class 150, scratch", ["--max_per_class", "150"], []),
-    ("max_per_class 150, init", ["--max_per_class", "150"], ["--model_pretrain", "{stage1}/best.pth"]),
+    ("agreed (hard labels)", []),
+    ("--soft", ["--soft"]),
+    ("--balance equal", ["--balance", "equal"]),
+    ("--balance prior", ["--balance", "prior"]),
+    ("--soft --balance equal", ["--soft", "--balance", "equal"]),
 ]
 
 
@@ -57,54 +65,127 @@ def pseudo(argv):
     return quiet(lambda: pseudo_label.run(pseudo_label.build_parser().parse_args(argv)))
 
 
-def ensure_inputs(seeds):
-    ensure_demo(seeds)
-    subprocess.run([sys.executable, "preprocess/parse_vlm_answers.py", "--answers", os.path.join(DEMO, "vlm_answers"),
-                    "--out", os.path.join(DEMO, "vlm.csv"), "--as_feature", os.path.join(DEMO, "features", VLM_FEATURE),
-                    "--fill", "uniform"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+def parse_vlm(answers, out):
+    subprocess.run([sys.executable, "preprocess/parse_vlm_answers.py", "--answers", answers, "--out", out],
+                   cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+
+
+def make_alt():
+    """data/demo_alt: the alt structure with simulated VLM answers (written once)."""
+    from preprocess import make_demo_data
+
+    if os.path.exists(os.path.join(ALT, make_demo_data.MARKER)):
+        return
+    data = make_demo_data.generate("demo", structure="alt", vlm=True)
+    os.makedirs(os.path.dirname(ALT), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".demo_alt.tmp-", dir=os.path.dirname(ALT))
+    quiet(make_demo_data.write_dataset, data, tmp)
+    os.replace(tmp, ALT)
+
+
+def bench_inputs(name, seeds):
+    """{root, train_lst, feat, vlm, unlabeled, truth} of a benchmark set, made when missing."""
+    if name == "demo":
+        ensure_demo(seeds)
+        root, lst, feats = DEMO, os.path.join(REPO, config.PATH_TO_TRAIN_LST), list(config.DEFAULT_FEATURES)
+    else:
+        from benchmarks.datasets import BenchSet
+        from preprocess import make_demo_data
+
+        make_alt()
+        root, lst = ALT, os.path.join(ALT, "train_lst")
+        utt, _ = make_demo_data.feature_specs("demo", "alt")
+        BenchSet(name, root, os.path.join(root, "labels.csv"), "MER", list(make_demo_data.CLASSES),
+                 {f: (modality, dim) for f, (modality, _, dim, _) in utt.items()}).register()
+        feats = list(utt)
+        for seed in seeds:
+            if not os.path.exists(os.path.join(lst, f"seed{seed}.npy")):
+                subprocess.run([sys.executable, "preprocess/mer2025_base.py", "--label_csv", os.path.join(root, "labels.csv"),
+                                "--seed", str(seed), "--save_root", lst], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    vlm = os.path.join(root, "vlm.csv")
+    if not os.path.exists(vlm):
+        parse_vlm(os.path.join(root, "vlm_answers"), vlm)
+    return {"root": root, "train_lst": lst, "feat": feats, "vlm": vlm, "unlabeled": os.path.join(root, "unlabeled.csv"),
+            "truth": os.path.join(root, "unlabeled_labels.csv")}
+
+
+def run_seed(inputs, seed, rounds, out, extra=()):
+    """{"stage1": f1, "settings": {label: f1}, "pools": {label: pseudo_label report}} of one seed.
+
+    ``extra``: more train.py flags for every run (tests pass a few epochs)."""
+    common = ["--train_lst", inputs["train_lst"], "--feat", ",".join(inputs["feat"]), "--seed", str(seed), *extra]
+    dataset = f"seed{seed}"
+    run1 = os.path.join(out, f"seed{seed}", "stage1")
+    result = {"stage1": train_f1(common + ["--dataset", dataset, "--save_model", "--run_dir", run1]), "settings": {}, "pools": {}}
+
+    def stage2(label, runs, tag, flags, save=False):
+        report = pseudo(["--runs", runs, "--vlm", inputs["vlm"], "--unlabeled", inputs["unlabeled"], "--dataset", dataset,
+                         "--out_dataset", f"bench_semi_{dataset}_{tag}", "--train_lst", inputs["train_lst"], "--truth", inputs["truth"],
+                         "--overwrite", *flags])
+        run_dir = os.path.join(out, f"seed{seed}", f"stage2_{tag}")
+        result["pools"][label] = report
+        result["settings"][label] = train_f1(common + ["--dataset", f"bench_semi_{dataset}_{tag}", "--run_dir", run_dir]
+                                             + (["--save_model"] if save else []))
+        return run_dir
+
+    previous = None
+    for i, (label, flags) in enumerate(SETTINGS):
+        run_dir = stage2(label, run1, f"pl{i}", flags, save=i == 0 and rounds > 1)
+        previous = previous or run_dir
+    for r in range(2, rounds + 1):
+        previous = stage2(f"{r} rounds (hard labels)", previous, f"round{r}", [], save=r < rounds)
+    return result
 
 
 def fmt(values):
     return f"{np.mean(values):.4f} ± {np.std(values):.4f}"
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    opts = p.parse_args()
-    ensure_inputs(opts.seeds)
-    stage1, stage2 = [], {label: [] for label, _, _ in SETTINGS}
-    pools = {label: [] for label, _, _ in SETTINGS}
-    with_vlm = []
-    for seed in opts.seeds:
-        run1 = os.path.join(OUT, f"seed{seed}", "stage1")
-        stage1.append(train_f1(["--dataset", f"seed{seed}", "--seed", str(seed), "--save_model", "--run_dir", run1]))
-        with_vlm.append(train_f1(["--dataset", f"seed{seed}", "--seed", str(seed), "--run_dir", os.path.join(OUT, f"seed{seed}", "with_vlm"),
-                                  "--feat", ",".join(config.DEFAULT_FEATURES + [VLM_FEATURE])]))
-        for i, (label, pl_flags, train_flags) in enumerate(SETTINGS):
-            out_dataset = f"bench_semi_seed{seed}_pl{i}"
-            report = pseudo(["--runs", run1, "--vlm", os.path.join(DEMO, "vlm.csv"), "--unlabeled", os.path.join(DEMO, "unlabeled.csv"),
-                             "--dataset", f"seed{seed}", "--out_dataset", out_dataset, "--truth", os.path.join(DEMO, "unlabeled_labels.csv"),
-                             "--overwrite"] + pl_flags)
-            pools[label].append(report)
-            flags = [f.format(stage1=run1) for f in train_flags]
-            stage2[label].append(train_f1(["--dataset", out_dataset, "--seed", str(seed),
-                                           "--run_dir", os.path.join(OUT, f"seed{seed}", f"stage2_{i}")] + flags))
-        print(f"seed {seed}: stage 1 {stage1[-1]:.4f}; " + ", ".join(f"{lb}: {v[-1]:.4f}" for lb, v in stage2.items()), flush=True)
-
-    print(f"\nvalidation weighted F1, seeds {opts.seeds} (default moe, features {config.DEFAULT_FEATURES})")
-    print("| setting | kept pseudo-labels | pseudo-label acc | weighted F1 | vs stage 1 |\n|---|---:|---:|---|---:|")
-    print(f"| stage 1 (labeled only) | 0 | - | {fmt(stage1)} | - |")
-    for label, values in stage2.items():
-        kept = np.mean([r["kept"] for r in pools[label]])
-        acc = np.mean([r["truth"]["pseudo_label_accuracy"] for r in pools[label]])
-        print(f"| stage 2: {label} | {kept:.0f} | {acc:.4f} | {fmt(values)} | {np.mean(values) - np.mean(stage1):+.4f} |")
-    first = pools[SETTINGS[0][0]]
+def print_table(name, seeds, results, feats):
+    stage1 = [results[s]["stage1"] for s in seeds]
+    labels = list(results[seeds[0]]["settings"])
+    print(f"\n{name}: validation weighted F1, seeds {seeds} (default moe, features {feats}, stage 2 from scratch)")
+    print("| setting | kept pseudo-labels | pseudo-label acc | weighted F1 | vs stage 1 (per-seed difference) | seeds better |\n"
+          "|---|---:|---:|---|---|---:|")
+    print(f"| stage 1 (labeled only) | 0 | - | {fmt(stage1)} | - | - |")
+    for label in labels:
+        values = [results[s]["settings"][label] for s in seeds]
+        pools = [results[s]["pools"][label] for s in seeds]
+        kept = np.mean([r["kept"] for r in pools])
+        acc = np.mean([r["truth"]["pseudo_label_accuracy"] for r in pools])
+        diff = np.subtract(values, stage1)
+        print(f"| stage 2: {label} | {kept:.0f} | {acc:.4f} | {fmt(values)} | {np.mean(diff):+.4f} ± {np.std(diff):.4f} | "
+              f"{int((diff > 0).sum())}/{len(diff)} |")
+    first = [results[s]["pools"][labels[0]] for s in seeds]
     print(f"\naccuracy on the unlabeled pool (mean over seeds): model {np.mean([r['truth']['model_accuracy_on_pool'] for r in first]):.4f}, "
           f"VLM {np.mean([r['truth']['vlm_accuracy_on_pool'] for r in first]):.4f}, "
           f"agreed pseudo-labels {np.mean([r['truth']['pseudo_label_accuracy'] for r in first]):.4f}; "
           f"model/VLM agreement {np.mean([r['model_vlm_agreement'] for r in first]):.4f}")
-    print(f"\nVLM as an expert: default features {fmt(stage1)} -> with {VLM_FEATURE} {fmt(with_vlm)}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--set", choices=["demo", "demo-alt"], default="demo")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--rounds", type=int, default=2, help="rounds of pseudo-labelling (1: stage 2 only)")
+    opts = p.parse_args()
+    from toolkit.io import save_json
+
+    inputs = bench_inputs(opts.set, opts.seeds)
+    out = os.path.join(OUT, opts.set)
+    path = os.path.join(out, "results.json")
+    results = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            results = {int(k): v for k, v in json.load(f).items() if v.get("rounds") == opts.rounds}
+    for seed in opts.seeds:
+        if seed not in results:
+            results[seed] = {**run_seed(inputs, seed, opts.rounds, out), "rounds": opts.rounds}
+            os.makedirs(out, exist_ok=True)
+            save_json(path, results)
+        r = results[seed]
+        print(f"seed {seed}: stage 1 {r['stage1']:.4f}; " + ", ".join(f"{lb}: {v:.4f}" for lb, v in r["settings"].items()), flush=True)
+    print_table(opts.set, opts.seeds, results, inputs["feat"])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Labeled sample sets over packed feature tensors, and batches sliced from them on the device.
 
-A batch is ``{"index", "feats", "present", "labels", "vals", "weights"}``. ``feats[name]`` is what the feature's
+A batch is ``{"index", "feats", "present", "labels", "vals", "weights"}``, plus ``"targets"`` (B, K) class
+probabilities when the split holds soft targets (``probs``, see ``soft_targets``). ``feats[name]`` is what the feature's
 kind gathers (dataloader/kinds.py): a (B, C) tensor for an utterance feature and
 ``Frames(x (B, L, C), valid (B, L) bool)`` for a frame feature, padded to the
 batch's longest clip (at most ``max_frames``; longer clips are sampled uniformly). ``present`` is None when
@@ -32,6 +33,7 @@ class SampleSet:
     weights: torch.Tensor  # (N,) float per-sample loss weight
     present: dict = None  # {feature: (M,) bool tensor} when some clips lack some features, else None
     kinds: dict = None  # {feature: FeatureKind}; None: each found from its packed tensor (``kind_of_packed``)
+    targets: torch.Tensor = None  # (N, K) float target distributions when the split has ``probs``, else None
 
     def __len__(self):
         return len(self.names)
@@ -77,12 +79,44 @@ def encode_labels(emos, classes, split_path, set_key, names):
     return encode_class_labels(emos, classes, f"split file {split_path}: {set_key}", names).tolist()
 
 
+def soft_targets(probs, labels, n_classes, split_path, set_key, names):
+    """(N, K) target distributions: a split's ``probs`` row where it has one, the one-hot label elsewhere.
+
+    ``probs`` (optional in a split section, aligned with ``names``) holds a list of K class probabilities
+    for soft pseudo-labels and None for the other rows; every list is checked here (finite, >= 0, sums
+    to 1, one value per class), so a bad file stops before training with the sample named."""
+    if not isinstance(probs, (list, tuple, np.ndarray)):
+        raise UserError(f"split file {split_path}: '{set_key}' field 'probs' is a {type(probs).__name__}, not a list; "
+                        "rewrite it with pseudo_label.py --soft")
+    if len(probs) != len(names):
+        raise UserError(f"split file {split_path}: '{set_key}' has {len(names)} names but {len(probs)} probs; "
+                        "rewrite it with pseudo_label.py --soft")
+    targets = np.eye(n_classes)[np.maximum(labels, 0)]
+    for i, p in enumerate(probs):
+        if p is None:
+            continue
+        where = f"split file {split_path}: '{set_key}' sample {names[i]}"
+        try:
+            row = np.asarray(p, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise UserError(f"{where}: probs must be a list of {n_classes} numbers or None") from None
+        if row.shape != (n_classes,):
+            raise UserError(f"{where}: probs has {row.size} values, expected {n_classes} (one per class); "
+                            "rewrite it with pseudo_label.py --soft")
+        if not np.isfinite(row).all() or (row < 0).any() or abs(row.sum() - 1) > 1e-3:
+            raise UserError(f"{where}: probs must be finite, >= 0 and sum to 1 (got sum {row.sum():.4g}); "
+                            "rewrite it with pseudo_label.py --soft")
+        targets[i] = row / row.sum()
+    return targets
+
+
 def build_sample_set(info, classes, feats, rows, split_path="<split>", set_key="train_info", pseudo_weight=1.0, present=None,
                      kinds=None):
     """A SampleSet from a split-dict section ``info`` (names, emos[, vals, weights, pseudo]).
 
     Optional per-sample ``weights`` scale the loss; samples flagged in ``pseudo`` (pseudo-labels) are
-    further scaled by ``pseudo_weight``. Splits without these keys are the plain format users exchange."""
+    further scaled by ``pseudo_weight``; optional ``probs`` are soft targets (``soft_targets``). Splits
+    without these keys are the plain format users exchange."""
     names = list(info["names"])
     n = len(names)
     device = next(iter(feats.values())).device
@@ -93,6 +127,10 @@ def build_sample_set(info, classes, feats, rows, split_path="<split>", set_key="
     weights = np.ones(n) if info.get("weights") is None else np.asarray(info["weights"], dtype=np.float64)
     if info.get("pseudo") is not None:
         weights = np.where(np.asarray(info["pseudo"], dtype=bool), weights * pseudo_weight, weights)
+    targets = None
+    if info.get("probs") is not None:
+        targets = soft_targets(info["probs"], np.asarray(labels), len(classes), split_path, set_key, names)
+        targets = torch.as_tensor(targets, dtype=torch.float32, device=device)
     return SampleSet(
         names=names,
         feats=feats,
@@ -102,6 +140,7 @@ def build_sample_set(info, classes, feats, rows, split_path="<split>", set_key="
         weights=torch.as_tensor(weights, dtype=torch.float32, device=device),
         present=present,
         kinds=kinds,
+        targets=targets,
     )
 
 
@@ -120,6 +159,10 @@ def load_split_sets(split_path, specs, classes, device, cache_dir=None, experts=
     # Validate labels before the (possibly slow) feature read.
     encode_labels(train_info["emos"], classes, split_path, "train_info", train_info["names"])
     encode_labels(valid_info["emos"], classes, split_path, "valid_info", valid_info["names"])
+    for key, info in (("train_info", train_info), ("valid_info", valid_info)):
+        if info.get("probs") is not None:
+            labels = encode_labels(info["emos"], classes, split_path, key, info["names"])
+            soft_targets(info["probs"], np.asarray(labels), len(classes), split_path, key, info["names"])
     store = load_store(specs, names, cache_dir, allow_missing, cache_dtype, mmap)
     rows = store.rows
     kinds = {spec.name: spec.kind for spec in specs}
@@ -169,12 +212,13 @@ class DeviceBatches:
         order = order.to(s.rows.device)
         # per-sample columns in epoch order once per epoch: each batch then takes slices (views)
         rows, labels, vals, weights = s.rows[order], s.labels[order], s.vals[order], s.weights[order]
+        targets = None if s.targets is None else s.targets[order]
         for start in range(0, len(s), self.batch_size):
             size = min(self.batch_size, len(s) - start)
             part = self.shard(size)
             mine = slice(start + part.start, start + part.stop)
             batch_rows = rows[mine]
-            yield {
+            batch = {
                 "index": order[mine],
                 "global_size": size,
                 "offset": part.start,
@@ -184,3 +228,6 @@ class DeviceBatches:
                 "vals": vals[mine],
                 "weights": weights[mine],
             }
+            if targets is not None:
+                batch["targets"] = targets[mine]
+            yield batch

@@ -128,7 +128,9 @@ def train_one_epoch(model, batches, optimizer, scheduler, args, ctx, precision):
     for batch in batches:
         with autocast(), global_batch(batch["offset"], batch["global_size"]):  # noise per global sample
             out = model(batch["feats"], batch["present"])
-            loss = core.loss(out, batch["labels"], batch["vals"], batch["weights"], args.val_weight, args.label_smoothing, ctx.total)
+            # soft targets (B, K) where the split has them: cross_entropy then takes -sum p * log_softmax
+            target = batch.get("targets", batch["labels"])
+            loss = core.loss(out, target, batch["vals"], batch["weights"], args.val_weight, args.label_smoothing, ctx.total)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(ctx.scale(loss)).backward()
         scaler.step(optimizer)

@@ -96,3 +96,73 @@ def test_existing_output_is_refused_in_one_line(semi):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "small_pl.npy already exists; pick another --out_dataset or pass --overwrite" in proc.stderr
     assert open(os.path.join(semi["train_lst"], "small_pl.npy"), "rb").read() == before
+
+
+def test_soft_writes_mean_probabilities_that_load_back_and_train(semi):
+    report = run_pl(semi, "--soft")
+    split = load_split(os.path.join(semi["train_lst"], "small_pl.npy"))
+    train_info = split["train_info"]
+    probs = train_info["probs"]
+    assert len(probs) == len(train_info["names"]) and probs[:50] == [None] * 50
+    soft = np.array(probs[50:])
+    assert soft.shape == (report["kept"], 6) and np.allclose(soft.sum(1), 1.0, atol=1e-6) and (soft >= 0).all()
+    assert all(isinstance(x, float) for row in probs[50:] for x in row)  # plain lists of floats
+    # the stored distribution is the run's prediction, and its label is the argmax
+    model, meta = load_run(semi["run"], "cpu")
+    predicted = predict(model, meta, train_info["names"][50:], "cpu")["probs"]
+    assert np.allclose(soft, predicted, atol=1e-5)
+    assert [semi["classes"][i] for i in soft.argmax(1)] == train_info["emos"][50:]
+    sharp = run_pl(semi, "--soft", "--soft_temperature", "0.5", "--overwrite")
+    sharp_probs = np.array(load_split(os.path.join(semi["train_lst"], "small_pl.npy"))["train_info"]["probs"][50:])
+    assert sharp["kept"] == report["kept"] and (sharp_probs.max(1) > soft.max(1) - 1e-9).all()
+    expected = soft ** 2 / (soft ** 2).sum(1, keepdims=True)
+    assert np.allclose(sharp_probs, expected, atol=1e-6)
+    summary = train.run(train.parse_args(semi["argv"] + ["--dataset", "small_pl", "--epochs", "2", "--no_plots",
+                                                         "--run_dir", str(semi["tmp"] / "stage2_soft")]))
+    assert summary["n_train"] == 50 + report["kept"]
+
+
+def test_balance_equal_caps_each_class_at_the_rarest_count():
+    label = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2, 5])
+    conf = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.95, 0.9, 0.3, 0.4, 0.2])
+    keep = np.ones(10, dtype=bool)
+    keep[3] = False  # not a candidate
+    equal = pseudo_label.balance_classes(keep, label, conf, 6, "equal")
+    assert np.flatnonzero(equal).tolist() == [0, 5, 6, 9]  # one per present class (the rarest, class 5, has 1), most confident
+    wide = pseudo_label.balance_classes(keep & (label != 5), label, conf, 6, "equal")
+    assert np.flatnonzero(wide).tolist() == [0, 1, 4, 5, 6, 8]  # rarest is now 2 (class 1)
+    assert pseudo_label.balance_classes(keep, label, conf, 6, "none") is keep
+
+
+def test_balance_prior_follows_the_labeled_class_proportions():
+    label = np.repeat([0, 1, 2], [10, 10, 2])
+    conf = np.linspace(1, 0, 22)
+    keep = np.ones(22, dtype=bool)
+    kept = pseudo_label.balance_classes(keep, label, conf, 3, "prior", prior=[4, 2, 1])
+    assert np.bincount(label[kept], minlength=3).tolist() == [8, 4, 2]  # class 2 (2 clips, share 1/7) sets the scale
+    assert kept[:8].all() and not kept[8:10].any()  # most confident first
+
+
+def test_balance_on_a_real_pool_and_in_the_report(semi):
+    everything = run_pl(semi)
+    equal = run_pl(semi, "--balance", "equal", "--overwrite")
+    counts = [n for n in everything["kept_per_class"].values() if n]
+    assert set(n for n in equal["kept_per_class"].values() if n) <= {min(counts)}
+    assert equal["settings"]["balance"] == "equal" and equal["kept"] <= everything["kept"]
+
+
+def test_a_second_round_relabels_from_the_labeled_split(semi):
+    run_pl(semi)
+    stage2 = str(semi["tmp"] / "stage2")
+    train.run(train.parse_args(semi["argv"] + ["--dataset", "small_pl", "--epochs", "2", "--save_model", "--no_plots", "--run_dir", stage2]))
+    def round2(dataset):
+        argv = pl_argv(semi)
+        argv[argv.index("--runs") + 1], argv[argv.index("--dataset") + 1] = stage2, dataset
+        argv[argv.index("--out_dataset") + 1] = "small_pl2"
+        return pseudo_label.run(pseudo_label.build_parser().parse_args(argv))
+
+    with pytest.raises(UserError, match="small_pl.npy already holds .* pseudo-labeled clips; pass the labeled split"):
+        round2("small_pl")
+    report = round2("small")
+    split = load_split(os.path.join(semi["train_lst"], "small_pl2.npy"))
+    assert split["train_info"]["pseudo"] == [False] * 50 + [True] * report["kept"]

@@ -90,3 +90,17 @@ def test_pseudo_flags_scale_weights_and_never_enter_validation(tiny_project):
                  {"names": p["names"][4:6], "emos": ["sad"] * 2, "pseudo": [True, False]}, "bad2.npy")
     with pytest.raises(UserError, match="valid_info holds pseudo-labeled samples"):
         load(p, bad)
+
+
+def test_soft_targets_are_one_hot_where_a_row_has_no_probs_and_follow_the_batch_order(tiny_project):
+    p = tiny_project
+    soft = [0.5, 0.0, 0.0, 0.5, 0.0, 0.0]
+    path = _write(p, {"names": p["names"][:4], "emos": ["sad", "neutral", "angry", "happy"], "pseudo": [False, True, True, False],
+                      "probs": [None, soft, [0, 0, 1.0, 0, 0, 0], None]}, {"names": p["names"][4:6], "emos": ["sad"] * 2})
+    train, valid = load(p, path)
+    assert valid.targets is None
+    expected = torch.tensor([np.eye(6)[CLASSES.index("sad")].tolist(), soft, np.eye(6)[2].tolist(), np.eye(6)[CLASSES.index("happy")].tolist()])
+    assert torch.allclose(train.targets, expected.float())
+    batches = list(DeviceBatches(train, 3, shuffle=True, seed=5))
+    assert all(torch.equal(b["targets"], expected.float()[b["index"]]) for b in batches)
+    assert "targets" not in next(iter(DeviceBatches(valid, 2)))
