@@ -220,7 +220,7 @@ def across_sets(opts):
         if "moe" in opts.models:
             cross_sets(benches, results, opts, run_root)
         return
-    results = compare(benches, opts.models, opts.folds, opts.epochs, opts.extra)
+    results = compare(benches, opts.models, opts.folds, opts.epochs, opts.extra, opts.run_root)
     print(f"\nbest validation weighted F1 over {opts.folds} stratified folds, at most {opts.epochs} epochs "
           f"({time.time() - start:.0f}s)")
     print(f"| {'set':<9} | {'model':<15} | mean ± std      | s/epoch | per fold |\n"
@@ -258,8 +258,8 @@ def main(argv=None):
     parser.add_argument("--epochs", type=bounded(int, 1), default=100, help="most epochs per fold (with --sets)")
     parser.add_argument("--tune", type=bounded(int, 1), default=None, metavar="N",
                         help="with --sets: also tune each model (N Optuna trials) and train its best setting on the K folds")
-    parser.add_argument("--run_root", default=None, help="with --tune: folder of the runs and results.json "
-                        "(default saved/bench_quality/tuned_sets); one per process when several run at once")
+    parser.add_argument("--run_root", default=None, help="folder of the runs (and with --tune results.json; default "
+                        "saved/bench_quality/sets, with --tune .../tuned_sets); one per process when several run at once")
     parser.add_argument("--tune_folds", type=bounded(int, 2), default=3, help="folds each trial trains (with --tune)")
     parser.add_argument("--tune_epochs", type=bounded(int, 1), default=30, help="most epochs per fold in a trial (with --tune)")
     parser.add_argument("extra", nargs="*", help="extra train.py flags for the neural rows (after --)")

@@ -168,6 +168,7 @@ def main():
     p.add_argument("--set", choices=["demo", "demo-alt"], default="demo")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--rounds", type=int, default=2, help="rounds of pseudo-labelling (1: stage 2 only)")
+    p.add_argument("extra", nargs="*", help="extra train.py flags for every run (after --), e.g. -- --fused_dim 0")
     opts = p.parse_args()
     from toolkit.io import save_json
 
@@ -177,10 +178,10 @@ def main():
     results = {}
     if os.path.exists(path):
         with open(path, encoding="utf-8") as f:
-            results = {int(k): v for k, v in json.load(f).items() if v.get("rounds") == opts.rounds}
+            results = {int(k): v for k, v in json.load(f).items() if v.get("rounds") == opts.rounds and v.get("extra", []) == opts.extra}
     for seed in opts.seeds:
         if seed not in results:
-            results[seed] = {**run_seed(inputs, seed, opts.rounds, out), "rounds": opts.rounds}
+            results[seed] = {**run_seed(inputs, seed, opts.rounds, out, opts.extra), "rounds": opts.rounds, "extra": opts.extra}
             os.makedirs(out, exist_ok=True)
             save_json(path, results)
         r = results[seed]

@@ -86,13 +86,22 @@ def model_hparam_keys(model_name):
 
 
 def load_pretrained(model, path, meta):
+    from models import config_from_checkpoint
     from toolkit.runs import load_checkpoint
 
     ckpt = load_checkpoint(path)
     for key in ("model", "feat_dims", "feat_levels", "classes"):
         if ckpt.get(key) != meta[key]:
             raise UserError(f"--model_pretrain {path}: its {key} {ckpt.get(key)!r} differs from this run's {meta[key]!r}")
-    model.load_state_dict(ckpt["state_dict"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError:  # weights of another shape: name the hyper-parameters that differ
+        saved = dataclasses.asdict(config_from_checkpoint(ckpt["model"], ckpt.get("hparams")))
+        wanted = meta["hparams"]
+        differ = [k for k in saved if k in wanted and saved[k] != wanted[k]]
+        flags = " ".join(f"--{k} {saved[k]}" for k in differ)
+        raise UserError(f"--model_pretrain {path}: its weights do not fit this model; it was trained with {flags or 'other settings'}"
+                        f"{'; pass them too' if differ else ''}") from None
 
 
 def build_model(args, data, device, ctx):

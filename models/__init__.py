@@ -106,8 +106,12 @@ def model_hparams(name):
 
 def config_from_checkpoint(name, hparams):
     """Model ``name``'s config from a checkpoint's ``hparams``: keys the config no longer has are ignored and
-    keys added since the checkpoint was written take the code defaults (what the model did before they existed)."""
-    return make_config(model_config_class(name), dict(hparams or {}), f"checkpoint hparams of '{name}'", strict=False)
+    keys added since the checkpoint was written take their ``legacy`` value where the field has one (what the
+    model did before the field existed), else the code default."""
+    hparams = dict(hparams or {})
+    legacy = {spec.name: spec.metadata["legacy"] for spec in model_hparams(name)
+              if "legacy" in spec.metadata and spec.name not in hparams}
+    return make_config(model_config_class(name), {**legacy, **hparams}, f"checkpoint hparams of '{name}'", strict=False)
 
 
 def create_model(name, feat_dims, num_classes, cfg=None, feat_levels=None):

@@ -21,8 +21,9 @@ from toolkit.errors import UserError, did_you_mean
 
 def hparam(default, help, **rule):
     """A config field with its default, its ``--help`` line and its rule (min, max, min_open, max_open, divides,
-    search)."""
-    unknown = set(rule) - {"min", "max", "min_open", "max_open", "divides", "search"}
+    search). ``legacy``: the value that gives what the model did before the field existed, for checkpoints
+    written then, when it differs from the default."""
+    unknown = set(rule) - {"min", "max", "min_open", "max_open", "divides", "search", "legacy"}
     if unknown:
         raise TypeError(f"unknown rule {', '.join(sorted(unknown))} for a hyper-parameter")
     return dataclasses.field(default=default, metadata={"help": help, **rule})

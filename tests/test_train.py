@@ -73,6 +73,22 @@ def test_pretrained_init_checks_features(tiny_project, tmp_path):
         run_train(tiny_project, "--epochs", "1", "--model_pretrain", ckpt, "--feat", "tiny-text-UTT")
 
 
+def test_pretrained_weights_of_another_shape_name_the_flags(tiny_project, tmp_path):
+    run_train(tiny_project, "--epochs", "1", "--save_model", "--fused_dim", "0", "--run_dir", str(tmp_path / "stage1"))
+    with pytest.raises(UserError, match=r"do not fit this model; it was trained with --fused_dim 0; pass them too"):
+        run_train(tiny_project, "--epochs", "1", "--model_pretrain", str(tmp_path / "stage1" / "best.pth"),
+                  "--run_dir", str(tmp_path / "stage2"))
+
+
+def test_checkpoints_older_than_a_hyper_parameter_rebuild_what_they_trained():
+    """A checkpoint written before ``fused_dim`` existed had a linear fused head: its ``legacy`` value."""
+    from models import config_from_checkpoint, model_defaults
+
+    assert model_defaults("moe")["fused_dim"] == 256
+    assert config_from_checkpoint("moe", {"hidden_dim": 64}).fused_dim == 0
+    assert config_from_checkpoint("moe", {"fused_dim": 128}).fused_dim == 128
+
+
 def test_failed_run_keeps_the_previous_run_dir(tiny_project, tmp_path):
     run_train(tiny_project, "--epochs", "1")
     run_dir = tmp_path / "run"
