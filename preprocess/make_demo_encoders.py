@@ -92,7 +92,7 @@ def _videomae(t, hidden, layers, corpus):
 
 BUILDERS = {"hubert": _audio("hubert"), "wav2vec2": _audio("wav2vec2"), "wavlm": _audio("wavlm"),
             "data2vec-audio": _audio("data2vec-audio"), "whisper": _whisper, "bert": _text("bert"),
-            "roberta": _text("roberta"), "clip": _clip, "dinov2": _vision("dinov2"), "vit": _vision("vit"),
+            "roberta": _text("roberta"), "gpt2": _text("gpt2"), "clip": _clip, "dinov2": _vision("dinov2"), "vit": _vision("vit"),
             "videomae": _videomae}
 DEMO_KINDS = ("hubert", "bert", "vit", "videomae")
 

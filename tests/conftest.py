@@ -101,6 +101,6 @@ def checkpoints(tmp_path_factory):
     from preprocess.make_demo_encoders import build_encoder
 
     root = tmp_path_factory.mktemp("encoders")
-    kinds = ("hubert", "wav2vec2", "wavlm", "data2vec-audio", "whisper", "bert", "roberta", "clip", "dinov2", "vit",
-             "videomae")
+    kinds = ("hubert", "wav2vec2", "wavlm", "data2vec-audio", "whisper", "bert", "roberta", "gpt2", "clip", "dinov2",
+             "vit", "videomae")
     return {kind: build_encoder(kind, str(root / kind), hidden=16, layers=2) for kind in kinds}

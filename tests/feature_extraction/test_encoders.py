@@ -63,7 +63,7 @@ def test_whisper_takes_at_most_30_s_pieces(checkpoints):
         _audio(checkpoints["whisper"], chunk_s=40)
 
 
-@pytest.mark.parametrize("kind", ["bert", "roberta"])
+@pytest.mark.parametrize("kind", ["bert", "roberta", "gpt2"])  # gpt2: a decoder LM
 def test_text_encoders_give_tokens_and_their_mean_or_first(checkpoints, kind):
     ex = encoders.TextEncoder(checkpoints[kind], levels=("FRM", "UTT"))
     out = run(ex, ["我很高兴 I am so happy today", ""])
