@@ -65,8 +65,12 @@ def locate(model):
     try:
         config = transformers.AutoConfig.from_pretrained(model, local_files_only=True)
     except (OSError, ValueError) as exc:
-        where = "" if os.path.isdir(model) else " in the local Hugging Face cache"
-        raise UserError(f"--model {model}: not found{where} ({str(exc).splitlines()[0][:100]}); {hint}") from None
+        if os.path.isdir(model):
+            raise UserError(f"--model {model}: its config.json does not load ({str(exc).splitlines()[0][:100]})") from None
+        from huggingface_hub import constants
+
+        raise UserError(f"--model {model}: not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) and no such "
+                        f"folder; {hint}") from None
     return model, config
 
 
@@ -117,7 +121,7 @@ class HFExtractor(Extractor):
         found = model_kind(self.config.model_type)
         if found != self.kind:
             raise UserError(f"--model {model} is a {self.config.model_type} model ({found}); this extraction needs "
-                            f"a {self.kind} encoder (see extract.py --help for the kinds)")
+                            f"{'an' if self.kind[0] in 'aeiou' else 'a'} {self.kind} encoder (see extract.py --help for the kinds)")
         self.name = name or os.path.basename(os.path.normpath(model)).split("/")[-1]
         self.levels, self.batch_size = tuple(levels), batch_size
         self.device = device or torch.device("cpu")

@@ -131,7 +131,7 @@ def test_a_hub_id_loads_from_the_local_cache_without_network(checkpoints, tmp_pa
 
 
 def test_a_model_of_another_kind_is_refused(checkpoints):
-    with pytest.raises(UserError, match="is a bert model .text.; this extraction needs a audio encoder"):
+    with pytest.raises(UserError, match="is a bert model .text.; this extraction needs an audio encoder"):
         encoders.AudioEncoder(checkpoints["bert"])
     assert encoders.visual_kind(checkpoints["videomae"]) == "video" and encoders.visual_kind(checkpoints["clip"]) == "image"
 
