@@ -17,6 +17,7 @@ from toolkit.errors import UserError
 from toolkit.io import atomic_path
 
 WINDOW_BATCHES = 8  # batches of prepared clips sorted together by length
+WINDOW_BYTES = 512 << 20  # ... or fewer, once the prepared inputs held reach this size (224 px frames are big)
 SHOW_FAILED = 5  # failed clips named in the summary line
 
 
@@ -97,6 +98,15 @@ class ClipStream:
 
 def _keep(item):
     return item
+
+
+def nbytes(prepared):
+    """Memory held by a prepared input: arrays, and lists or tuples of them (audio pieces)."""
+    if isinstance(prepared, np.ndarray):
+        return prepared.nbytes
+    if isinstance(prepared, (list, tuple)):
+        return sum(nbytes(part) for part in prepared)
+    return 0
 
 
 def parse_shard(text, env=os.environ):
@@ -214,7 +224,7 @@ def extract(extractor, clips, out_root, inputs, overwrite=False, shard=(0, 1), w
     todo = pending_clips(clips, extractor, out_root, overwrite, shard, report)
     loader = torch.utils.data.DataLoader(ClipStream(todo, extractor, inputs), batch_size=None, shuffle=False,
                                          num_workers=workers, collate_fn=_keep, prefetch_factor=4 if workers else None)
-    window, size = [], extractor.batch_size * WINDOW_BATCHES
+    window, held, size = [], 0, extractor.batch_size * WINDOW_BATCHES
     bar = tqdm(total=len(todo), unit="clip", desc=extractor.name, disable=not progress or not todo, smoothing=0.1)
     waited = time.perf_counter()
     for i, prepared, reason in loader:
@@ -224,9 +234,10 @@ def extract(extractor, clips, out_root, inputs, overwrite=False, shard=(0, 1), w
             bar.update(1)
         else:
             window.append((i, prepared))
-        if len(window) >= size:
+            held += nbytes(prepared)
+        if len(window) >= size or held >= WINDOW_BYTES:
             _encode_window(extractor, window, todo, out_root, report, bar)
-            window = []
+            window, held = [], 0
         waited = time.perf_counter()
     if window:
         _encode_window(extractor, window, todo, out_root, report, bar)

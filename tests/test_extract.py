@@ -54,6 +54,19 @@ def test_a_second_run_resumes_and_overwrite_redoes(release, checkpoints, capsys)
     assert "8 clips written" in out and os.path.getmtime(os.path.join(folder, "s1.npy")) > stamp - 100
 
 
+def test_a_window_cut_by_memory_gives_the_same_features(release, checkpoints, capsys, monkeypatch):
+    from feature_extraction import runner
+
+    argv = ["--data", release, "--modality", "visual", "--model", checkpoints["vit"], "--workers", "0", "--no_progress"]
+    run_main(extract.main, argv + ["--out", os.path.join(release, "whole")], capsys)
+    monkeypatch.setattr(runner, "WINDOW_BYTES", 1)  # every clip is encoded on its own
+    assert runner.nbytes([(np.zeros(4, np.float32), 4)]) == 16
+    run_main(extract.main, argv + ["--out", os.path.join(release, "cut")], capsys)
+    for name in NAMES:
+        a, b = (np.load(os.path.join(release, out, "vit-UTT", f"{name}.npy")) for out in ("whole", "cut"))
+        assert np.allclose(a, b, atol=1e-5)
+
+
 def test_shards_cover_every_clip_exactly_once(release, checkpoints, capsys):
     written = []
     for k in range(3):
