@@ -119,7 +119,7 @@ def build_inputs(args):
         from feature_extraction.faces import HaarFaces
 
         detector = HaarFaces(size=args.face_size)
-        detector._detector()  # a missing cascade is reported before any clip is read
+        detector.detector()  # a missing cascade is reported before any clip is read
     save_wav = None if args.save_wav is None else (args.save_wav or os.path.join(args.data, "audio"))
     out = os.path.join(args.out or os.path.join(args.data, "features"), ".openface")
     return Inputs(fps=args.fps, faces=args.faces, detector=detector, save_wav=save_wav,

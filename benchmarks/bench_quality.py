@@ -125,9 +125,14 @@ def tune_on_set(bench, lst, model, opts, run_root):
     return best if os.path.isfile(best) else None
 
 
-def model_only(best_yaml, out_path):
+def model_yaml(best_yaml):
+    """Where model_only writes the model part of a best.yaml: best.model.yaml beside it."""
+    return best_yaml.replace(".yaml", ".model.yaml")
+
+
+def model_only(best_yaml):
     """The model and optimiser settings of a best.yaml, without its data (features, split folder, classes),
-    so the setting tuned on one set can be trained on another."""
+    so the setting tuned on one set can be trained on another; written to model_yaml(best_yaml)."""
     import yaml
 
     from toolkit.io import save_text
@@ -135,6 +140,7 @@ def model_only(best_yaml, out_path):
     with open(best_yaml) as f:
         settings = yaml.safe_load(f.read())
     data_keys = {"feat", "train_lst", "emo_rule", "folds", "epochs", "seed", "dataset", "run_dir"}
+    out_path = model_yaml(best_yaml)
     save_text(out_path, yaml.safe_dump({k: v for k, v in settings.items() if k not in data_keys}, sort_keys=False))
     return out_path
 
@@ -158,7 +164,7 @@ def default_and_tuned(benches, models, opts, run_root):
             if key not in done:
                 default = [fold_run(bench, lst, k, model, opts.epochs, list(opts.extra), run_root) for k in range(opts.folds)]
                 best = tune_on_set(bench, lst, model, opts, run_root)
-                config_flag = ["--config", model_only(best, best.replace(".yaml", ".model.yaml"))] if best else []
+                config_flag = ["--config", model_only(best)] if best else []
                 tuned = [fold_run(bench, lst, k, model, opts.epochs, config_flag + list(opts.extra),
                                   os.path.join(run_root, "tuned")) for k in range(opts.folds)] if best else default
                 done[key] = {"default": list(zip(*default)), "tuned": list(zip(*tuned)), "best_yaml": best}
@@ -177,7 +183,7 @@ def cross_sets(benches, results, opts, run_root, model="moe"):
     """The default and each set's tuned ``model`` setting trained on every set: mean F1 over folds, the rank
     of each setting on each set, and the mean rank (the rule for choosing defaults)."""
     settings = {"default": []}
-    settings.update({f"tuned on {b.name}": ["--config", results[f"{b.name}|{model}"]["best_yaml"].replace(".yaml", ".model.yaml")]
+    settings.update({f"tuned on {b.name}": ["--config", model_yaml(results[f"{b.name}|{model}"]["best_yaml"])]
                      for b in benches if results.get(f"{b.name}|{model}", {}).get("best_yaml")})
     table = {}
     for bench in benches:

@@ -8,6 +8,7 @@ array per requested level: ``"UTT"`` → ``(C,)`` and ``"FRM"`` → ``(T, C)``, 
 from dataclasses import dataclass
 
 LEVELS = ("UTT", "FRM")
+SAMPLE_RATE = 16000  # every audio input: 16 kHz mono float32, as the speech encoders expect
 
 # What a clip offers to an extractor (``Extractor.source``):
 #   audio    16 kHz mono float32 waveform, shape (S,)  (from audio/<name>.wav if present, else the video)

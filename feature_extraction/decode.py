@@ -6,10 +6,8 @@ import wave
 
 import numpy as np
 
-from feature_extraction.base import ClipError
+from feature_extraction.base import SAMPLE_RATE, ClipError
 from toolkit.io import atomic_path
-
-SAMPLE_RATE = 16000
 
 
 def _open(path):

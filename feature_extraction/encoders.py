@@ -18,7 +18,7 @@ import re
 
 import numpy as np
 
-from feature_extraction.base import ClipError, Extractor
+from feature_extraction.base import SAMPLE_RATE, ClipError, Extractor
 from toolkit.errors import UserError
 
 AUDIO_TYPES = {"hubert", "wav2vec2", "wav2vec2-conformer", "wav2vec2-bert", "wavlm", "data2vec-audio", "unispeech",
@@ -26,7 +26,6 @@ AUDIO_TYPES = {"hubert", "wav2vec2", "wav2vec2-conformer", "wav2vec2-bert", "wav
 IMAGE_TYPES = {"clip", "chinese_clip", "siglip", "siglip2", "dinov2", "dinov2_with_registers", "vit", "deit", "beit",
                "swin", "swinv2", "convnext", "convnextv2", "dinov3_vit", "clip_vision_model", "siglip_vision_model"}
 VIDEO_TYPES = {"videomae", "vivit", "timesformer", "vjepa2"}
-SAMPLE_RATE = 16000
 HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")  # org/name: looked up in the local Hugging Face cache only
 
 

@@ -18,7 +18,7 @@ class HaarFaces:
     def __getstate__(self):  # the cascade is rebuilt in each worker process
         return {**self.__dict__, "_cascade": None}
 
-    def _detector(self):
+    def detector(self):
         if self._cascade is None:
             import cv2
 
@@ -36,7 +36,7 @@ class HaarFaces:
 
         gray = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
         side = int(self.min_face * min(gray.shape))
-        faces = self._detector().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(side, side))
+        faces = self.detector().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(side, side))
         if len(faces) == 0:
             return None
         return max((tuple(int(v) for v in f) for f in faces), key=lambda f: f[2] * f[3])

@@ -9,10 +9,9 @@ import subprocess
 
 import numpy as np
 
-from feature_extraction.base import LEVELS, ClipError, Extractor
+from feature_extraction.base import LEVELS, SAMPLE_RATE, ClipError, Extractor
 from toolkit.errors import UserError, did_you_mean
 
-SAMPLE_RATE = 16000
 MIN_SECONDS = 0.1  # below this openSMILE's 60 ms pitch window leaves NaN functionals
 
 # openSMILE feature set -> (functionals dim "UTT", low-level descriptors dim "FRM")

@@ -14,7 +14,7 @@ import numpy as np
 from feature_extraction import decode
 from feature_extraction.base import ClipError
 from toolkit.errors import UserError
-from toolkit.io import atomic_path
+from toolkit.io import save_npy
 
 WINDOW_BATCHES = 8  # batches of prepared clips sorted together by length
 WINDOW_BYTES = 512 << 20  # ... or fewer, once the prepared inputs held reach this size (224 px frames are big)
@@ -164,9 +164,7 @@ class Report:
 
 def write_outputs(paths, arrays):
     for level, path in paths.items():
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, arrays[level])
+        save_npy(path, arrays[level])
 
 
 def _encode_window(extractor, window, clips, out_root, report, progress):

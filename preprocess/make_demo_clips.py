@@ -39,19 +39,19 @@ import os
 import shutil
 import sys
 import time
-import wave
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
 import config  # noqa: E402
+from feature_extraction.base import SAMPLE_RATE  # noqa: E402
+from feature_extraction.decode import write_wav  # noqa: E402
 from toolkit.errors import ArgumentParser, UserError, bounded, cli  # noqa: E402
 from toolkit.io import atomic_path, resolve, save_json, save_text  # noqa: E402
 
 CLASSES = config.EMO_RULE["MER"]
 VALENCE_MEAN = {"neutral": 0.0, "angry": -2.6, "happy": 2.8, "sad": -2.9, "worried": -1.6, "surprise": 0.9}
-SR = 16000
 FACE_SIZE = 112
 MARKER = "DEMO_CLIPS.json"
 DEFAULT_OUT = os.path.join("data", "demo_clips")
@@ -258,14 +258,14 @@ def synth_voice(clip):
     f0, loud, spread, slope, rolloff, syllables = VOICE[clip["cues"]["voice"]]
     f0 *= rng.lognormal(0.0, 0.12)
     loud *= rng.lognormal(0.0, 0.25)
-    n = int(round(clip["frames"] / clip["fps"] * SR))
-    t = np.arange(n) / SR
+    n = int(round(clip["frames"] / clip["fps"] * SAMPLE_RATE))
+    t = np.arange(n) / SAMPLE_RATE
     u = t / t[-1]
     wobble = spread * rng.uniform(0.6, 1.4) * np.sin(2 * np.pi * rng.uniform(0.8, 2.0) * t + rng.uniform(0, 6.3))
     contour = f0 * (1.0 + wobble + slope * (u - 0.5) + 0.01 * np.sin(2 * np.pi * 5.5 * t))
-    phase = 2 * np.pi * np.cumsum(contour) / SR
+    phase = 2 * np.pi * np.cumsum(contour) / SAMPLE_RATE
     k = np.arange(1, 25)[:, None]
-    gains = k.astype(np.float64) ** -rolloff * (k * contour.max() < 0.45 * SR)
+    gains = k.astype(np.float64) ** -rolloff * (k * contour.max() < 0.45 * SAMPLE_RATE)
     source = (gains * np.sin(k * phase)).sum(0) / gains.sum()
     rate = syllables * rng.uniform(0.8, 1.2)
     envelope = np.clip(np.sin(2 * np.pi * rate * t + rng.uniform(0, 6.3)), 0.0, None) ** 0.6
@@ -275,17 +275,6 @@ def synth_voice(clip):
     wave_ = loud * (envelope * source + 0.03 * rng.standard_normal(n))
     peak = np.abs(wave_).max()
     return (wave_ * min(1.0, 0.95 / peak)).astype(np.float32)
-
-
-def write_wav(path, samples):
-    """16 kHz mono 16-bit PCM .wav, atomically."""
-    pcm = np.round(np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
-    with atomic_path(path) as tmp:
-        with wave.open(tmp, "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(SR)
-            w.writeframes(pcm.tobytes())
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -310,7 +299,7 @@ def write_video(path, clip, frames, samples):
                 video.bit_rate = 400_000
             audio = None
             if samples is not None:
-                audio = out.add_stream(audio_codec, rate=SR, layout="mono")
+                audio = out.add_stream(audio_codec, rate=SAMPLE_RATE, layout="mono")
             for frame in frames:
                 out.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
             out.mux(video.encode(None))
@@ -328,7 +317,7 @@ def _encode_audio(out, stream, samples):
     frame_size = 1024
     for start in range(0, data.shape[1], frame_size):
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data[:, start:start + frame_size]), format=fmt, layout="mono")
-        frame.sample_rate, frame.pts = SR, start
+        frame.sample_rate, frame.pts = SAMPLE_RATE, start
         out.mux(stream.encode(frame))
     out.mux(stream.encode(None))
 

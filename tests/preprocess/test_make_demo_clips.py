@@ -89,7 +89,7 @@ def test_media_decode_with_audio(clips):
         frames, audio = decode(video_path(out, clip))
         assert len(frames) == clip["frames"] and frames.shape[1:] == (120, 160, 3)
         if clip["audio"]:
-            assert len(audio) >= script.SR and np.abs(audio).max() > 0.01
+            assert len(audio) >= script.SAMPLE_RATE and np.abs(audio).max() > 0.01
         else:
             assert audio is None
         with wave.open(str(out / "audio" / f"{clip['name']}.wav")) as w:
@@ -150,8 +150,8 @@ def pitch(samples):
     f0 = []
     for w in loud:
         ac = np.correlate(w - w.mean(), w - w.mean(), "full")[win - 1:]
-        lo, hi = script.SR // 400, script.SR // 70
-        f0.append(script.SR / (lo + np.argmax(ac[lo:hi])))
+        lo, hi = script.SAMPLE_RATE // 400, script.SAMPLE_RATE // 70
+        f0.append(script.SAMPLE_RATE / (lo + np.argmax(ac[lo:hi])))
     return np.median(f0)
 
 
