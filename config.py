@@ -14,8 +14,15 @@ README.md, "Frame-level features"). An optional third field says the level expli
     "openface-AU-mean": [35, "<folder>", {"columns": "-35:", "pool": "mean"}]  # frames averaged into a vector
 
 ``dim`` is the number of columns after the selection.
-``python preprocess/check_feat_dim.py --root DIR --emit-config >> config.py`` appends entries for every folder
-under DIR (its output is Python: ``FEAT_*_DICT.update({...})`` blocks).
+
+A data set can instead carry its features as data: ``DIR/features.yaml`` (written by extract.py and by
+``python preprocess/check_feat_dim.py --root DIR --manifest --modality NAME=A|V|T ...``) lists each folder's
+name, dim, modality and level. Include it with one line below (``--emit-config >> config.py`` appends it), or
+pass ``--manifests DIR/features.yaml`` to train.py. A name registered twice (here and in a manifest, or in two
+manifests) is an error: registering a second data set never re-points the first one's features.
+
+This file is read once by each script (dataloader/registry.py) into a registry that is passed down; set the
+environment variable MER_CONFIG to read another file of this form instead (one per data set, say).
 Relative paths are resolved against the directory of this file, not the working directory.
 """
 import os
@@ -69,6 +76,9 @@ FEAT_TEXT_DICT = {
     "chinese-roberta-wwm-ext-large-UTT": [1024, os.path.join(MER_SCALE_FEATURES, "chinese-roberta-wwm-ext-large-UTT")],
     "tiny-bert-UTT": [64, os.path.join(DEMO_CLIPS_FEATURES, "tiny-bert-UTT")],
 }
+
+# Feature manifests (features.yaml) whose features are registered too, e.g. "data/mine/features/features.yaml".
+FEATURE_MANIFESTS = []
 
 # Features `train.py` uses when --feat is not given: the demo's strongest feature per modality plus the VLM.
 DEFAULT_FEATURES = ["demo-clip-UTT", "demo-hubert-UTT", "demo-roberta-UTT", "demo-internvl-UTT"]

@@ -7,8 +7,7 @@ extra prediction rows are allowed (only a hidden subset of the candidates is sco
 With --out, metrics.json and confusion.png are written there.
 """
 
-import config
-from toolkit.errors import ArgumentParser, UserError, cli
+from toolkit.errors import ArgumentParser, cli
 
 
 def build_parser():
@@ -25,9 +24,9 @@ def run(args):
     from toolkit.metrics import emotion_metrics, format_report, save_report
     from toolkit.tables import encode_labels, index_of, read_table
 
-    if args.emo_rule not in config.EMO_RULE:
-        raise UserError(f"--emo_rule {args.emo_rule!r} is not in config.EMO_RULE; known: {', '.join(config.EMO_RULE)}")
-    classes = list(config.EMO_RULE[args.emo_rule])
+    from dataloader.registry import Registry
+
+    classes = Registry.from_config().classes(args.emo_rule)
     truth = read_table(args.truth, "truth CSV", ("name", "discrete"))
     pred = read_table(args.pred, "prediction CSV", ("name", "discrete"))
     rows = index_of(pred["name"].tolist(), truth["name"].tolist(), "truth clips", f"prediction CSV {args.pred}")

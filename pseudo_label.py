@@ -23,8 +23,9 @@ import os
 
 import numpy as np
 
-import config
+from toolkit.device import add_device_flags
 from toolkit.errors import ArgumentParser, UserError, bounded, cli, dataset_name
+from toolkit.io import TRAIN_KEY, VALID_KEY
 
 
 def build_parser():
@@ -34,7 +35,7 @@ def build_parser():
     p.add_argument("--unlabeled", required=True, help="CSV with column 'name': the unlabeled pool")
     p.add_argument("--dataset", required=True, help="labeled split dict <train_lst>/<dataset>.npy to extend")
     p.add_argument("--out_dataset", required=True, type=dataset_name, help="name of the new split dict (e.g. seed0_pl), written beside --dataset")
-    p.add_argument("--train_lst", default=config.PATH_TO_TRAIN_LST, help="folder of split dicts")
+    p.add_argument("--train_lst", default=None, help="folder of split dicts (default: config.PATH_TO_TRAIN_LST)")
     p.add_argument("--min_conf", type=bounded(float, 0, 1), default=0.0, help="smallest mean model probability of the agreed label")
     p.add_argument("--agree", choices=["all", "majority"], default="all", help="how the runs must agree among themselves")
     p.add_argument("--max_per_class", type=bounded(int, 0), default=0, help="keep at most N clips per class, most confident first (0: no cap)")
@@ -47,22 +48,21 @@ def build_parser():
     p.add_argument("--truth", default=None, help="CSV name,discrete of the pool's true labels, for the report only")
     p.add_argument("--strict", action="store_true", help="stop when an unlabeled clip lacks a feature file (default: skip and count)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out_dataset")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: cuda when present")
-    p.add_argument("--gpu", type=bounded(int, 0), default=0, help="CUDA device index")
     p.add_argument("--batch_size", type=bounded(int, 1), default=4096, help="clips per forward pass (results do not depend on it)")
-    p.add_argument("--cache_dir", default=config.PATH_TO_CACHE, help="packed feature cache; 'none' disables it")
+    p.add_argument("--cache_dir", default=None, help="packed feature cache; 'none' disables it (default: config.PATH_TO_CACHE)")
+    p.add_argument("--manifests", default="", help="feature manifests (features.yaml, comma-separated) to register besides config.py's")
+    add_device_flags(p)
     return p
 
 
-def clips_with_features(names, features):
+def clips_with_features(names, features, registry):
     """(names that have a file for every feature, {feature: count of names without its file}).
 
     One directory listing per feature folder: an unlabeled pool (MER-SEMI: ~125k clips) would otherwise
     cost one stat per clip and feature here, before the feature store stats the files it reads."""
-    from dataloader import lookup_features
     from dataloader.feature_store import require_folder
 
-    specs = lookup_features(features)
+    specs = registry.lookup(features)
     has_all = np.ones(len(names), dtype=bool)
     missing = {}
     for spec in specs:
@@ -133,7 +133,7 @@ def sharpen(probs, temperature):
 
 def check_labeled_split(split, path):
     """The split to extend must be a labeled one: extending a ``_pl`` split would stack rounds of pseudo-labels."""
-    pseudo = split["train_info"].get("pseudo")
+    pseudo = split[TRAIN_KEY].get("pseudo")
     n = int(sum(bool(x) for x in pseudo)) if pseudo is not None else 0
     if n:
         raise UserError(f"--dataset {path} already holds {n} pseudo-labeled clips; pass the labeled split it was made from "
@@ -154,16 +154,16 @@ def accuracy(pred, truth):
     return float((pred[ok] == truth[ok]).mean()) if ok.any() else None
 
 
-def unlabeled_pool(args, split, meta):
+def unlabeled_pool(args, split, meta, registry):
     """(pool: unlabeled clips not in the split, clips of --unlabeled already in the split, the pool's clips with
     every feature file of the runs, {feature: clips lacking it})."""
     from toolkit.tables import read_table
 
     pool = read_table(args.unlabeled, "unlabeled CSV")["name"].tolist()
-    labeled = set(split["train_info"]["names"]) | set(split["valid_info"]["names"])
+    labeled = set(split[TRAIN_KEY]["names"]) | set(split[VALID_KEY]["names"])
     in_split = [n for n in pool if n in labeled]
     pool = [n for n in pool if n not in labeled]
-    usable, missing = clips_with_features(pool, meta["features"])
+    usable, missing = clips_with_features(pool, meta["features"], registry)
     if len(usable) < len(pool) and args.strict:
         worst = max(missing, key=missing.get)
         raise UserError(f"{len(pool) - len(usable)} unlabeled clips lack feature files ({worst}: {missing[worst]}); "
@@ -194,7 +194,7 @@ def select_clips(args, split, classes, model_label, conf, vlm_label):
     agreed = (model_label >= 0) & (vlm_label >= 0) & (model_label == vlm_label)
     keep = agreed & (conf >= args.min_conf)
     keep = cap_per_class(keep, model_label, conf, len(classes), args.max_per_class)
-    prior = [list(split["train_info"]["emos"]).count(c) for c in classes]
+    prior = [list(split[TRAIN_KEY]["emos"]).count(c) for c in classes]
     keep = balance_classes(keep, model_label, conf, len(classes), args.balance, prior)
     return agreed, np.flatnonzero(keep)
 
@@ -208,28 +208,39 @@ def read_truth(path, classes, names):
     return np.array([truth.get(n, -1) for n in names])
 
 
-def run(args):
-    from toolkit.device import pick_device
-    from toolkit.io import load_split, resolve, save_json, save_split
-    from inference.predict import load_inputs, load_runs, predict
-    lst = resolve(args.train_lst)
-    out_path = os.path.join(lst, f"{args.out_dataset}.npy")
+def labeled_split(args, lst):
+    """(the labeled split dict to extend, the path of the new one); refuses an existing output or the same name."""
+    from toolkit.io import load_split, split_path
+
+    out_path = split_path(lst, args.out_dataset)
     if os.path.exists(out_path) and not args.overwrite:
         raise UserError(f"{out_path} already exists; pick another --out_dataset or pass --overwrite")
     if args.out_dataset == args.dataset:
         raise UserError("--out_dataset must differ from --dataset; the labeled split is kept as it is")
-    split = load_split(os.path.join(lst, f"{args.dataset}.npy"))
-    check_labeled_split(split, os.path.join(lst, f"{args.dataset}.npy"))
+    split = load_split(split_path(lst, args.dataset))
+    check_labeled_split(split, split_path(lst, args.dataset))
+    return split, out_path
+
+
+def run(args):
+    from dataloader.registry import Registry
+    from inference.predict import load_inputs, load_runs, predict
+    from toolkit.device import pick_device
+    from toolkit.io import save_json, save_split
+
+    registry = Registry.from_config(manifests=[m for m in args.manifests.split(",") if m])
+    lst = args.train_lst or registry.train_lst
+    split, out_path = labeled_split(args, lst)
     device = pick_device(args.device, args.gpu)
     runs = load_runs(args.runs, device)
     meta = runs[0][1]
     classes = meta["classes"]
     vlm = read_vlm(args.vlm, classes)
 
-    pool, in_split, usable, missing = unlabeled_pool(args, split, meta)
+    pool, in_split, usable, missing = unlabeled_pool(args, split, meta, registry)
     n_no_feat = len(pool) - len(usable)
-    inputs = load_inputs(meta, usable, args.cache_dir)
-    outs = [predict(model, m, usable, device, args.batch_size, inputs=inputs, progress=True) for model, m in runs]
+    inputs = load_inputs(meta, usable, registry, args.cache_dir)
+    outs = [predict(model, m, usable, device, batch_size=args.batch_size, inputs=inputs, progress=True) for model, m in runs]
     model_label, conf, mean_probs = model_consensus([o["probs"] for o in outs], args.agree)
     has_valence = all(o["valence"] is not None for o in outs)
     vals = np.mean([o["valence"] for o in outs], axis=0) if has_valence else np.full(len(usable), np.nan)
@@ -238,9 +249,9 @@ def run(args):
     agreed, kept = select_clips(args, split, classes, model_label, conf, vlm_label)
 
     probs = sharpen(mean_probs[kept], args.soft_temperature) if args.soft else None
-    train = extend_training(split["train_info"], [usable[i] for i in kept], [classes[model_label[i]] for i in kept],
+    train = extend_training(split[TRAIN_KEY], [usable[i] for i in kept], [classes[model_label[i]] for i in kept],
                             [float(vals[i]) for i in kept], probs)
-    n_train = len(split["train_info"]["names"])
+    n_train = len(split[TRAIN_KEY]["names"])
 
     report = {
         "runs": list(args.runs), "vlm": args.vlm, "dataset": args.dataset, "out_dataset": args.out_dataset,
@@ -263,7 +274,7 @@ def run(args):
             "vlm_accuracy_on_pool": accuracy(vlm_label[has_vlm], truth[has_vlm]),
             "clips_with_truth": int((truth >= 0).sum()),
         }
-    save_split(out_path, train, split["valid_info"])
+    save_split(out_path, train, split[VALID_KEY])
     report_path = os.path.join(lst, f"{args.out_dataset}.report.json")
     save_json(report_path, report)
     print_report(report, out_path, report_path)

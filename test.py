@@ -12,21 +12,21 @@ files with those experts masked (other runs refuse them), and frame features use
 """
 import os
 
-import config
+from toolkit.device import add_device_flags
 from toolkit.errors import ArgumentParser, UserError, bounded, cli
 
 
 def build_parser():
     p = ArgumentParser(description=__doc__)
     runs = p.add_mutually_exclusive_group(required=True)
-    runs.add_argument("--run", help="run directory written by train.py --save_model (holds best.pth)")
+    runs.add_argument("--run", help="run directory written by train.py --save_model (holds the checkpoint)")
     runs.add_argument("--fold_runs", nargs="+", metavar="RUN", help="run directories whose probabilities are averaged")
     p.add_argument("--names", required=True, help="CSV with column 'name' (optional 'discrete' labels are scored)")
     p.add_argument("--out", required=True, help="output folder for preds.npz, preds.csv (and metrics.json, confusion.png)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: cuda when present")
-    p.add_argument("--gpu", type=bounded(int, 0), default=0, help="CUDA device index")
+    add_device_flags(p)
     p.add_argument("--batch_size", type=bounded(int, 1), default=1024, help="clips per forward pass (results do not depend on it)")
-    p.add_argument("--cache_dir", default=config.PATH_TO_CACHE, help="packed feature cache; 'none' disables it")
+    p.add_argument("--cache_dir", default=None, help="packed feature cache; 'none' disables it (default: config.PATH_TO_CACHE)")
+    p.add_argument("--manifests", default="", help="feature manifests (features.yaml, comma-separated) to register besides config.py's")
     p.add_argument("--no_progress", action="store_true", help="no tqdm bar")
     return p
 
@@ -35,6 +35,7 @@ def run(args):
     """Predict, write the outputs and return (predictions dict, metrics or None)."""
     import pandas as pd
 
+    from dataloader.registry import Registry
     from toolkit.device import pick_device
     from toolkit.io import save_text
     from toolkit.metrics import emotion_metrics, format_report, save_report
@@ -52,7 +53,8 @@ def run(args):
         labels = encode_labels(table["discrete"], classes, f"names CSV {args.names}, column 'discrete'")
     names = table["name"].tolist()
 
-    preds = predict_runs(runs, names, device, args.batch_size, args.cache_dir, progress=not args.no_progress)
+    registry = Registry.from_config(manifests=[m for m in args.manifests.split(",") if m])
+    preds = predict_runs(runs, names, device, registry, args.batch_size, args.cache_dir, progress=not args.no_progress)
     pred_ids = preds["probs"].argmax(1)
     csv = pd.DataFrame({"name": names, "discrete": [classes[i] for i in pred_ids]})
     if preds["valence"] is not None:

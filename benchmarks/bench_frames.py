@@ -3,7 +3,7 @@
     python benchmarks/bench_frames.py [--seeds 0 1 2 3 4] [--parts a b c] [--fresh] [-- extra train.py flags]
 
 (a) demo-au-FRM alone: the temporal expert vs the same frames mean-pooled into a 17-d vector
-    (config entry with {"pool": "mean"}) fed to an utterance expert.
+    (a registry entry with {"pool": "mean"}) fed to an utterance expert.
 (b) the default MoE (4 utterance features) with and without the demo-au-FRM expert.
 (c) data/demo_missing (make_demo_data.py --missing_rate 0.2: 20% of the clips lose their files per modality),
     default features: --allow_missing, --allow_missing --expert_dropout 0.2, and "drop incomplete clips"
@@ -26,72 +26,73 @@ sys.path.insert(0, REPO)
 
 import numpy as np  # noqa: E402
 
-import config  # noqa: E402
+from benchmarks.demo_inputs import DEMO, ensure_demo  # noqa: E402
+from toolkit.io import TRAIN_KEY, VALID_KEY, resolve, split_path  # noqa: E402
 
-DEMO = os.path.join(REPO, "data", "demo")
 MISSING = os.path.join(REPO, "data", "demo_missing")
 OUT = os.path.join(REPO, "saved", "bench_frames")
-MISSING_LST = os.path.join(REPO, config.PATH_TO_TRAIN_LST, "demo_missing")
 AU = "demo-au-FRM"
 AU_MEAN = "demo-au-mean-UTT"
 MISSING_RATE = 0.2
-DEFAULT = list(config.DEFAULT_FEATURES)
 
 
-def sh(*argv):
-    subprocess.run([sys.executable, *argv], cwd=REPO, check=True)
-
-
-def ensure_data(seeds):
+def ensure_data(seeds, registry):
     if not os.path.isdir(os.path.join(DEMO, "features", AU)):
-        sh("preprocess/make_demo_data.py")
-    for seed in seeds:
-        if not os.path.exists(os.path.join(REPO, config.PATH_TO_TRAIN_LST, f"seed{seed}.npy")):
-            sh("preprocess/mer2025_base.py", "--label_csv", os.path.join(DEMO, "labels.csv"), "--seed", str(seed))
+        subprocess.run([sys.executable, "preprocess/make_demo_data.py"], cwd=REPO, check=True)
+    ensure_demo(seeds, registry)
     marker = os.path.join(MISSING, "DEMO_DATA.json")
     if not os.path.exists(marker) or json.load(open(marker)).get("missing_rate") != MISSING_RATE:
-        sh("preprocess/make_demo_data.py", "--out", MISSING, "--missing_rate", str(MISSING_RATE), "--no_vlm")
+        subprocess.run([sys.executable, "preprocess/make_demo_data.py", "--out", MISSING, "--missing_rate", str(MISSING_RATE),
+                        "--no_vlm"], cwd=REPO, check=True)
 
 
-def register():
-    """In-process config entries: the mean-pooled AU vector and the demo_missing copies of the default features."""
-    folder = config.FEAT_VIDEO_DICT[AU][1]
-    config.FEAT_VIDEO_DICT[AU_MEAN] = [17, folder, {"pool": "mean"}]
-    dicts = {"video": config.FEAT_VIDEO_DICT, "audio": config.FEAT_AUDIO_DICT, "text": config.FEAT_TEXT_DICT}
-    for table in dicts.values():
-        for name in [n for n in table if n in DEFAULT]:
-            table[f"miss-{name}"] = [table[name][0], os.path.join(MISSING, "features", name)]
+def frames_registry():
+    """config.py's registry plus this benchmark's entries: the mean-pooled AU vector and ``miss-<name>``, the
+    demo_missing copies of the default features."""
+    import dataclasses
+
+    from dataloader.feature_store import parse_entry
+    from dataloader.registry import Registry
+
+    registry = Registry.from_config()
+    au = registry.lookup([AU])[0]
+    mean = parse_entry(AU_MEAN, [au.dim, au.folder, {"pool": "mean"}], au.modality, f"bench_frames {AU_MEAN}")
+    missing = [dataclasses.replace(spec, name=f"miss-{spec.name}", folder=os.path.join(MISSING, "features", spec.name))
+               for spec in registry.lookup(list(registry.default_features))]
+    return registry.with_features([mean, *missing], source="benchmarks/bench_frames.py")
 
 
-def missing_splits(seed):
+def missing_lst(registry):
+    return os.path.join(resolve(registry.train_lst), "demo_missing")
+
+
+def missing_splits(registry, seed):
     """The seed's split (same clip names as data/demo) and its complete-clip variant, in their own folder."""
     from toolkit.io import load_split, save_split
 
-    split = load_split(os.path.join(REPO, config.PATH_TO_TRAIN_LST, f"seed{seed}.npy"))
-    full = os.path.join(MISSING_LST, f"seed{seed}.npy")
-    save_split(full, split["train_info"], split["valid_info"])
-    tr = split["train_info"]
-    folders = [os.path.join(MISSING, "features", f) for f in DEFAULT]
+    split = load_split(split_path(registry.train_lst, f"seed{seed}"))
+    save_split(split_path(missing_lst(registry), f"seed{seed}"), split[TRAIN_KEY], split[VALID_KEY])
+    tr = split[TRAIN_KEY]
+    folders = [os.path.join(MISSING, "features", f) for f in registry.default_features]
     keep = [i for i, n in enumerate(tr["names"]) if all(os.path.exists(os.path.join(f, n + ".npy")) for f in folders)]
     complete = {k: [v[i] for i in keep] for k, v in tr.items() if v is not None}
-    save_split(os.path.join(MISSING_LST, f"complete_seed{seed}.npy"), complete, split["valid_info"])
+    save_split(split_path(missing_lst(registry), f"complete_seed{seed}"), complete, split[VALID_KEY])
     return len(tr["names"]), len(keep)
 
 
-def train_f1(row, seed, feats, extra, fresh, dataset=None, train_lst=None):
+def train_f1(registry, row, seed, settings, extra, fresh):
+    """Best valid F1 of one run: ``settings`` (TrainConfig fields) under the user's train.py flags ``extra``;
+    a finished run of the row and seed is reused unless ``fresh``."""
     import engine
-    import train
+    from engine.flags import parse_config
 
     run_dir = os.path.join(OUT, row, f"seed{seed}")
     path = os.path.join(run_dir, "summary.json")
     if os.path.exists(path) and not fresh:
         print(f"reusing the finished run {run_dir} (--fresh retrains it)", flush=True)
         return json.load(open(path))["f1"]
-    argv = ["--dataset", dataset or f"seed{seed}", "--seed", str(seed), "--feat", ",".join(feats),
-            "--run_dir", run_dir, "--no_plots", "--no_progress"] + extra
-    if train_lst:
-        argv += ["--train_lst", train_lst]
-    return engine.run(train.parse_args(argv)).best_f1
+    settings = {"dataset": f"seed{seed}", "seed": seed, "run_dir": run_dir, "no_plots": True, "no_progress": True, **settings}
+    return engine.run(parse_config(list(extra), under=settings), registry).best_f1
 
 
 def row(label, scores):
@@ -105,14 +106,16 @@ def main():
     parser.add_argument("--fresh", action="store_true", help="retrain runs that already have a summary.json")
     parser.add_argument("extra", nargs="*", help="extra train.py flags for every run (after --)")
     opts = parser.parse_args()
-    ensure_data(opts.seeds)
-    register()
+    registry = frames_registry()
+    ensure_data(opts.seeds, registry)
     start = time.time()
     lines = ["| row | weighted F1 (mean ± std) | per seed |", "| --- | --- | --- |"]
+    default = list(registry.default_features)
 
-    def add(label, key, feats, extra=(), **kw):
-        scores = [train_f1(key, s, feats, list(extra) + opts.extra, opts.fresh, **{k: (v(s) if callable(v) else v) for k, v in kw.items()})
-                  for s in opts.seeds]
+    def add(label, key, feats, **settings):
+        """One row: ``settings`` (TrainConfig fields; a callable value is called with the seed)."""
+        scores = [train_f1(registry, key, s, {"feat": feats, **{k: (v(s) if callable(v) else v) for k, v in settings.items()}},
+                           opts.extra, opts.fresh) for s in opts.seeds]
         lines.append(row(label, scores))
         print(lines[-1], flush=True)
 
@@ -122,18 +125,17 @@ def main():
         add("demo-au-FRM mean-pooled → utterance expert", "a_mean", [AU_MEAN])
     if "b" in opts.parts:
         lines.append("| **(b) MoE, default features** | | |")
-        add(f"moe, {len(DEFAULT)} default features", "b_without", DEFAULT)
-        add(f"moe, {len(DEFAULT)} default features + demo-au-FRM", "b_with", DEFAULT + [AU])
+        add(f"moe, {len(default)} default features", "b_without", default)
+        add(f"moe, {len(default)} default features + demo-au-FRM", "b_with", default + [AU])
     if "c" in opts.parts:
-        counts = [missing_splits(s) for s in opts.seeds]
+        counts = [missing_splits(registry, s) for s in opts.seeds]
         lines.append(f"| **(c) {MISSING_RATE:.0%} files missing per modality, default features; all validation clips** | | |")
-        miss = [f"miss-{f}" for f in DEFAULT]
-        add("--allow_missing", "c_allow", miss, ["--allow_missing"], dataset=lambda s: f"seed{s}", train_lst=MISSING_LST)
-        add("--allow_missing --expert_dropout 0.2", "c_allow_drop", miss, ["--allow_missing", "--expert_dropout", "0.2"],
-            dataset=lambda s: f"seed{s}", train_lst=MISSING_LST)
+        miss, masked = [f"miss-{f}" for f in default], {"allow_missing": True, "train_lst": missing_lst(registry)}
+        add("--allow_missing", "c_allow", miss, **masked)
+        add("--allow_missing --expert_dropout 0.2", "c_allow_drop", miss, **masked, hparams={"expert_dropout": 0.2})
         kept = ", ".join(f"{k}/{n}" for n, k in counts)
-        add(f"train on complete clips only ({kept} kept), masked at validation", "c_complete", miss, ["--allow_missing"],
-            dataset=lambda s: f"complete_seed{s}", train_lst=MISSING_LST)
+        add(f"train on complete clips only ({kept} kept), masked at validation", "c_complete", miss, **masked,
+            dataset=lambda s: f"complete_seed{s}")
     extra = " ".join(opts.extra) or "none"
     lines.append(f"\nseeds {opts.seeds}; extra train.py flags: {extra}; {time.time() - start:.0f} s")
     text = "\n".join(lines)

@@ -21,8 +21,6 @@ Rows: the default `moe` on the default features, `auto_attention` on the same fe
 feature alone (default `moe` with one expert), and a standardised scikit-learn logistic regression on all
 default features concatenated (C chosen by 3-fold CV on the training part), the simplest strong baseline.
 """
-import contextlib
-import io
 import os
 import sys
 import time
@@ -32,36 +30,44 @@ sys.path.insert(0, REPO)
 
 import numpy as np  # noqa: E402
 
-import config  # noqa: E402
 from benchmarks.demo_inputs import ensure_demo  # noqa: E402
 from toolkit.errors import ArgumentParser, bounded, cli  # noqa: E402
+from toolkit.io import TRAIN_KEY, VALID_KEY  # noqa: E402
 
-DEMO_FEATURES = [n for d in (config.FEAT_VIDEO_DICT, config.FEAT_AUDIO_DICT, config.FEAT_TEXT_DICT) for n in d if n.startswith("demo-")]
+
+def demo_features(registry):
+    """Every registered demo feature (config.py's ``demo-*`` names), in registration order."""
+    return [name for name in registry.features if name.startswith("demo-")]
 
 
-def train_f1(seed, feats, extra, model="moe"):
+def run_config(settings, extra):
+    """The TrainConfig of one run: the benchmark's ``settings`` (TrainConfig fields; the model's under
+    "hparams"), under the user's train.py flags ``extra`` (given after --)."""
+    from engine.flags import parse_config
+
+    return parse_config(list(extra), under=settings)
+
+
+def train_f1(registry, seed, feats, extra, model="moe"):
     import engine
-    import train
 
-    argv = ["--dataset", f"seed{seed}", "--seed", str(seed), "--model", model, "--feat", ",".join(feats),
-            "--run_dir", os.path.join(REPO, "saved", "bench_quality", model, "+".join(feats), f"seed{seed}"),
-            "--no_plots", "--no_progress"] + extra
-    return engine.run(train.parse_args(argv)).best_f1
+    settings = {"dataset": f"seed{seed}", "seed": seed, "model": model, "feat": list(feats), "no_plots": True, "no_progress": True,
+                "run_dir": os.path.join(REPO, "saved", "bench_quality", model, "+".join(feats), f"seed{seed}")}
+    return engine.run(run_config(settings, extra), registry).best_f1
 
 
-def logreg_f1(seed, feats):
+def logreg_f1(registry, seed, feats):
     from sklearn.linear_model import LogisticRegressionCV
     from sklearn.metrics import f1_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from dataloader import lookup_features
     from dataloader.feature_store import load_features
-    from toolkit.io import load_split, resolve
+    from toolkit.io import cache_folder, load_split, split_path
 
-    split = load_split(os.path.join(resolve(config.PATH_TO_TRAIN_LST), f"seed{seed}.npy"))
-    tr, va = split["train_info"], split["valid_info"]
-    arrays, rows = load_features(lookup_features(feats), tr["names"] + va["names"], resolve(config.PATH_TO_CACHE))
+    split = load_split(split_path(registry.train_lst, f"seed{seed}"))
+    tr, va = split[TRAIN_KEY], split[VALID_KEY]
+    arrays, rows = load_features(registry.lookup(feats), tr["names"] + va["names"], cache_folder(registry.cache_dir))
     x = np.concatenate([arrays[f][rows] for f in feats], axis=1)
     n = len(tr["names"])
     clf = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=[0.001, 0.003, 0.01, 0.03, 0.1], cv=3, max_iter=2000))
@@ -74,53 +80,53 @@ def row(label, scores):
 
 
 def set_folds(bench, k):
-    """Write (or refresh) the set's stratified fold0..fold{k-1}.npy; returns their folder."""
-    from preprocess import mer2025_base
+    """Write (or refresh) the set's stratified fold0..fold{k-1}.npy (preprocess/mer2025_base.py, in a process
+    that reads the set's registry for its classes); returns their folder."""
+    from benchmarks.datasets import run_script
 
-    lst = os.path.join(bench.root, "train_lst")
-    with contextlib.redirect_stdout(io.StringIO()):  # its count table; the folds are stratified
-        mer2025_base.main(["--label_csv", bench.label_csv, "--folds", str(k), "--stratify", "--emo_rule", bench.emo_rule,
-                           "--save_root", lst, "--overwrite"])
-    return lst
+    run_script(bench, ["preprocess/mer2025_base.py", "--label_csv", bench.label_csv, "--folds", str(k), "--stratify",
+                       "--emo_rule", bench.emo_rule, "--save_root", bench.train_lst, "--overwrite"])
+    return bench.train_lst
 
 
-def fold_run(bench, lst, fold, model, epochs, extra, run_root):
-    """Train ``model`` on one fold of ``bench`` in-process; returns (best valid weighted F1, seconds per epoch)."""
+def fold_run(bench, fold, model, epochs, extra, run_root, tuned=None):
+    """Train ``model`` on one fold of ``bench`` in-process (the set's own registry); returns (best valid weighted
+    F1, seconds per epoch). ``tuned``: a model-only YAML (``model_only``) whose settings the run takes."""
     import engine
-    import train
+    from engine.flags import read_config_file
 
-    argv = ["--dataset", f"fold{fold}", "--train_lst", lst, "--emo_rule", bench.emo_rule, "--model", model,
-            "--feat", ",".join(bench.features), "--epochs", str(epochs), "--seed", "0",
-            "--run_dir", os.path.join(run_root, bench.name, model, f"fold{fold}"),
-            "--overwrite", "--no_plots", "--no_progress"] + extra
-    result = engine.run(train.parse_args(argv), quiet=True)
+    settings = {"dataset": f"fold{fold}", "train_lst": bench.train_lst, "emo_rule": bench.emo_rule, "model": model,
+                "feat": list(bench.features), "epochs": epochs, "seed": 0,
+                "run_dir": os.path.join(run_root, bench.name, model, f"fold{fold}"), "overwrite": True, "no_plots": True,
+                "no_progress": True}
+    base = read_config_file(tuned) if tuned else {}
+    result = engine.run(run_config({**base, **settings}, extra), bench.registry(), quiet=True)
     return result.best_f1, result.seconds_per_epoch
 
 
 def compare(benches, models, folds, epochs, extra=(), run_root=None):
-    """{(set, model): (F1 per fold, seconds per epoch per fold)} for registered BenchSets; prints a row each."""
+    """{(set, model): (F1 per fold, seconds per epoch per fold)} for BenchSets; prints a row each."""
     run_root = run_root or os.path.join(REPO, "saved", "bench_quality", "sets")
     results = {}
     for bench in benches:
-        lst = set_folds(bench, folds)
+        set_folds(bench, folds)
         for model in models:
-            runs = [fold_run(bench, lst, k, model, epochs, list(extra), run_root) for k in range(folds)]
+            runs = [fold_run(bench, k, model, epochs, extra, run_root) for k in range(folds)]
             results[bench.name, model] = ([r[0] for r in runs], [r[1] for r in runs])
             print(set_row(bench.name, model, *results[bench.name, model]), flush=True)
     return results
 
 
-def tune_on_set(bench, lst, model, opts, run_root):
-    """Optuna search (tune.py, in-process) for ``model`` on the set's first --tune_folds folds; the path of
-    its best.yaml, or None when every trial was pruned. An existing study in the same folder is resumed."""
-    import tune
+def tune_on_set(bench, model, opts, run_root):
+    """Optuna search (tune.py, in a process that reads the set's registry) for ``model`` on the set's first
+    --tune_folds folds; the path of its best.yaml, or None when every trial was pruned. An existing study in
+    the same folder is resumed."""
+    from benchmarks.datasets import run_script
 
     out = os.path.join(run_root, bench.name, model, "tune")
-    argv = ["--model", model, "--feat", ",".join(bench.features), "--trials", str(opts.tune), "--folds",
-            str(opts.tune_folds), "--epochs", str(opts.tune_epochs), "--sampler_seed", "0", "--study", f"{bench.name}-{model}",
-            "--out", out, "--", "--train_lst", lst, "--emo_rule", bench.emo_rule]
-    with contextlib.redirect_stdout(io.StringIO()):
-        tune.main(argv)
+    run_script(bench, ["tune.py", "--model", model, "--feat", ",".join(bench.features), "--trials", str(opts.tune), "--folds",
+                       str(opts.tune_folds), "--epochs", str(opts.tune_epochs), "--sampler_seed", "0", "--study",
+                       f"{bench.name}-{model}", "--out", out, "--", "--train_lst", bench.train_lst, "--emo_rule", bench.emo_rule])
     best = os.path.join(out, "best.yaml")
     return best if os.path.isfile(best) else None
 
@@ -158,15 +164,14 @@ def default_and_tuned(benches, models, opts, run_root):
     if done.get("settings") != settings:  # results of other settings are not resumed
         done = {"settings": settings}
     for bench in benches:
-        lst = set_folds(bench, opts.folds)
+        set_folds(bench, opts.folds)
         for model in models:
             key = f"{bench.name}|{model}"
             if key not in done:
-                default = [fold_run(bench, lst, k, model, opts.epochs, list(opts.extra), run_root) for k in range(opts.folds)]
-                best = tune_on_set(bench, lst, model, opts, run_root)
-                config_flag = ["--config", model_only(best)] if best else []
-                tuned = [fold_run(bench, lst, k, model, opts.epochs, config_flag + list(opts.extra),
-                                  os.path.join(run_root, "tuned")) for k in range(opts.folds)] if best else default
+                default = [fold_run(bench, k, model, opts.epochs, opts.extra, run_root) for k in range(opts.folds)]
+                best = tune_on_set(bench, model, opts, run_root)
+                tuned = [fold_run(bench, k, model, opts.epochs, opts.extra, os.path.join(run_root, "tuned"), model_only(best))
+                         for k in range(opts.folds)] if best else default
                 done[key] = {"default": list(zip(*default)), "tuned": list(zip(*tuned)), "best_yaml": best}
                 save_json(path, done)
             print(tuned_row(bench.name, model, done[key]), flush=True)
@@ -182,19 +187,19 @@ def tuned_row(name, model, result):
 def cross_sets(benches, results, opts, run_root, model="moe"):
     """The default and each set's tuned ``model`` setting trained on every set: mean F1 over folds, the rank
     of each setting on each set, and the mean rank (the rule for choosing defaults)."""
-    settings = {"default": []}
-    settings.update({f"tuned on {b.name}": ["--config", model_yaml(results[f"{b.name}|{model}"]["best_yaml"])]
+    settings = {"default": None}
+    settings.update({f"tuned on {b.name}": model_yaml(results[f"{b.name}|{model}"]["best_yaml"])
                      for b in benches if results.get(f"{b.name}|{model}", {}).get("best_yaml")})
     table = {}
     for bench in benches:
-        lst = set_folds(bench, opts.folds)
-        for label, flags in settings.items():
+        set_folds(bench, opts.folds)
+        for label, tuned in settings.items():
             key = f"{bench.name}|{model}"
             if label == "default" or label == f"tuned on {bench.name}":
                 f1s = results[key]["default" if label == "default" else "tuned"][0]
             else:
                 root = os.path.join(run_root, "cross", label.replace(" ", "_"))
-                f1s = [fold_run(bench, lst, k, model, opts.epochs, flags + list(opts.extra), root)[0] for k in range(opts.folds)]
+                f1s = [fold_run(bench, k, model, opts.epochs, opts.extra, root, tuned)[0] for k in range(opts.folds)]
             table[label, bench.name] = (np.mean(f1s), np.std(f1s))
     names = [b.name for b in benches]
     ranks = {label: [1 + sum(table[o, n][0] > table[label, n][0] for o in settings) for n in names] for label in settings}
@@ -215,7 +220,7 @@ def across_sets(opts):
     from benchmarks import datasets
 
     start = time.time()
-    benches = [datasets.build(name).register() for name in opts.sets]
+    benches = [datasets.build(name) for name in opts.sets]
     if opts.tune:
         run_root = opts.run_root or os.path.join(REPO, "saved", "bench_quality", "tuned_sets")
         results = default_and_tuned(benches, opts.models, opts, run_root)
@@ -235,18 +240,21 @@ def across_sets(opts):
 
 
 def on_demo(opts):
-    """The demo table over seeds (the behaviour without --sets)."""
-    ensure_demo(opts.seeds)
+    """The demo table over seeds (the behaviour without --sets), on config.py's registry."""
+    from dataloader.registry import Registry
+
+    registry = Registry.from_config()
+    ensure_demo(opts.seeds, registry)
     start = time.time()
     rows = []
-    feats = list(config.DEFAULT_FEATURES)
-    rows.append(row(f"moe (default, {len(feats)} features)", [train_f1(s, feats, opts.extra) for s in opts.seeds]))
-    rows.append(row("auto_attention (same features)", [train_f1(s, feats, opts.extra, "auto_attention") for s in opts.seeds]))
-    rows.append(row("moe, all demo features", [train_f1(s, DEMO_FEATURES, opts.extra) for s in opts.seeds]))
-    rows.append(row("logistic regression, default features concat", [logreg_f1(s, feats) for s in opts.seeds]))
+    feats, demo = list(registry.default_features), demo_features(registry)
+    rows.append(row(f"moe (default, {len(feats)} features)", [train_f1(registry, s, feats, opts.extra) for s in opts.seeds]))
+    rows.append(row("auto_attention (same features)", [train_f1(registry, s, feats, opts.extra, "auto_attention") for s in opts.seeds]))
+    rows.append(row("moe, all demo features", [train_f1(registry, s, demo, opts.extra) for s in opts.seeds]))
+    rows.append(row("logistic regression, default features concat", [logreg_f1(registry, s, feats) for s in opts.seeds]))
     if not opts.skip_single:
-        for feat in DEMO_FEATURES:
-            rows.append(row(f"single: {feat}", [train_f1(s, [feat], opts.extra) for s in opts.seeds]))
+        for feat in demo:
+            rows.append(row(f"single: {feat}", [train_f1(registry, s, [feat], opts.extra) for s in opts.seeds]))
     print(f"\nweighted F1 on the validation split, seeds {opts.seeds} ({time.time() - start:.0f}s)")
     print(f"| {'model':<42} | mean ± std      | per seed |\n|{'-' * 44}|-----------------|----------|")
     print("\n".join(rows))

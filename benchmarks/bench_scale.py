@@ -20,53 +20,53 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from benchmarks.bench_train import CACHE, DATA, FEATS, SPLITS, ensure_data  # noqa: E402
+from benchmarks.bench_train import DATA, FEATS, SPLITS, ensure_data, train_config, write_config  # noqa: E402
+from toolkit.io import TRAIN_KEY, VALID_KEY  # noqa: E402
 
+# (label, processes, TrainConfig changes)
 CPU_CONFIGS = [
-    ("1 process, float32, in memory", 1, []),
-    ("1 process, float16, in memory", 1, ["--cache_dtype", "float16"]),
-    ("1 process, float32, mmap", 1, ["--mmap"]),
-    ("1 process, float16, mmap", 1, ["--cache_dtype", "float16", "--mmap"]),
-    ("2-process DDP (gloo), float32, in memory", 2, []),
-    ("2-process DDP (gloo), float16, mmap", 2, ["--cache_dtype", "float16", "--mmap"]),
+    ("1 process, float32, in memory", 1, {}),
+    ("1 process, float16, in memory", 1, {"cache_dtype": "float16"}),
+    ("1 process, float32, mmap", 1, {"mmap": True}),
+    ("1 process, float16, mmap", 1, {"cache_dtype": "float16", "mmap": True}),
+    ("2-process DDP (gloo), float32, in memory", 2, {}),
+    ("2-process DDP (gloo), float16, mmap", 2, {"cache_dtype": "float16", "mmap": True}),
 ]
 GPU_CONFIGS = [
-    ("GPU fp32", 1, []),
-    ("GPU --amp bf16", 1, ["--amp", "bf16"]),
-    ("GPU --amp fp16", 1, ["--amp", "fp16"]),
-    ("GPU --compile", 1, ["--compile"]),
-    ("GPU --amp bf16 --compile", 1, ["--amp", "bf16", "--compile"]),
+    ("GPU fp32", 1, {}),
+    ("GPU --amp bf16", 1, {"amp": "bf16"}),
+    ("GPU --amp fp16", 1, {"amp": "fp16"}),
+    ("GPU --compile", 1, {"compile": True}),
+    ("GPU --amp bf16 --compile", 1, {"amp": "bf16", "compile": True}),
 ]
 
 
-def train_argv(epochs, run_dir, device, batch_size):
-    batch = [] if batch_size is None else ["--batch_size", str(batch_size)]
-    return ["train.py", "--dataset", "seed0", "--train_lst", SPLITS, "--cache_dir", CACHE, "--feat", ",".join(FEATS),
-            "--epochs", str(epochs), "--patience", "0", "--run_dir", run_dir, "--no_plots", "--no_progress", "--device", device] + batch
-
-
-def one_run(procs, extra, epochs, run_dir, device, batch_size):
-    """(epoch seconds but the first, peak RSS MB of its largest process) of one fresh run."""
+def one_run(procs, cfg):
+    """(epoch seconds but the first, peak RSS MB of its largest process) of one fresh train.py process (under
+    torchrun when ``procs`` > 1) that reads the TrainConfig ``cfg`` from a --config file."""
     import pandas as pd
 
     launcher = [sys.executable] if procs == 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone",
                                                     f"--nproc_per_node={procs}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"} if procs > 1 else dict(os.environ)
+    config = write_config(cfg, os.path.join(DATA, "bench_scale_run.yaml"))
     with open(os.path.join(DATA, "bench_scale.log"), "a") as log:
-        proc = subprocess.Popen(launcher + train_argv(epochs, run_dir, device, batch_size) + extra, cwd=REPO, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(launcher + ["train.py", "--config", config], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
-        raise SystemExit(f"run failed ({' '.join(extra) or 'defaults'}, {procs} procs); see {os.path.join(DATA, 'bench_scale.log')}")
-    return pd.read_csv(os.path.join(run_dir, "metrics.csv"))["seconds"].tolist()[1:], usage.ru_maxrss / 1024
+        raise SystemExit(f"run failed ({cfg.device}, cache {cfg.cache_dtype}{', mmap' if cfg.mmap else ''}, amp {cfg.amp}"
+                         f"{', compile' if cfg.compile else ''}, {procs} procs); see {os.path.join(DATA, 'bench_scale.log')}")
+    return pd.read_csv(os.path.join(cfg.run_dir, "metrics.csv"))["seconds"].tolist()[1:], usage.ru_maxrss / 1024
 
 
 def measure(configs, opts, device, n_train):
-    for label, procs, extra in configs:
+    for label, procs, changes in configs:
         seconds, rss = [], []
+        batch = {} if opts.batch_size is None else {"batch_size": opts.batch_size}
+        cfg = train_config(opts.epochs + 1, os.path.join(DATA, "bench_scale_run"), device=device, **batch, **changes)
         for _ in range(opts.repeats):
-            s, m = one_run(procs, extra, opts.epochs + 1, os.path.join(DATA, "bench_scale_run"), device, opts.batch_size)
+            s, m = one_run(procs, cfg)
             seconds += s
             rss.append(m)
         med = statistics.median(seconds)
@@ -85,14 +85,13 @@ def main():
     ensure_data()
     import torch
 
-    from toolkit.io import load_split
+    from engine import TrainConfig
+    from toolkit.io import load_split, split_path
 
-    split = load_split(os.path.join(SPLITS, "seed0.npy"))
-    n_train = len(split["train_info"]["names"])
-    import train
-
-    batch = opts.batch_size or train.parse_args([]).batch_size
-    print(f"data: {n_train} train + {len(split['valid_info']['names'])} valid clips, features {', '.join(FEATS)}; "
+    split = load_split(split_path(SPLITS, "seed0"))
+    n_train = len(split[TRAIN_KEY]["names"])
+    batch = opts.batch_size or TrainConfig().batch_size
+    print(f"data: {n_train} train + {len(split[VALID_KEY]['names'])} valid clips, features {', '.join(FEATS)}; "
           f"global batch {batch}; {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}")
     if opts.only != "gpu":
         measure(CPU_CONFIGS, opts, "cpu", n_train)

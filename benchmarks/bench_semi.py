@@ -4,10 +4,11 @@ pseudo_label.py (soft targets, class-balanced selection) and several rounds, on 
     python benchmarks/bench_semi.py --set demo      [--seeds 0 1 2 3 4] [--rounds 2]
     python benchmarks/bench_semi.py --set demo-alt
 
-demo: data/demo (made when missing), splits train_lst/seed{N}.npy, config.DEFAULT_FEATURES.
+demo: data/demo (made when missing), splits train_lst/seed{N}.npy, config.py's DEFAULT_FEATURES.
 demo-alt: preprocess/make_demo_data.py's --structure alt (reversed class prior, four noisier correlated
 features) written to data/demo_alt *with* simulated VLM answers (the CLI writes none for alt; here the
-generator is called with vlm=True), splits in data/demo_alt/train_lst, all four alt-* features.
+generator is called with vlm=True), splits in data/demo_alt/train_lst, all four alt-* features, registered
+by the manifest data/demo_alt/features/features.yaml besides config.py's features.
 
 For each seed: stage 1 = the default MoE on the labeled split; pseudo-labels on the unlabeled pool where
 stage 1 and the simulated VLM agree; stage 2 = train.py from scratch on the labeled split + pseudo-labels,
@@ -31,7 +32,6 @@ sys.path.insert(0, REPO)
 
 import numpy as np  # noqa: E402
 
-import config  # noqa: E402
 from benchmarks.demo_inputs import DEMO, ensure_demo  # noqa: E402
 
 OUT = os.path.join(REPO, "saved", "bench_semi")
@@ -52,11 +52,13 @@ def quiet(fn, *args):
         return fn(*args)
 
 
-def train_f1(argv):
+def train_f1(registry, settings, extra):
+    """Best valid F1 of one run: ``settings`` (TrainConfig fields) under the user's train.py flags ``extra``."""
     import engine
-    import train
+    from engine.flags import parse_config
 
-    return engine.run(train.parse_args(argv + ["--no_plots", "--no_progress"]), quiet=True).best_f1
+    cfg = parse_config(list(extra), under={**settings, "no_plots": True, "no_progress": True})
+    return engine.run(cfg, registry, quiet=True).best_f1
 
 
 def pseudo(argv):
@@ -84,10 +86,15 @@ def make_alt():
 
 
 def bench_inputs(name, seeds):
-    """{root, train_lst, feat, vlm, unlabeled, truth} of a benchmark set, made when missing."""
+    """{root, train_lst, feat, manifests, vlm, unlabeled, truth} of a benchmark set, made when missing;
+    ``manifests``: what its features need registered besides config.py's."""
+    from dataloader.registry import Registry
+    from toolkit.io import resolve
+
     if name == "demo":
-        ensure_demo(seeds)
-        root, lst, feats = DEMO, os.path.join(REPO, config.PATH_TO_TRAIN_LST), list(config.DEFAULT_FEATURES)
+        registry = Registry.from_config()
+        ensure_demo(seeds, registry)
+        root, lst, feats, manifests = DEMO, resolve(registry.train_lst), list(registry.default_features), []
     else:
         from benchmarks.datasets import BenchSet
         from preprocess import make_demo_data
@@ -95,9 +102,9 @@ def bench_inputs(name, seeds):
         make_alt()
         root, lst = ALT, os.path.join(ALT, "train_lst")
         utt, _ = make_demo_data.feature_specs("demo", "alt")
-        BenchSet(name, root, os.path.join(root, "labels.csv"), "MER", list(make_demo_data.CLASSES),
-                 {f: (modality, dim) for f, (modality, _, dim, _) in utt.items()}).register()
-        feats = list(utt)
+        bench = BenchSet(name, root, os.path.join(root, "labels.csv"), "MER", list(make_demo_data.CLASSES),
+                         {f: (modality, dim) for f, (modality, _, dim, _) in utt.items()})
+        feats, manifests = list(utt), [bench.write_manifest()]
         for seed in seeds:
             if not os.path.exists(os.path.join(lst, f"seed{seed}.npy")):
                 subprocess.run([sys.executable, "preprocess/mer2025_base.py", "--label_csv", os.path.join(root, "labels.csv"),
@@ -105,27 +112,33 @@ def bench_inputs(name, seeds):
     vlm = os.path.join(root, "vlm.csv")
     if not os.path.exists(vlm):
         parse_vlm(os.path.join(root, "vlm_answers"), vlm)
-    return {"root": root, "train_lst": lst, "feat": feats, "vlm": vlm, "unlabeled": os.path.join(root, "unlabeled.csv"),
-            "truth": os.path.join(root, "unlabeled_labels.csv")}
+    return {"root": root, "train_lst": lst, "feat": feats, "manifests": manifests, "vlm": vlm,
+            "unlabeled": os.path.join(root, "unlabeled.csv"), "truth": os.path.join(root, "unlabeled_labels.csv")}
 
 
 def run_seed(inputs, seed, rounds, out, extra=()):
     """{"stage1": f1, "settings": {label: f1}, "pools": {label: pseudo_label report}} of one seed.
 
-    ``extra``: more train.py flags for every run (tests pass a few epochs)."""
-    common = ["--train_lst", inputs["train_lst"], "--feat", ",".join(inputs["feat"]), "--seed", str(seed), *extra]
+    ``extra``: the user's train.py flags for every run (tests pass a few epochs). The features are config.py's
+    (the one $MER_CONFIG names) plus ``inputs["manifests"]``, for the runs and for pseudo_label.py alike."""
+    from dataloader.registry import Registry
+
+    manifests = list(inputs.get("manifests", []))
+    registry = Registry.from_config(manifests=manifests)
+    common = {"train_lst": inputs["train_lst"], "feat": list(inputs["feat"]), "seed": seed}
     dataset = f"seed{seed}"
     run1 = os.path.join(out, f"seed{seed}", "stage1")
-    result = {"stage1": train_f1(common + ["--dataset", dataset, "--save_model", "--run_dir", run1]), "settings": {}, "pools": {}}
+    result = {"stage1": train_f1(registry, {**common, "dataset": dataset, "save_model": True, "run_dir": run1}, extra),
+              "settings": {}, "pools": {}}
 
     def stage2(label, runs, tag, flags, save=False):
         report = pseudo(["--runs", runs, "--vlm", inputs["vlm"], "--unlabeled", inputs["unlabeled"], "--dataset", dataset,
                          "--out_dataset", f"bench_semi_{dataset}_{tag}", "--train_lst", inputs["train_lst"], "--truth", inputs["truth"],
-                         "--overwrite", *flags])
+                         "--manifests", ",".join(manifests), "--overwrite", *flags])
         run_dir = os.path.join(out, f"seed{seed}", f"stage2_{tag}")
         result["pools"][label] = report
-        result["settings"][label] = train_f1(common + ["--dataset", f"bench_semi_{dataset}_{tag}", "--run_dir", run_dir]
-                                             + (["--save_model"] if save else []))
+        result["settings"][label] = train_f1(registry, {**common, "dataset": f"bench_semi_{dataset}_{tag}", "run_dir": run_dir,
+                                                        "save_model": save}, extra)
         return run_dir
 
     previous = None

@@ -24,6 +24,8 @@ sys.path.insert(0, REPO)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from toolkit.io import TRAIN_KEY, VALID_KEY  # noqa: E402
+
 FEATS = ["chinese-hubert-large-UTT", "whisper-large-v2-UTT", "InternVL_2_5-UTT"]
 DATA = os.path.join(REPO, "data", "mer")
 SPLITS = os.path.join(DATA, "train_lst")
@@ -41,51 +43,59 @@ def ensure_data():
                         "--seed", "0", "--save_root", SPLITS], cwd=REPO, check=True)
 
 
-def train_argv(epochs, run_dir):
-    return ["--dataset", "seed0", "--train_lst", SPLITS, "--cache_dir", CACHE, "--feat", ",".join(FEATS),
-            "--epochs", str(epochs), "--patience", "0", "--run_dir", run_dir, "--no_plots", "--no_progress", "--device", "cpu"]
+def train_config(epochs, run_dir, **changes):
+    """The benchmarked run: the three features on the CPU, ``epochs`` epochs without early stopping."""
+    from engine import TrainConfig
+
+    return TrainConfig(dataset="seed0", train_lst=SPLITS, cache_dir=CACHE, feat=list(FEATS), epochs=epochs, patience=0,
+                       run_dir=run_dir, no_plots=True, no_progress=True, device="cpu").replace(**changes)
 
 
-def loop_seconds(epochs, run_dir):
+def write_config(cfg, path):
+    """``cfg`` as a YAML file for ``train.py --config`` (a run timed as a whole process); returns ``path``."""
+    import yaml
+
+    from toolkit.io import save_text
+
+    save_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    return path
+
+
+def loop_seconds(registry, epochs, run_dir):
     """(a): train.py's own per-epoch seconds (train + valid + metrics), as the engine measured them."""
     import engine
-    import train
 
-    result = engine.run(train.parse_args(train_argv(epochs, run_dir)))
+    result = engine.run(train_config(epochs, run_dir), registry)
     return [e.seconds for e in result.history][WARMUP:]
 
 
-def compute_seconds(epochs):
-    """(b): the same model and batch sizes on pre-built tensors: forward, backward, step; valid forward."""
-    import train
-    from dataloader import DeviceBatches
+def compute_seconds(registry, epochs):
+    """(b): the same model, optimizer and batches (engine.fit's, built once) on pre-built tensors: forward,
+    backward, step; valid forward."""
     from engine import load_data
-    from engine.fit import model_config, seed_everything
-    from models import get_model
-    from engine.optim import adamw
+    from engine.fit import make_trainer, seed_everything
+    from toolkit.distributed import Dist
 
-    args = train.parse_args(train_argv(epochs, "/dev/null"))
-    data = load_data(args, device=torch.device("cpu"))
-    train_set, valid_set = data.train, data.valid
-    seed_everything(0)
-    model = get_model("moe", model_config(args, data))
-    model.fit_normalizers(train_set.feats, train_set.rows)
-    optimizer = adamw(model.parameters(), args.lr, args.l2, torch.device("cpu"))
-    train_batches = [b for b in DeviceBatches(train_set, args.batch_size, shuffle=True)]
-    valid_batches = [b for b in DeviceBatches(valid_set, 1024)]
+    cpu = torch.device("cpu")
+    args = train_config(epochs, None).resolved(registry)
+    data = load_data(args, registry, device=cpu)
+    seed_everything(args.seed)
+    trainer = make_trainer(args, data, cpu, Dist())
+    model, optimizer = trainer.core, trainer.optimizer
+    train_batches, valid_batches = list(trainer.train_batches), list(trainer.valid_batches)
     times = []
     for _ in range(epochs):
         start = time.perf_counter()
         model.train()
         for b in train_batches:
-            loss = model.loss(model(b["feats"]), b["labels"], b["vals"], b["weights"], args.val_weight)
+            loss = model.loss(model(b["feats"], b["present"]), b["labels"], b["vals"], b["weights"], args.val_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
         model.eval()
         with torch.no_grad():
             for b in valid_batches:
-                model(b["feats"])
+                model(b["feats"], b["present"])
         times.append(time.perf_counter() - start)
     return times[WARMUP:]
 
@@ -173,13 +183,12 @@ runpy.run_path('train.py', run_name='__main__')
 
 
 def peak_rss_mb(epochs, plots=False):
-    """Peak RSS (MiB) of a separate, whole train.py process (warm cache)."""
-    run_dir = os.path.join(DATA, "bench_run_rss")
-    argv = train_argv(epochs, run_dir)
-    if plots:
-        argv.remove("--no_plots")
+    """Peak RSS (MiB) of a separate, whole train.py process (warm cache), given its settings by --config."""
+    cfg = train_config(epochs, os.path.join(DATA, "bench_run_rss"), no_plots=not plots)
+    config = write_config(cfg, os.path.join(DATA, "bench_run_rss.yaml"))
     report = os.path.join(DATA, "bench_peak_rss.txt")
-    done = subprocess.run([sys.executable, "-c", _REPORT_PEAK, report] + argv, cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", _REPORT_PEAK, report, "--config", config], cwd=REPO, capture_output=True,
+                          text=True)
     if done.returncode:
         raise SystemExit(f"train.py failed ({done.returncode}): {done.stderr[-2000:]}")
     with open(report) as f:
@@ -192,12 +201,13 @@ def main():
     parser.add_argument("--repeats", type=int, default=3, help="runs of (c) to (g) (default: %(default)s)")
     opts = parser.parse_args()
     ensure_data()
-    from dataloader import lookup_features
-    from toolkit.io import load_split
+    from dataloader.registry import Registry
+    from toolkit.io import load_split, split_path
 
-    split = load_split(os.path.join(SPLITS, "seed0.npy"))
-    names = split["train_info"]["names"] + split["valid_info"]["names"]
-    specs = lookup_features(FEATS)
+    registry = Registry.from_config()
+    split = load_split(split_path(SPLITS, "seed0"))
+    names = split[TRAIN_KEY]["names"] + split[VALID_KEY]["names"]
+    specs = registry.lookup(FEATS)
     feature_mb = len(names) * sum(s.dim for s in specs) * 4 / 2**20
     print(f"data: {len(names)} clips, features {', '.join(f'{s.name}({s.dim})' for s in specs)}, {feature_mb:.0f} MB float32; "
           f"torch threads {torch.get_num_threads()}")
@@ -206,8 +216,8 @@ def main():
     warm, warm_mmap = warm_start_seconds(specs, names, opts.repeats), warm_start_seconds(specs, names, opts.repeats, mmap=True)
     checks = check_seconds(specs, names, opts.repeats)
     per_file = per_file_pass_seconds(names, [s.folder for s in specs], opts.repeats)
-    loop = loop_seconds(opts.epochs + WARMUP, os.path.join(DATA, "bench_run"))
-    compute = compute_seconds(opts.epochs + WARMUP)
+    loop = loop_seconds(registry, opts.epochs + WARMUP, os.path.join(DATA, "bench_run"))
+    compute = compute_seconds(registry, opts.epochs + WARMUP)
     rss, rss_plots = peak_rss_mb(2), peak_rss_mb(2, plots=True)
     a, b, c, d = (statistics.median(x) for x in (loop, compute, per_file, cold))
     print(f"(a) train.py loop, s/epoch (train+valid):         {a:.3f}   runs {[round(x, 3) for x in loop]}")

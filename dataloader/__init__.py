@@ -1,6 +1,6 @@
 """Feature loading: each feature read once into one contiguous array, cached packed on disk, batched on the device."""
 from dataloader.batches import DeviceBatches, Frames, FrameTensor, SampleSet, build_sample_set
-from dataloader.feature_store import FeatureSpec, Ragged, feature_registry, load_features, load_store, lookup_features
+from dataloader.feature_store import FeatureSpec, Ragged, load_features, load_store
 from dataloader.kinds import KINDS, FeatureKind, kind_for_name, kind_of, register_kind
 
 __all__ = [
@@ -13,11 +13,9 @@ __all__ = [
     "Ragged",
     "SampleSet",
     "build_sample_set",
-    "feature_registry",
     "kind_for_name",
     "kind_of",
     "load_features",
     "load_store",
-    "lookup_features",
     "register_kind",
 ]

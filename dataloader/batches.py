@@ -16,7 +16,7 @@ from dataloader.feature_store import feature_of, load_store
 from dataloader.kinds import kind_of_packed
 from dataloader.packed import Frames, FrameTensor, MappedFeature  # noqa: F401 - re-exported
 from toolkit.errors import UserError
-from toolkit.io import load_split
+from toolkit.io import TRAIN_KEY, VALID_KEY, load_split
 from toolkit.tables import check_unique
 from toolkit.tables import encode_labels as encode_class_labels
 
@@ -110,7 +110,7 @@ def soft_targets(probs, labels, n_classes, split_path, set_key, names):
     return targets
 
 
-def build_sample_set(info, classes, feats, rows, split_path="<split>", set_key="train_info", pseudo_weight=1.0, present=None,
+def build_sample_set(info, classes, feats, rows, split_path="<split>", set_key=TRAIN_KEY, pseudo_weight=1.0, present=None,
                      kinds=None):
     """A SampleSet from a split-dict section ``info`` (names, emos[, vals, weights, pseudo]).
 
@@ -153,13 +153,13 @@ def load_split_sets(split_path, specs, classes, device, cache_dir=None, experts=
     ``allow_missing``: clips may lack some feature files (see ``load_store``); the sets then carry a
     presence mask, and a feature that no training clip has is a UserError."""
     split = load_split(split_path)
-    train_info, valid_info = split["train_info"], split["valid_info"]
+    train_info, valid_info = split[TRAIN_KEY], split[VALID_KEY]
     names = list(train_info["names"]) + list(valid_info["names"])
     check_unique(names, f"split file {split_path} (train + valid)")
     # Validate labels before the (possibly slow) feature read.
-    encode_labels(train_info["emos"], classes, split_path, "train_info", train_info["names"])
-    encode_labels(valid_info["emos"], classes, split_path, "valid_info", valid_info["names"])
-    for key, info in (("train_info", train_info), ("valid_info", valid_info)):
+    encode_labels(train_info["emos"], classes, split_path, TRAIN_KEY, train_info["names"])
+    encode_labels(valid_info["emos"], classes, split_path, VALID_KEY, valid_info["names"])
+    for key, info in ((TRAIN_KEY, train_info), (VALID_KEY, valid_info)):
         if info.get("probs") is not None:
             labels = encode_labels(info["emos"], classes, split_path, key, info["names"])
             soft_targets(info["probs"], np.asarray(labels), len(classes), split_path, key, info["names"])
@@ -182,8 +182,8 @@ def load_split_sets(split_path, specs, classes, device, cache_dir=None, experts=
         if present is not None:
             present[key] = present[feature_of(key)]
     return (
-        build_sample_set(train_info, classes, feats, rows[:n_train], split_path, "train_info", pseudo_weight, present, kinds),
-        build_sample_set(valid_info, classes, feats, rows[n_train:], split_path, "valid_info", present=present, kinds=kinds),
+        build_sample_set(train_info, classes, feats, rows[:n_train], split_path, TRAIN_KEY, pseudo_weight, present, kinds),
+        build_sample_set(valid_info, classes, feats, rows[n_train:], split_path, VALID_KEY, present=present, kinds=kinds),
     )
 
 

@@ -24,11 +24,10 @@ import zlib
 
 import numpy as np
 
-import config
 from dataloader.kinds import DEFAULT, KINDS, kind_for_name, kind_named, kind_of
 from dataloader.npyfile import dtype_problem, os_problem, parse_columns, raw_reader, read_npy  # noqa: F401 - re-exported
 from dataloader.packed import Ragged  # noqa: F401 - re-exported
-from toolkit.errors import UserError, did_you_mean
+from toolkit.errors import UserError
 from toolkit.io import atomic_path, is_sample_name, resolve
 
 MODALITY_DICTS = {"video": "FEAT_VIDEO_DICT", "audio": "FEAT_AUDIO_DICT", "text": "FEAT_TEXT_DICT"}
@@ -66,18 +65,18 @@ class FeatureSpec:
         return self.kind.frames
 
 
-def parse_entry(name, entry, modality, dict_name):
-    """A FeatureSpec from one config.py entry (see ENTRY_HELP)."""
-    where = f"config.py {dict_name}['{name}']"
+def parse_entry(name, entry, modality, where):
+    """A FeatureSpec from one registry entry (see ENTRY_HELP); ``where`` names it in errors
+    (``config.py FEAT_VIDEO_DICT['x']`` or a manifest's path and name)."""
     if REPEAT_SEPARATOR in name:
         raise UserError(f"{where}: a feature name may not hold '{REPEAT_SEPARATOR}' (it separates repeated experts, "
-                        f"as in 'feat{REPEAT_SEPARATOR}2'); rename the feature in config.py")
+                        f"as in 'feat{REPEAT_SEPARATOR}2'); rename the feature")
     if not (isinstance(entry, (list, tuple)) and len(entry) in (2, 3)):
         raise UserError(f"{where} must be {ENTRY_HELP}, got {entry!r}")
     dim = entry[0]
     if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim <= 0:
         raise UserError(f"{where}: dim {dim!r} must be a positive whole number (the C of its (C,) files, "
-                        f"written without quotes, e.g. [768, {entry[1]!r}]); fix it in config.py")
+                        f"written without quotes, e.g. [768, {entry[1]!r}]); fix it there")
     options = entry[2] if len(entry) == 3 else {}
     if isinstance(options, str):
         options = {"level": options}
@@ -93,42 +92,6 @@ def parse_entry(name, entry, modality, dict_name):
     if isinstance(columns, list):
         columns = tuple(columns)  # hashable spec
     return FeatureSpec(name, int(entry[0]), resolve(entry[1]), modality, kind.name, columns, pool)
-
-
-def feature_registry():
-    """All features of config.py: {name: FeatureSpec}."""
-    registry = {}
-    for modality, dict_name in MODALITY_DICTS.items():
-        for name, entry in getattr(config, dict_name).items():
-            if name in registry:
-                raise UserError(f"config.py: feature '{name}' is in two dicts ({registry[name].modality}, {modality}); keep one")
-            registry[name] = parse_entry(name, entry, modality, dict_name)
-    return registry
-
-
-KNOWN_SHOWN = 20  # known feature names listed after an unknown one
-
-
-def _hint(name, known):
-    hint = did_you_mean(name, known, n=3)
-    return f" ({hint})" if hint else ""
-
-
-def lookup_features(names):
-    """FeatureSpecs for ``names``; an unknown name is a UserError with the closest known names first."""
-    registry = feature_registry()
-    unknown = [n for n in names if n not in registry]
-    if unknown:
-        known = sorted(registry)
-        more = f" and {len(known) - KNOWN_SHOWN} more" if len(known) > KNOWN_SHOWN else ""
-        raise UserError(
-            f"unknown feature {unknown[0]!r}{_hint(unknown[0], known)}: add it to a FEAT_*_DICT in config.py "
-            f"(python preprocess/check_feat_dim.py --emit-config prints entries); known: {', '.join(known[:KNOWN_SHOWN])}{more}"
-        )
-    if len(set(names)) != len(names):
-        raise UserError(f"feature list {list(names)} names a feature twice; list each once")
-    return [registry[n] for n in names]
-
 
 
 def expert_names(feature_names, repeat=1):
@@ -196,7 +159,7 @@ def _file_listing(spec, names, allow_missing=False):
             raise UserError(
                 f"feature '{spec.name}': its folder {spec.folder} holds none of the {len(names)} clips of this split "
                 f"(first: {shown}), so it likely belongs to another data set; pick features of this data set with "
-                "--feat (or change config.DEFAULT_FEATURES)"
+                "--feat (or change DEFAULT_FEATURES in config.py)"
             )
         raise UserError(
             f"feature '{spec.name}': {len(missing)} of {len(names)} samples have no .npy in {spec.folder} "

@@ -1,9 +1,6 @@
 """What a run trains on: the split's train and valid sets on the device, and the values derived from them."""
 import dataclasses
-import os
 import time
-
-import config
 
 
 @dataclasses.dataclass
@@ -55,23 +52,23 @@ class RunData:
                 "num_classes": self.num_classes, "start_time": self.start_time}
 
 
-def load_data(args, ctx=None, device=None):
+def load_data(args, registry, ctx=None, device=None):
     """The split dict ``<args.train_lst>/<args.dataset>.npy`` with the features of ``args.feat`` on ``device``.
+    ``args``: a resolved TrainConfig (``cfg.resolved(registry)``); ``registry``: the features it names.
 
     In a distributed run rank 0 builds the packed feature cache first and the other ranks then read it."""
-    from dataloader import lookup_features
     from dataloader.batches import load_split_sets
     from dataloader.feature_store import expert_names
     from toolkit.distributed import Dist
     from toolkit.device import pick_device
-    from toolkit.io import cache_folder, remove_stale_temps, resolve
+    from toolkit.io import cache_folder, remove_stale_temps, split_path as split_file
 
     ctx = ctx or Dist()
     device = device or pick_device(args.device, args.gpu)
     start = time.time()
-    classes = list(config.EMO_RULE[args.emo_rule])
-    specs = lookup_features(args.feat)
-    split_path = os.path.join(resolve(args.train_lst), f"{args.dataset}.npy")
+    classes = registry.classes(args.emo_rule)
+    specs = registry.lookup(args.feat)
+    split_path = split_file(args.train_lst, args.dataset)
     cache_dir = cache_folder(args.cache_dir)
     if ctx.is_main and cache_dir:
         remove_stale_temps(cache_dir)  # half-written caches of killed runs

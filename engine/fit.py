@@ -73,18 +73,6 @@ def seed_everything(seed):
     torch.manual_seed(seed)
 
 
-def model_config(args, data):
-    """``args`` with the values ``get_model`` needs from the data (dims and levels per expert, classes)."""
-    return types.SimpleNamespace(**{**vars(args), "feat_dims": data.feat_dims, "feat_levels": data.feat_levels,
-                                    "num_classes": data.num_classes})
-
-
-def model_hparam_keys(model_name):
-    from models import model_defaults
-
-    return list(model_defaults(model_name))
-
-
 def load_pretrained(model, path, meta):
     from models import config_from_checkpoint
     from toolkit.runs import load_checkpoint
@@ -106,17 +94,17 @@ def load_pretrained(model, path, meta):
 
 def build_model(args, data, device, ctx):
     """(model, the same model as trained: DDP-wrapped under torchrun, checkpoint meta)."""
-    from models import get_model
+    from models import create_model
 
-    model = get_model(args.model, model_config(args, data))
+    model = create_model(args.model, data.feat_dims, data.num_classes, args.hparams, data.feat_levels)
     model.fit_normalizers(data.train.feats, data.train.rows, data.train.present)
     meta = {"model": args.model, "feat_dims": data.feat_dims, "feat_levels": data.feat_levels, "classes": list(data.classes),
-            "hparams": {k: getattr(args, k) for k in model_hparam_keys(args.model)}}
+            "hparams": dataclasses.asdict(args.hparams)}
     if args.model_pretrain:
         load_pretrained(model, args.model_pretrain, meta)
     model.to(device)
     # heads outside the loss (valence with --val_weight 0, expert heads with --aux_weight 0) get no gradient
-    unused = args.val_weight == 0 or getattr(args, "aux_weight", 1) == 0
+    unused = args.val_weight == 0 or getattr(args.hparams, "aux_weight", 1) == 0
     if args.compile:
         model.compile()  # in place: the state dict keeps its keys
     return model, ctx.wrap(model, device, find_unused=unused), meta

@@ -1,5 +1,5 @@
 """One run into a run directory: claim it, load the data, ``fit``, write the files. ``train.py`` is this
-with a command line; the sweep and the benchmarks call it in-process.
+with a command line; the sweep, tune.py and the benchmarks call it in-process with TrainConfig objects.
 
 Under torchrun (see toolkit/distributed.py) every rank trains on its share of each global batch and only
 rank 0 writes; the other ranks' results have no summary."""
@@ -33,9 +33,24 @@ def setup_logger(path):
     return logger
 
 
-def run(args, callbacks=(), quiet=False):
-    """Train ``args`` (train.parse_args) into its run directory; returns the RunResult (``result.summary``
-    is summary.json's content). ``quiet``: print nothing (the run's files and info.log are the same)."""
+def run(config, registry=None, callbacks=(), quiet=False):
+    """Train the run ``config`` (an engine.TrainConfig) describes into its run directory; returns the RunResult
+    (``result.summary`` is summary.json's content). With ``config.folds``: every fold (engine.folds; a
+    FoldsResult). ``registry``: the features (default: config.py's plus ``config.manifests``); ``callbacks``
+    are called after every epoch; ``quiet``: print nothing (the run's files and info.log are the same)."""
+    from dataloader.registry import Registry
+
+    registry = registry or Registry.from_config(manifests=config.manifests)
+    args = config.resolved(registry)
+    if args.folds:
+        from engine.folds import run_folds
+
+        return run_folds(args, registry, callbacks, quiet)
+    return run_resolved(args, registry, callbacks, quiet)
+
+
+def run_resolved(args, registry, callbacks=(), quiet=False):
+    """``run`` for a resolved config of a single split."""
     from toolkit import distributed
     from toolkit.device import keep_freed_memory
     from toolkit.runs import RunDir
@@ -45,7 +60,7 @@ def run(args, callbacks=(), quiet=False):
     run_dir = args.run_dir or default_run_dir(args)
     try:
         with RunDir(run_dir, args.overwrite) if ctx.is_main else contextlib.nullcontext() as claim:  # before any loading
-            result = claimed_run(args, run_dir, claim, ctx, callbacks, print if ctx.is_main and not quiet else _silent)
+            result = claimed_run(args, registry, run_dir, claim, ctx, callbacks, print if ctx.is_main and not quiet else _silent)
         ctx.barrier()  # ranks leave together: none tears its connections down while rank 0 still writes
         return result
     finally:
@@ -56,7 +71,7 @@ def _silent(*_args, **_kwargs):
     pass
 
 
-def claimed_run(args, run_dir, claim, ctx, callbacks, say):
+def claimed_run(args, registry, run_dir, claim, ctx, callbacks, say):
     from toolkit import distributed
     from toolkit.device import check_amp, deterministic, pick_device
 
@@ -66,7 +81,7 @@ def claimed_run(args, run_dir, claim, ctx, callbacks, say):
     deterministic(device)
     check_amp(device, args.amp)
     ctx = distributed.init(ctx, device)
-    data = load_data(args, ctx, device)
+    data = load_data(args, registry, ctx, device)
     data.start_time = start
     say(f"features: {data.train.memory_note()} ({args.cache_dtype}, device {device})", flush=True)
     result, replaced = fit_and_write(args, data, run_dir, claim, ctx, device, callbacks)
@@ -82,11 +97,11 @@ def fit_and_write(args, data, run_dir, claim, ctx, device, callbacks):
     """``fit`` with the log in the staging folder, then the run's files; the folder replaces ``run_dir``
     only when both succeed (rank 0; the other ranks only train). Returns (result, what happened to the
     previous run in ``run_dir``, or None)."""
-    from toolkit.runs import is_run_dir
+    from toolkit.runs import LOG_FILE, is_run_dir
 
     replaced = None
     with claim.staged() if ctx.is_main else contextlib.nullcontext() as stage:
-        log = setup_logger(os.path.join(stage, "info.log") if ctx.is_main else None)
+        log = setup_logger(os.path.join(stage, LOG_FILE) if ctx.is_main else None)
         try:
             if ctx.is_main:
                 replaced = claim.note() if is_run_dir(run_dir) else None

@@ -1,5 +1,6 @@
-"""The files a run directory holds besides info.log: metrics.csv, args.yaml, best_valid_results.npy,
-summary.json, plots and (with --save_model) best.pth."""
+"""The files a run directory holds besides its log: the metrics, the settings (flat, and the resolved TrainConfig),
+the best epoch's validation results, the summary, plots and (with save_model) the checkpoint. Their names are
+toolkit.runs's."""
 import os
 import time
 
@@ -7,9 +8,12 @@ import numpy as np
 
 
 def args_record(args, result, run_dir):
-    """args.yaml: the run's flags plus what it derived from the data (n_train, feat_dims, feat_levels,
-    num_classes, start_time), under the keys earlier runs used."""
-    return {**vars(args), "run_dir": run_dir, **result.data.derived()}
+    """args.yaml: the run's settings, flat as earlier runs wrote them (the model's settings beside the training
+    ones, and nested under ``hparams`` too), plus what it derived from the data (n_train, feat_dims, feat_levels,
+    num_classes, start_time)."""
+    record = args.to_dict()
+    hparams = record["hparams"]
+    return {**{k: v for k, v in hparams.items() if k not in record}, **record, "run_dir": run_dir, **result.data.derived()}
 
 
 def write_metrics(stage, result):
@@ -18,13 +22,17 @@ def write_metrics(stage, result):
     history = [e.row() for e in result.history]
     columns = list(history[0])
     rows = [",".join(str(h[c]) if isinstance(h[c], (int, np.integer)) else f"{float(h[c]):.6f}" for c in columns) for h in history]
-    save_text(os.path.join(stage, "metrics.csv"), "\n".join([",".join(columns)] + rows) + "\n")
+    from toolkit.runs import METRICS_FILE
+
+    save_text(os.path.join(stage, METRICS_FILE), "\n".join([",".join(columns)] + rows) + "\n")
 
 
 def write_valid_results(stage, result, metrics, labels):
     from toolkit.io import save_npy
 
-    save_npy(os.path.join(stage, "best_valid_results.npy"), {
+    from toolkit.runs import RESULTS_FILE
+
+    save_npy(os.path.join(stage, RESULTS_FILE), {
         "eval_names": list(result.data.valid.names),
         "eval_loss": result.best_loss,
         "eval_emoprobs": result.best_probs,
@@ -87,20 +95,22 @@ def write_run(stage, args, result, run_dir):
 
     from toolkit.io import save_json, save_text
     from toolkit.metrics import emotion_metrics
-    from toolkit.runs import save_checkpoint
+    from toolkit.runs import ARGS_FILE, CHECKPOINT_FILE, CONFIG_FILE, SUMMARY_FILE, run_file, save_checkpoint
 
     write_metrics(stage, result)
-    save_text(os.path.join(stage, "args.yaml"), yaml.safe_dump(args_record(args, result, run_dir), sort_keys=True, allow_unicode=True))
+    dump = lambda record: yaml.safe_dump(record, sort_keys=True, allow_unicode=True)  # noqa: E731
+    save_text(run_file(stage, CONFIG_FILE), dump({**args.to_dict(), "run_dir": run_dir}))
+    save_text(run_file(stage, ARGS_FILE), dump(args_record(args, result, run_dir)))
     labels = result.data.valid.labels.cpu().numpy()
     metrics = emotion_metrics(labels, result.best_probs.argmax(1), result.classes)
     write_valid_results(stage, result, metrics, labels)
     summary = summarize(args, result, metrics)
-    save_json(os.path.join(stage, "summary.json"), summary)
+    save_json(run_file(stage, SUMMARY_FILE), summary)
     if not args.no_plots:
         write_plots(stage, args, result, metrics)
     if args.save_model:
         result.model.load_state_dict(result.best_state)
-        save_checkpoint(os.path.join(stage, "best.pth"), result.model, result.meta)
+        save_checkpoint(run_file(stage, CHECKPOINT_FILE), result.model, result.meta)
     return summary
 
 

@@ -12,7 +12,6 @@ import os
 
 import numpy as np
 
-import config
 from toolkit.errors import UserError
 
 CHECKPOINT_KEYS = ("state_dict", "model", "feat_dims", "classes", "hparams")
@@ -38,15 +37,15 @@ def load_run(run_dir, device):
     """
     from dataloader.feature_store import feature_of
     from models import config_from_checkpoint, create_model
-    from toolkit.runs import load_checkpoint, load_run_args
+    from toolkit.runs import CHECKPOINT_FILE, load_checkpoint, load_run_args, run_file
 
     if not os.path.isdir(run_dir):
         raise UserError(f"run dir {run_dir} does not exist")
     summary = read_summary(run_dir)  # first: a failed run is refused before anything else is read
     args = load_run_args(run_dir)
-    path = os.path.join(run_dir, "best.pth")
+    path = run_file(run_dir, CHECKPOINT_FILE)
     if not os.path.exists(path):
-        raise UserError(f"run dir {run_dir} has no best.pth; train it with --save_model (python train.py ... --save_model --run_dir {run_dir})")
+        raise UserError(f"run dir {run_dir} has no {CHECKPOINT_FILE}; train it with --save_model (python train.py ... --save_model --run_dir {run_dir})")
     ckpt = load_checkpoint(path)
     missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
     if missing:
@@ -85,16 +84,18 @@ def load_runs(run_dirs, device):
     return runs
 
 
-def load_inputs(meta, names, cache_dir=config.PATH_TO_CACHE):
+def load_inputs(meta, names, registry, cache_dir=None):
     """Packed features of ``names`` for a run, read once (cached): a ``dataloader.Store`` (arrays, rows, present).
+    ``registry``: the features (dataloader.registry); ``cache_dir`` None: the registry's.
 
     Missing feature files follow the run's rule: an error, unless it was trained with --allow_missing."""
-    from dataloader import load_store, lookup_features
+    from dataloader import load_store
     from dataloader.feature_store import feature_of
     from dataloader.kinds import DEFAULT
     from toolkit.io import cache_folder
 
-    specs = lookup_features(meta["features"])
+    specs = registry.lookup(meta["features"])
+    cache_dir = registry.cache_dir if cache_dir is None else cache_dir
     dims = {feature_of(k): d for k, d in meta["feat_dims"].items()}
     levels = {feature_of(k): v for k, v in meta.get("feat_levels", {}).items()}
     for spec in specs:
@@ -107,11 +108,12 @@ def load_inputs(meta, names, cache_dir=config.PATH_TO_CACHE):
     return load_store(specs, list(names), cache_folder(cache_dir), allow_missing=meta.get("allow_missing", False))
 
 
-def predict(model, meta, names, device, batch_size=1024, cache_dir=config.PATH_TO_CACHE, inputs=None, progress=False):
+def predict(model, meta, names, device, registry=None, batch_size=1024, cache_dir=None, inputs=None, progress=False):
     """Class probabilities (N, K) and valence (N,) (None if the run did not learn valence) of ``names``.
 
     Features stay in host memory and move to ``device`` one batch at a time, so any number of clips fits.
-    ``inputs`` reuses the result of ``load_inputs`` (e.g. for several runs on the same features).
+    ``inputs`` reuses the result of ``load_inputs`` (e.g. for several runs on the same features); without
+    it, ``registry`` says where the features are.
     """
     import torch
     from tqdm import tqdm
@@ -119,7 +121,7 @@ def predict(model, meta, names, device, batch_size=1024, cache_dir=config.PATH_T
     from dataloader.feature_store import feature_of
     from dataloader.kinds import DEFAULT, kind_named
 
-    store = inputs if inputs is not None else load_inputs(meta, names, cache_dir)
+    store = inputs if inputs is not None else load_inputs(meta, names, registry, cache_dir)
     levels = meta.get("feat_levels", {})
     kinds = {key: kind_named(levels.get(key, DEFAULT), f"{meta['run_dir']}: feat_levels['{key}']") for key in meta["feat_dims"]}
     tensors = {key: kinds[key].to_device(store.arrays[feature_of(key)], "cpu") for key in meta["feat_dims"]}
@@ -145,14 +147,14 @@ def predict(model, meta, names, device, batch_size=1024, cache_dir=config.PATH_T
     }
 
 
-def predict_runs(runs, names, device, batch_size=1024, cache_dir=config.PATH_TO_CACHE, progress=False):
+def predict_runs(runs, names, device, registry, batch_size=1024, cache_dir=None, progress=False):
     """Mean probabilities (and valence) of ``load_runs`` output over ``names``, features read once.
 
     Returns a prediction dict ready for ``save_preds``; valid_f1 is the runs' mean validation F1.
     """
     first = runs[0][1]
-    inputs = load_inputs(first, names, cache_dir)
-    outs = [predict(model, meta, names, device, batch_size, inputs=inputs, progress=progress) for model, meta in runs]
+    inputs = load_inputs(first, names, registry, cache_dir)
+    outs = [predict(model, meta, names, device, batch_size=batch_size, inputs=inputs, progress=progress) for model, meta in runs]
     f1s = [meta["valid_f1"] for _, meta in runs]
     has_valence = all(out["valence"] is not None for out in outs)
     return {

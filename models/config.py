@@ -1,32 +1,27 @@
 """Model hyper-parameters as dataclasses (in the spirit of nanoGPT's ``GPTConfig``): defaults live here, in code.
 
-Each field carries its one-line help and its rule in ``metadata``, so ``train.py`` builds the flags, their
-``--help`` text and their checks from the config alone:
-
-    help      what the value does (shown by ``--help``)
-    min, max  the allowed range (inclusive); ``min_open`` / ``max_open`` exclude the bound itself
-    divides   the name of a width field this one (a head count) must divide evenly
-    search    the hyper-parameter search space of the field (``tune.py``): ``(low, high)`` a uniform range
-              (integers for int fields), ``(low, high, "log")`` a log-uniform one, ``[a, b, ...]`` a choice;
-              fields without it keep their value during a search
+Each field carries its one-line help and its rule in ``metadata`` (``toolkit.schema``: min, max, min_open,
+max_open, divides, search, legacy), so ``train.py`` builds the flags, their ``--help`` text and their checks
+from the config alone. ``search`` is the field's hyper-parameter search space (``tune.py``): ``(low, high)``
+a uniform range (integers for int fields), ``(low, high, "log")`` a log-uniform one, ``[a, b, ...]`` a choice;
+fields without it keep their value during a search.
 
 A model file subclasses ``ExpertConfig`` with its own fields (and may override defaults by redeclaring a
-field), and its registered class sets ``config_class`` to it (see ``models/__init__.py``).
+field), and its registered class sets ``config_class`` to it (see ``models/__init__.py``). A run nests the
+model's config under its own (``TrainConfig.hparams``), so a model field may share a name with a training field.
 """
 import dataclasses
-import math
 
-from toolkit.errors import UserError, did_you_mean
+from toolkit.schema import build, check_value, describe_range, divisibility_errors, fields, setting  # noqa: F401 - re-exported
 
 
 def hparam(default, help, **rule):
-    """A config field with its default, its ``--help`` line and its rule (min, max, min_open, max_open, divides,
-    search). ``legacy``: the value that gives what the model did before the field existed, for checkpoints
-    written then, when it differs from the default."""
-    unknown = set(rule) - {"min", "max", "min_open", "max_open", "divides", "search", "legacy"}
+    """A config field with its default, its ``--help`` line and its rule (see ``toolkit.schema``). ``legacy``:
+    the value that gives what the model did before the field existed, for checkpoints written then."""
+    unknown = set(rule) - {"min", "max", "min_open", "max_open", "divides", "search", "legacy", "choices"}
     if unknown:
         raise TypeError(f"unknown rule {', '.join(sorted(unknown))} for a hyper-parameter")
-    return dataclasses.field(default=default, metadata={"help": help, **rule})
+    return setting(default, help, **rule)
 
 
 def rate(default, help):
@@ -57,45 +52,7 @@ class ExpertConfig:
 
 def config_fields(config_class):
     """The hyper-parameter fields of a config class, in declaration order (a redeclared field keeps its place)."""
-    return list(dataclasses.fields(config_class))
-
-
-def check_value(spec, value, where):
-    """Refuse ``value`` for field ``spec`` when its type or range breaks the field's rule (UserError naming ``where``)."""
-    kind = spec.type if isinstance(spec.type, type) else type(spec.default)
-    ok_type = (isinstance(value, bool) if kind is bool else
-               isinstance(value, int) and not isinstance(value, bool) if kind is int else
-               isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) if kind is float else
-               isinstance(value, kind))
-    if not ok_type:
-        raise UserError(f"{where}: {spec.name} must be {'a finite number' if kind is float else kind.__name__}, got {value!r}")
-    rule = spec.metadata
-    low, high = rule.get("min"), rule.get("max")
-    too_low = low is not None and (value <= low if rule.get("min_open") else value < low)
-    too_high = high is not None and (value >= high if rule.get("max_open") else value > high)
-    if too_low or too_high:
-        raise UserError(f"{where}: {spec.name} must be {describe_range(rule)}, got {value!r}")
-
-
-def describe_range(rule):
-    low, high = rule.get("min"), rule.get("max")
-    lo = "" if low is None else f"{'(' if rule.get('min_open') else '['}{low}"
-    hi = "" if high is None else f"{high}{')' if rule.get('max_open') else ']'}"
-    if lo and hi:
-        return f"in {lo}, {hi}"
-    if lo:
-        return f"{'>' if rule.get('min_open') else '>='} {low}"
-    return f"{'<' if rule.get('max_open') else '<='} {high}" if hi else "any value"
-
-
-def divisibility_errors(values, config_class):
-    """[(width key, heads key)] of every head count in ``values`` that does not divide its width."""
-    bad = []
-    for spec in config_fields(config_class):
-        width = spec.metadata.get("divides")
-        if width and spec.name in values and width in values and values[width] % values[spec.name]:
-            bad.append((width, spec.name))
-    return bad
+    return fields(config_class)
 
 
 def make_config(config_class, values, where, strict=True):
@@ -103,21 +60,4 @@ def make_config(config_class, values, where, strict=True):
 
     ``strict`` False (checkpoints written by an older or newer version) ignores keys the class does not
     have; missing keys always take the defaults."""
-    names = {spec.name: spec for spec in config_fields(config_class)}
-    unknown = [key for key in values if key not in names]
-    if unknown and strict:
-        hint = did_you_mean(unknown[0], names)
-        hint = f"{hint} " if hint else ""
-        raise UserError(f"{where}: unknown hyper-parameter {unknown[0]!r}; {hint}known: {', '.join(names)}")
-    given = {key: value for key, value in values.items() if key in names}
-    for key, value in given.items():
-        check_value(names[key], value, where)
-        if names[key].type is float:
-            given[key] = float(value)  # a YAML or checkpoint ``1`` for a rate or weight
-    values = {**dataclasses.asdict(config_class()), **given}
-    bad = divisibility_errors(values, config_class)
-    if bad:
-        width, heads = bad[0]
-        raise UserError(f"{where}: {width} {values[width]} is not divisible by {heads} {values[heads]}; "
-                        "pick a width that is a multiple of the heads")
-    return config_class(**given)
+    return build(config_class, values, where, strict, what="hyper-parameter")

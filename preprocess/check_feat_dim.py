@@ -1,8 +1,16 @@
-"""Report the dimension of every feature folder, optionally check every file, and print config.py entries.
+"""Report the dimension of every feature folder, optionally check every file, and register the folders.
 
     python preprocess/check_feat_dim.py                           # data/demo/features, 200 files per folder
     python preprocess/check_feat_dim.py --root /data/mer/features --all
-    python preprocess/check_feat_dim.py --root /data/mer/features --emit-config
+    python preprocess/check_feat_dim.py --root /data/mer/features --manifest --modality 'hv-vlm-UTT=V' '*hubert*=A'
+    python preprocess/check_feat_dim.py --root /data/mer/features --emit-config --modality ... >> config.py
+
+--manifest writes ROOT/features.yaml (name, dim, modality, level, folder of each good folder: data, never code)
+and prints how to use it: ``--manifests ROOT/features.yaml`` for train.py, or the include line for config.py
+that --emit-config prints (its only Python line; every other line is a comment, and names are escaped).
+Each folder's modality comes from --modality NAME=A|V|T (fnmatch patterns allowed) or from the manifest
+already there (extract.py records it); it is never guessed: folders without one are listed with a
+suggested --modality and nothing is written. A folder name with a control character is refused.
 
 One line per feature folder: ``NAME, dim=C, files=N``. Utterance-level files hold ``(C,)`` (``(1, C)`` is
 accepted and squeezed); frame-level folders (``-FRM``) hold ``(T, C)`` with T varying and get
@@ -14,7 +22,6 @@ the exit status is non-zero.
 """
 import collections
 import errno
-import json
 import os
 import sys
 
@@ -23,11 +30,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-import config  # noqa: E402
-from dataloader.feature_store import feature_registry, read_npy  # noqa: E402
+from dataloader.feature_store import read_npy  # noqa: E402
 from dataloader.kinds import kind_for_name  # noqa: E402
+from dataloader.registry import MANIFEST_NAME, MODALITY_LETTERS, Registry  # noqa: E402
 from toolkit.errors import ArgumentParser, UserError, bounded, cli  # noqa: E402
-from toolkit.io import resolve  # noqa: E402
+from toolkit.io import PROJECT_ROOT, read_yaml, resolve, save_text  # noqa: E402
+
+DEMO_FEATURES = os.path.join("data", "demo", "features")
 
 SHOW = 5  # offending files named per problem
 SAMPLE = 200  # files read per folder without --all
@@ -41,11 +50,8 @@ MODALITY_HINTS = [
     ("text", ["roberta", "bert", "bloom", "llama", "glm", "baichuan", "qwen", "mistral", "text", "sentence",
               "ernie", "xlnet", "gpt"]),
 ]
-CONFIG_DICTS = {"video": "FEAT_VIDEO_DICT", "audio": "FEAT_AUDIO_DICT", "text": "FEAT_TEXT_DICT"}
-
-
 def guess_modality(name):
-    """'video', 'audio', 'text' or None when the feature name does not say."""
+    """'video', 'audio', 'text' or None when the feature name does not say (only a suggestion, never used as is)."""
     low = name.lower()
     tokens = low.replace("_", "-").split("-")
     for modality, hints in MODALITY_HINTS:
@@ -116,13 +122,18 @@ def inspect(folder, name, sample=SAMPLE):
     return info
 
 
-def config_dims():
-    """{feature: dim} of config.py (its entries validated as train.py reads them)."""
-    return {name: spec.dim for name, spec in feature_registry().items()}
+def registered_dims():
+    """{feature: dim} of config.py and the manifests it includes (entries validated as train.py reads them)."""
+    return {name: spec.dim for name, spec in Registry.from_config().features.items()}
+
+
+def shown(name):
+    """A name as printed: control characters escaped, so no name can end a comment line or start code."""
+    return name.encode("unicode_escape").decode("ascii") if not name.isprintable() else name
 
 
 def report_line(info, known):
-    line = f"{info['name']}, dim={info['dim']}, files={info['files']}"
+    line = f"{shown(info['name'])}, dim={info['dim']}, files={info['files']}"
     if info["frames"]:
         lo, hi, p50, p95 = info["frames"]
         line += f", T={lo}..{hi} (p50 {p50:g}, p95 {p95:g}, from {info['read']} of {info['files']} files)"
@@ -131,40 +142,66 @@ def report_line(info, known):
     return line
 
 
-def config_path(folder):
-    """Folder as config.py should hold it: relative to the repository when inside it, else absolute."""
-    folder = os.path.abspath(folder)
-    rel = os.path.relpath(folder, config.PROJECT_ROOT)
-    if rel.startswith(os.pardir):
-        return folder
-    return rel.replace(os.sep, "/")
+def project_path(path):
+    """A path as config.py should hold it: relative to the repository when inside it, else absolute."""
+    path = os.path.abspath(path)
+    rel = os.path.relpath(path, PROJECT_ROOT)
+    return path if rel.startswith(os.pardir) else rel.replace(os.sep, "/")
 
 
-def emit_config(infos, root):
-    """Python lines that register the folders in config.py, grouped by the modality the names suggest: print
-    them and paste them at the end of config.py, or append them (``--emit-config >> config.py``). Folders
-    whose modality the name does not tell are commented out, to be moved into the right dict by hand."""
-    groups = collections.defaultdict(list)
-    for info in infos:
-        if info["dim"] is not None and not info["problems"]:
-            groups[guess_modality(info["name"])].append(info)
-    lines = [f"# features under {config_path(os.path.abspath(root))} (preprocess/check_feat_dim.py --emit-config); "
-             "a -FRM name marks frame level"]
-    for modality in ["video", "audio", "text", None]:
-        if not groups[modality]:
-            continue
-        prefix = "" if modality else "# "
-        if not modality:
-            lines.append("# modality? the names do not say: uncomment these and put each in FEAT_VIDEO/AUDIO/TEXT_DICT")
-        lines.append(f"{prefix}{CONFIG_DICTS.get(modality, 'FEAT_?_DICT')}.update({{")
-        for info in groups[modality]:
-            name, path = json.dumps(info["name"]), json.dumps(config_path(info["folder"]))  # quoted and escaped
-            note = f"files={info['files']}"
-            if info["frames"]:
-                note += f", frames T={info['frames'][0]}..{info['frames'][1]}"
-            lines.append(f"{prefix}    {name}: [{info['dim']}, {path}],  # {note}")
-        lines.append(f"{prefix}}})")
-    return "\n".join(lines)
+def parse_modalities(items):
+    """[(pattern, modality)] from ``NAME=A|V|T`` items."""
+    pairs = []
+    for item in items or []:
+        pattern, _, letter = item.rpartition("=")
+        if not pattern or letter.upper() not in MODALITY_LETTERS:
+            raise UserError(f"--modality {item!r}: write NAME=A, NAME=V or NAME=T (A audio, V video, T text; NAME may be a "
+                            "pattern such as '*hubert*')")
+        pairs.append((pattern, MODALITY_LETTERS[letter.upper()]))
+    return pairs
+
+
+def modality_of(name, pairs, previous):
+    """The last --modality pattern that matches ``name``, else the manifest's entry, else None."""
+    import fnmatch
+
+    for pattern, modality in reversed(pairs):
+        if fnmatch.fnmatchcase(name, pattern):
+            return modality
+    return (previous.get(name) or {}).get("modality")
+
+
+def manifest_entries(infos, root, pairs):
+    """{name: {dim, modality, level, folder}} of the good folders; a folder without a modality is an error that
+    suggests the --modality items to add."""
+    path = os.path.join(root, MANIFEST_NAME)
+    previous = read_yaml(path, "feature manifest", "remove it and run check_feat_dim.py --manifest again", missing_ok=True)
+    previous = previous.get("features", {}) if isinstance(previous, dict) and isinstance(previous.get("features"), dict) else {}
+    good = [info for info in infos if info["dim"] is not None and not info["problems"]]
+    unknown = [info["name"] for info in good if modality_of(info["name"], pairs, previous) is None]
+    if unknown:
+        letters = {m: letter for letter, m in MODALITY_LETTERS.items()}
+        hint = " ".join(f"'{n}={letters.get(guess_modality(n), '?')}'" for n in unknown[:8])
+        raise UserError(f"{len(unknown)} feature folders have no modality ({', '.join(unknown[:8])}); say it with --modality "
+                        f"{hint} (A audio, V video, T text; the letters shown are suggestions from the names, check them)")
+    return {info["name"]: {"dim": int(info["dim"]), "modality": modality_of(info["name"], pairs, previous),
+                           "level": kind_for_name(info["name"]).name, "folder": info["name"]} for info in good}
+
+
+def write_manifest(infos, root, pairs):
+    """Write ROOT/features.yaml; returns its path."""
+    import yaml
+
+    path = os.path.join(root, MANIFEST_NAME)
+    entries = manifest_entries(infos, root, pairs)
+    header = f"# feature manifest written by preprocess/check_feat_dim.py: {len(entries)} features under this folder\n"
+    save_text(path, header + yaml.safe_dump({"features": entries}, sort_keys=True, allow_unicode=False))
+    return path
+
+
+def include_line(manifest):
+    """The one Python line that makes config.py include a manifest (the path through repr: data, never code)."""
+    return f'FEATURE_MANIFESTS = [*globals().get("FEATURE_MANIFESTS", []), {project_path(manifest)!r}]'
 
 
 def feature_folders(root):
@@ -190,37 +227,44 @@ def feature_folders(root):
 
 def build_parser():
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", default=None,
-                        help=f"folder holding one sub-folder per feature (default: config.DEMO_FEATURES, {config.DEMO_FEATURES})")
+    parser.add_argument("--root", default=None, help=f"folder holding one sub-folder per feature (default: {DEMO_FEATURES})")
     parser.add_argument("--all", action="store_true",
                         help="read every file, not a sample: same shape, real finite values")
     parser.add_argument("--sample", type=bounded(int, 1), default=SAMPLE, help="without --all, files read per folder, evenly spaced")
+    parser.add_argument("--manifest", action="store_true", help=f"write ROOT/{MANIFEST_NAME}, the folders' registration as data")
+    parser.add_argument("--modality", nargs="+", default=[], metavar="NAME=A|V|T",
+                        help="each folder's modality (fnmatch patterns allowed, later items win; default: the manifest's)")
     parser.add_argument("--emit-config", dest="emit_config", action="store_true",
-                        help="print config.py entries (all output is Python: append it with >> config.py)")
+                        help="--manifest, and print config.py's include line for it (all output is Python: append it "
+                             "with >> config.py)")
     return parser
 
 
 @cli
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    root = args.root or os.path.relpath(resolve(config.DEMO_FEATURES))
-
-    known = config_dims()
+    root = args.root or os.path.relpath(resolve(DEMO_FEATURES))
+    pairs = parse_modalities(args.modality)
+    known = registered_dims()
     infos = [inspect(os.path.join(root, name), name, None if args.all else args.sample) for name in feature_folders(root)]
+    for info in infos:
+        if not info["name"].isprintable():
+            info["problems"].append("the folder name holds a control character; rename the folder")
     comment = "# " if args.emit_config else ""  # with --emit-config all of stdout is valid Python for config.py
     for info in infos:
         print(comment + report_line(info, known))
         for problem in info["problems"]:
-            print(f"{comment}  ! {problem}")
-    if args.emit_config:
-        print()
-        print(emit_config(infos, root))
+            print(f"{comment}  ! {shown(problem)}")
     failed = [info for info in infos if info["problems"]]
     if failed:
         first = next((info["first_bad"] for info in failed if info["first_bad"]), None)
         named = f"; first bad file: {first}" if first else ""
         raise UserError(f"{len(failed)} of {len(infos)} feature folders have problems ({', '.join(i['name'] for i in failed)}){named}; "
                         "see the lines above")
+    if args.manifest or args.emit_config:
+        manifest = write_manifest(infos, root, pairs)
+        print(f"{comment}wrote {shown(manifest)}: train with --manifests {shown(project_path(manifest))}, or include it in config.py:")
+        print(include_line(manifest) if args.emit_config else f"  {include_line(manifest)}")
     return 0
 
 

@@ -44,13 +44,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-import config  # noqa: E402
+from toolkit.tables import MER_CLASSES  # noqa: E402
 from feature_extraction.base import SAMPLE_RATE  # noqa: E402
 from feature_extraction.decode import write_wav  # noqa: E402
 from toolkit.errors import ArgumentParser, UserError, bounded, cli  # noqa: E402
 from toolkit.io import atomic_path, resolve, save_json, save_text  # noqa: E402
 
-CLASSES = config.EMO_RULE["MER"]
+CLASSES = list(MER_CLASSES)
 VALENCE_MEAN = {"neutral": 0.0, "angry": -2.6, "happy": 2.8, "sad": -2.9, "worried": -1.6, "surprise": 0.9}
 FACE_SIZE = 112
 MARKER = "DEMO_CLIPS.json"

@@ -56,11 +56,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-import config  # noqa: E402
+from toolkit.tables import MER_CLASSES  # noqa: E402
 from toolkit.errors import ArgumentParser, UserError, cli  # noqa: E402
 from toolkit.io import resolve  # noqa: E402
 
-CLASSES = config.EMO_RULE["MER"]
+CLASSES = list(MER_CLASSES)
 # MER2023 labeled-train counts, used as the class prior (in CLASSES order).
 PRIOR_COUNTS = {"neutral": 871, "angry": 822, "happy": 689, "sad": 383, "worried": 462, "surprise": 146}
 VALENCE_MEAN = {"neutral": 0.0, "angry": -2.6, "happy": 2.8, "sad": -2.9, "worried": -1.6, "surprise": 0.9}

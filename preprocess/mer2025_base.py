@@ -6,7 +6,7 @@
 The label CSV has columns ``name, discrete[, valence]``; ``name`` may carry an extension or a path (the
 sample key is the file stem). Without a valence column (MER2026's track1_train.csv) every valence is NaN, which train.py
 reads as "no valence target" (the valence loss skips NaN targets).
-Each output file is ``{"train_info": {"names", "emos", "vals"}, "valid_info": {...}, "source": {...}}`` with
+Each output file is a split dict (toolkit/io.py: training and validation {"names", "emos", "vals"}, and "source") with
 plain lists (emotions as strings, valences as floats); ``source`` records the label CSV (absolute path and
 SHA-256 of its content). A split file made from another label CSV is never replaced without --overwrite;
 rerunning with the same CSV content rewrites it.
@@ -19,9 +19,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-import config  # noqa: E402
 from toolkit.errors import ArgumentParser, UserError, cli  # noqa: E402
-from toolkit.io import file_sha256, load_npy_data, remove_stale_temps, resolve, save_split  # noqa: E402
+from dataloader.registry import Registry  # noqa: E402
+from toolkit.io import SPLIT_KEYS, file_sha256, load_npy_data, remove_stale_temps, resolve, save_split  # noqa: E402
 from toolkit.tables import canonical_label, sample_key  # noqa: E402
 
 SHOW = 5  # offending rows named in an error
@@ -119,7 +119,7 @@ def count_table(splits, classes):
     """Class counts of train and valid of each output file."""
     lines = [f"  {'':<12}{'split':<7}" + "".join(f"{c:>9}" for c in classes) + f"{'total':>8}"]
     for fname, split in splits:
-        for key in ("train_info", "valid_info"):
+        for key in SPLIT_KEYS:
             emos = split[key]["emos"]
             counts = [emos.count(c) for c in classes]
             lines.append(f"  {fname:<12}{key[:5]:<7}" + "".join(f"{x:>9}" for x in counts) + f"{len(emos):>8}")
@@ -146,10 +146,10 @@ def build_parser():
                         help="CSV with columns name, discrete[, valence]; without valence all vals are NaN (no valence target)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the output is <save_root>/seed{N}.npy")
     parser.add_argument("--valid_ratio", type=float, default=None, help="fraction held out for validation (default 0.2)")
-    parser.add_argument("--save_root", default=None, help=f"output folder (default: {config.PATH_TO_TRAIN_LST} in the repository)")
+    parser.add_argument("--save_root", default=None, help="output folder (default: config.PATH_TO_TRAIN_LST in the repository)")
     parser.add_argument("--stratify", action="store_true", help="keep the class proportions in train and valid")
     parser.add_argument("--folds", type=int, default=None, help="write fold0.npy..fold{K-1}.npy (K-fold) instead of seed{N}.npy")
-    parser.add_argument("--emo_rule", default="MER", help=f"class list from config.EMO_RULE ({', '.join(config.EMO_RULE)})")
+    parser.add_argument("--emo_rule", default="MER", help="class list key in config.EMO_RULE")
     parser.add_argument("--overwrite", action="store_true", help="replace split files that were made from another label CSV")
     return parser
 
@@ -161,18 +161,17 @@ def parse_args(argv):
 @cli
 def main(argv=None):
     args = parse_args(argv)
-    if args.emo_rule not in config.EMO_RULE:
-        raise UserError(f"unknown --emo_rule {args.emo_rule}; config.EMO_RULE has {', '.join(config.EMO_RULE)}")
+    registry = Registry.from_config()
     if args.folds is not None and args.valid_ratio is not None:
         raise UserError("give either --folds K (each fold holds out 1/K) or --valid_ratio, not both")
     ratio = 0.2 if args.valid_ratio is None else args.valid_ratio
     if not 0.0 < ratio < 1.0:
         raise UserError(f"--valid_ratio must be between 0 and 1 (exclusive), got {ratio}")
-    classes = config.EMO_RULE[args.emo_rule]
+    classes = registry.classes(args.emo_rule)
     names, emos, vals, has_valence = read_labels(args.label_csv, classes)
     n = len(names)
     rng = np.random.default_rng(args.seed)
-    save_root = args.save_root if args.save_root else os.path.relpath(resolve(config.PATH_TO_TRAIN_LST))
+    save_root = args.save_root if args.save_root else os.path.relpath(resolve(registry.train_lst))
 
     if args.folds is not None:
         if not 2 <= args.folds <= n:
@@ -192,9 +191,9 @@ def main(argv=None):
 
     splits = []
     for fname, valid in masks:
-        split = {"train_info": info(~valid, names, emos, vals), "valid_info": info(valid, names, emos, vals)}
-        save_split(os.path.join(save_root, fname), split["train_info"], split["valid_info"], {"source": source})
-        splits.append((fname, split))
+        train_part, valid_part = info(~valid, names, emos, vals), info(valid, names, emos, vals)
+        save_split(os.path.join(save_root, fname), train_part, valid_part, {"source": source})
+        splits.append((fname, dict(zip(SPLIT_KEYS, (train_part, valid_part)))))
 
     how = f"{args.folds}-fold" if args.folds else f"valid ratio {ratio}"
     print(f"{args.label_csv}: {n} samples, {how}, seed {args.seed}{', stratified' if args.stratify else ''}"

@@ -29,9 +29,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-import config  # noqa: E402
 from stages import vlm  # noqa: E402
 from toolkit.errors import ArgumentParser, UserError, cli  # noqa: E402
+from toolkit.io import PROJECT_ROOT  # noqa: E402
 
 N_EXAMPLES = 5
 _UMASK = os.umask(0)
@@ -79,7 +79,7 @@ def read_names(path):
 def config_path(folder):
     """The folder as config.py should name it: relative to the project when inside it."""
     full = os.path.abspath(folder)
-    rel = os.path.relpath(full, config.PROJECT_ROOT)
+    rel = os.path.relpath(full, PROJECT_ROOT)
     return (full if rel.startswith("..") else rel).replace(os.sep, "/")
 
 
@@ -256,7 +256,7 @@ def report(summary, feature, classes):
             print(f"  removed {feature['stale_removed']} vectors left by an earlier run for clips without a vector now")
         name = os.path.basename(os.path.normpath(feature["dir"]))
         print("add the VLM as an expert: paste into a FEAT_*_DICT of config.py (FEAT_VIDEO_DICT, say), then pass it to --feat:")
-        print(f'    "{name}": [{len(classes)}, "{config_path(feature["dir"])}"],')
+        print(f'    {name!r}: [{len(classes)}, {config_path(feature["dir"])!r}],')
 
 
 def check_outputs(args, summary_path):
@@ -279,13 +279,13 @@ def check_outputs(args, summary_path):
 @cli
 def main(argv=None):
     args = parse_args(argv)
-    if args.emo_rule not in config.EMO_RULE:
-        raise UserError(f"--emo_rule {args.emo_rule!r} is not in config.EMO_RULE; known: {', '.join(config.EMO_RULE)}")
     if args.fill != "none" and not args.as_feature:
         raise UserError("--fill uniform only applies with --as_feature DIR")
     summary_path = os.path.splitext(args.out)[0] + ".summary.json"
     check_outputs(args, summary_path)
-    classes = list(config.EMO_RULE[args.emo_rule])
+    from dataloader.registry import Registry
+
+    classes = Registry.from_config().classes(args.emo_rule)
     expected = read_names(args.names) if args.names else None
     records = vlm.read_answers(args.answers)
     result = vlm.parse_answers(records, classes, expected)

@@ -9,24 +9,17 @@ import os
 import sys
 import time
 
-import config
 from toolkit.errors import ArgumentParser, UserError, bounded, cli
-from toolkit.io import resolve
+from toolkit.io import TRAIN_KEY, VALID_KEY, split_path
 
 
-def all_features():
-    from dataloader import feature_registry
-
-    return list(feature_registry().values())
-
-
-def default_features(split_path):
-    """Every config.py feature whose folder exists and holds the split's first clip (others are listed)."""
+def default_features(registry, split_file):
+    """Every registered feature whose folder exists and holds the split's first clip (others are listed)."""
     from toolkit.io import load_split
 
-    first = load_split(split_path)["train_info"]["names"][0]
+    first = load_split(split_file)[TRAIN_KEY]["names"][0]
     usable, absent, other = [], [], []
-    for spec in all_features():
+    for spec in registry.features.values():
         if not os.path.isdir(spec.folder):
             absent.append(spec.name)
         elif not os.path.exists(os.path.join(spec.folder, first + ".npy")):
@@ -38,29 +31,30 @@ def default_features(split_path):
     if other:
         print(f"skipping {len(other)} config.py features with no file for the split's clips (another data set): {', '.join(other)}")
     if not usable:
-        raise UserError(f"no feature in config.py has files for the clips of {split_path}; make the demo data, fix the paths or set FEATS")
+        raise UserError(f"no feature in config.py has files for the clips of {split_file}; make the demo data, fix the paths or set FEATS")
     return usable
 
 
-def plan_runs(opts):
+def plan_runs(opts, registry):
     """[(feature, seed, run_dir)] to do, checking features and split files before anything trains."""
-    from dataloader import lookup_features
-
     seeds = opts.seeds.split()
     if not seeds:
         raise UserError("--seeds (SEEDS) names no seed; give at least one, e.g. SEEDS=\"0 1 2\"")
+    bad = [s for s in seeds if not s.isdigit()]
+    if bad:
+        raise UserError(f"--seeds (SEEDS): {bad[0]!r} is not a seed; give whole numbers >= 0, e.g. SEEDS=\"0 1 2\"")
     missing = [f"{opts.dataset_prefix}{s}.npy" for s in seeds
-               if not os.path.exists(os.path.join(resolve(opts.train_lst), f"{opts.dataset_prefix}{s}.npy"))]
+               if not os.path.exists(split_path(opts.train_lst, f"{opts.dataset_prefix}{s}"))]
     if missing:
         raise UserError(f"no split file {', '.join(missing)} in {opts.train_lst}; write them with preprocess/make_lst.sh "
                         f"(or preprocess/mer2025_base.py --folds K for DATASET_PREFIX=fold)")
     if opts.feats.split():
-        specs = lookup_features(opts.feats.split())
+        specs = registry.lookup(opts.feats.split())
         absent = [s for s in specs if not os.path.isdir(s.folder)]
         if absent:
             raise UserError(f"feature folder {absent[0].folder} of '{absent[0].name}' does not exist; fix config.py or drop it from FEATS")
     else:
-        specs = default_features(os.path.join(resolve(opts.train_lst), f"{opts.dataset_prefix}{seeds[0]}.npy"))
+        specs = default_features(registry, split_path(opts.train_lst, f"{opts.dataset_prefix}{seeds[0]}"))
     return [(s.name, seed, os.path.join(opts.save_root, s.name, f"{opts.dataset_prefix}{seed}")) for s in specs for seed in seeds]
 
 
@@ -68,20 +62,21 @@ FRAME_REPEAT = 1  # a temporal expert costs ~20x an utterance expert: one copy u
 UTT_REPEAT = 3
 
 
-def feature_repeat(opts, feature):
+def feature_repeat(opts, registry, feature):
     """Expert copies for ``feature``: --repeat when given, else 3 (utterance level) or 1 (frame level)."""
-    from dataloader import lookup_features
-
     if opts.repeat is not None:
         return opts.repeat
-    return FRAME_REPEAT if lookup_features([feature])[0].frame_level else UTT_REPEAT
+    return FRAME_REPEAT if registry.lookup([feature])[0].frame_level else UTT_REPEAT
 
 
-def train_argv(opts, feature, seed, run_dir):
-    return ["--feat", feature, "--dataset", f"{opts.dataset_prefix}{seed}", "--seed", str(seed),
-            "--repeat", str(feature_repeat(opts, feature)),
-            "--epochs", str(opts.epochs), "--lr", str(opts.lr), "--batch_size", str(opts.batch_size),
-            "--train_lst", opts.train_lst, "--run_dir", run_dir, "--no_progress"] + opts.train_args
+def run_config(opts, registry, feature, seed, run_dir):
+    """The resolved TrainConfig of one run: the sweep's settings, under the train.py flags given after --."""
+    from engine.flags import parse_config
+
+    sweep = {"feat": [feature], "dataset": f"{opts.dataset_prefix}{seed}", "seed": int(seed),
+             "repeat": feature_repeat(opts, registry, feature), "epochs": opts.epochs, "lr": opts.lr,
+             "batch_size": opts.batch_size, "train_lst": opts.train_lst, "run_dir": run_dir, "no_progress": True}
+    return parse_config(opts.train_args, under=sweep).resolved(registry)
 
 
 # flags that do not change what a run learns: a finished run with other values still counts as done
@@ -89,34 +84,37 @@ BOOKKEEPING = {"run_dir", "save_root", "save_as_time", "no_progress", "no_plots"
                "train_lst", "save_model"}
 
 
-def changed_settings(opts, feature, seed, run_dir):
-    """[(flag, stored value, wanted value)] where the finished run in ``run_dir`` differs from what this sweep
-    would train; None when the run has not finished (no summary.json or no readable args.yaml)."""
-    import yaml
+def changed_settings(opts, registry, feature, seed, run_dir):
+    """[(setting, stored value, wanted value)] where the finished run in ``run_dir`` differs from what this sweep
+    would train; None when the run has not finished (no summary.json, or no readable settings)."""
+    from engine.config import load_run_config
+    from toolkit.runs import SUMMARY_FILE, run_file
 
-    import train
-
-    if not os.path.exists(os.path.join(run_dir, "summary.json")):
+    if not os.path.exists(run_file(run_dir, SUMMARY_FILE)):
         return None
-    try:
-        with open(os.path.join(run_dir, "args.yaml")) as f:
-            stored = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError):
+    stored = load_run_config(run_dir)
+    if stored is None:
         return None
-    wanted = vars(train.parse_args(train_argv(opts, feature, seed, run_dir)))
+    stored, wanted = flat_settings(stored), flat_settings(run_config(opts, registry, feature, seed, run_dir))
     return [(key, stored.get(key), value) for key, value in sorted(wanted.items())
             if key not in BOOKKEEPING and stored.get(key) != value]
+
+
+def flat_settings(cfg):
+    """{setting: value} of a TrainConfig, the model's settings as ``hparams.NAME``."""
+    values = cfg.to_dict()
+    hparams = values.pop("hparams") or {}
+    return {**values, **{f"hparams.{k}": v for k, v in hparams.items()}}
 
 
 def run_one(task):
     """Train one (feature, seed) into its run dir; returns (feature, seed, f1 or None, seconds, error message or None)."""
     import engine
-    import train
 
-    opts, feature, seed, run_dir = task
+    opts, registry, feature, seed, run_dir = task
     start = time.time()
     try:
-        result = engine.run(train.parse_args(train_argv(opts, feature, seed, run_dir)), quiet=True)
+        result = engine.run(run_config(opts, registry, feature, seed, run_dir), registry, quiet=True)
         return feature, seed, result.summary["f1"], time.time() - start, None
     except UserError as err:
         return feature, seed, None, time.time() - start, str(err)
@@ -136,26 +134,21 @@ def frame_length(spec, files=20):
     return int(np.percentile(lengths, 95)) if lengths else 1
 
 
-def probe_seconds_per_epoch(opts, feature, n_train, n_valid):
+def probe_seconds_per_epoch(opts, registry, feature, n_train, n_valid):
     """Seconds per epoch of one run of ``feature``, from timing a few training steps of its model on random
     inputs of the real shapes (an estimate: data loading and early stopping are not counted)."""
-    import argparse as _argparse
-
     import torch
 
-    import train
-    from dataloader import lookup_features
     from dataloader.batches import Frames
     from dataloader.feature_store import expert_names
-    from models import get_model
     from engine.optim import adamw
+    from models import create_model
 
-    spec = lookup_features([feature])[0]
-    args = train.parse_args(train_argv(opts, feature, 0, "unused"))
+    spec = registry.lookup([feature])[0]
+    args = run_config(opts, registry, feature, 0, "unused")
     experts = expert_names([feature], args.repeat)
-    hp = _argparse.Namespace(**vars(args), feat_dims={k: spec.dim for k in experts},
-                             feat_levels={k: spec.level for k in experts}, num_classes=len(config.EMO_RULE[args.emo_rule]))
-    model = get_model(args.model, hp)
+    num_classes = len(registry.classes(args.emo_rule))
+    model = create_model(args.model, {k: spec.dim for k in experts}, num_classes, args.hparams, {k: spec.level for k in experts})
     optimizer = adamw(model.parameters(), args.lr, args.l2, torch.device("cpu"))
     batch = min(args.batch_size, max(1, n_train))
     if spec.frame_level:
@@ -164,7 +157,7 @@ def probe_seconds_per_epoch(opts, feature, n_train, n_valid):
     else:
         x = torch.randn(batch, spec.dim)
     feats = {k: x for k in experts}
-    labels = torch.randint(0, hp.num_classes, (batch,))
+    labels = torch.randint(0, num_classes, (batch,))
 
     def step():
         loss = model.loss(model(feats, None), labels)
@@ -182,41 +175,35 @@ def probe_seconds_per_epoch(opts, feature, n_train, n_valid):
     return per_clip * (n_train + 0.4 * n_valid)  # validation: forward passes only
 
 
-def print_estimates(opts, todo):
+def print_estimates(opts, registry, todo):
     """Before training: the estimated time of each feature's runs (frame-level features are the slow ones)."""
     from toolkit.io import load_split
 
     if not todo:
         return
-    split = load_split(os.path.join(resolve(opts.train_lst), f"{opts.dataset_prefix}{todo[0][2]}.npy"))
-    n_train, n_valid = len(split["train_info"]["names"]), len(split["valid_info"]["names"])
+    split = load_split(split_path(opts.train_lst, f"{opts.dataset_prefix}{todo[0][3]}"))
+    n_train, n_valid = len(split[TRAIN_KEY]["names"]), len(split[VALID_KEY]["names"])
     runs = {}
-    for _, feature, _, _ in todo:
+    for _, _, feature, _, _ in todo:
         runs[feature] = runs.get(feature, 0) + 1
     lines, total = [], 0.0
     for feature, count in runs.items():
-        per_run = probe_seconds_per_epoch(opts, feature, n_train, n_valid) * opts.epochs
+        per_run = probe_seconds_per_epoch(opts, registry, feature, n_train, n_valid) * opts.epochs
         total += per_run * count
-        lines.append((per_run, f"  {feature}: ~{per_run:.{0 if per_run >= 10 else 1}f}s per run (repeat {feature_repeat(opts, feature)}) × {count}"))
+        lines.append((per_run, f"  {feature}: ~{per_run:.{0 if per_run >= 10 else 1}f}s per run (repeat {feature_repeat(opts, registry, feature)}) × {count}"))
     print(f"estimated time (all {opts.epochs} epochs; early stopping ends runs sooner): ~{total / max(1, opts.jobs) / 60:.1f} min")
     for _, line in sorted(lines, reverse=True):
         print(line)
 
 
-FEATURE_DICTS = ("FEAT_VIDEO_DICT", "FEAT_AUDIO_DICT", "FEAT_TEXT_DICT")
-
-
-def init_worker(threads, feature_dicts):
-    """Worker set-up: its share of the cores, and the parent's feature registry (config may be edited in-process)."""
+def init_worker(threads):
+    """Worker set-up: its share of the cores (the registry travels with each task)."""
     import torch
 
     torch.set_num_threads(threads)
-    for name, value in feature_dicts.items():
-        setattr(config, name, value)
 
 
-@cli
-def main(argv=None):
+def build_parser():
     p = ArgumentParser(description=__doc__)
     p.add_argument("--feats", default="", help="space-separated features ('': every config.py feature with a folder)")
     p.add_argument("--seeds", default="0 1 2 3 4", help="space-separated seeds: one run per feature and seed")
@@ -228,19 +215,36 @@ def main(argv=None):
                    help=f"expert copies of the feature (None: {UTT_REPEAT} for utterance features, comparable with a trimodal "
                         f"model; {FRAME_REPEAT} for frame-level ones, whose temporal expert costs ~20x)")
     p.add_argument("--jobs", type=bounded(int, 1), default=1, help="runs in parallel (processes)")
-    p.add_argument("--save_root", default=os.path.join(config.PATH_TO_SAVED, "unimodal"), help="parent of the run directories")
-    p.add_argument("--train_lst", default=config.PATH_TO_TRAIN_LST, help="folder of the split files")
+    p.add_argument("--save_root", default=None, help="parent of the run directories (default: <config.PATH_TO_SAVED>/unimodal)")
+    p.add_argument("--train_lst", default=None, help="folder of the split files (default: config.PATH_TO_TRAIN_LST)")
+    p.add_argument("--manifests", default="", help="feature manifests (features.yaml, comma-separated) to register besides config.py's")
     p.add_argument("--no_estimate", action="store_true", help="skip the timed probe that estimates each feature's run time")
     p.add_argument("--force", action="store_true", help="retrain runs that already have a summary.json")
     p.add_argument("train_args", nargs="*", help="extra train.py flags, after --")
-    opts = p.parse_args(argv)
-    plan = plan_runs(opts)
+    return p
+
+
+def parse_options(argv):
+    """(options with the registry's default paths filled in, the registry)."""
+    from dataloader.registry import Registry
+
+    opts = build_parser().parse_args(argv)
+    registry = Registry.from_config(manifests=[m for m in opts.manifests.split(",") if m])
+    opts.save_root = opts.save_root or os.path.join(registry.save_root, "unimodal")
+    opts.train_lst = opts.train_lst or registry.train_lst
+    return opts, registry
+
+
+@cli
+def main(argv=None):
+    opts, registry = parse_options(argv)
+    plan = plan_runs(opts, registry)
     todo, stale = [], []
     for feature, seed, run_dir in plan:
-        changes = None if opts.force else changed_settings(opts, feature, seed, run_dir)
+        changes = None if opts.force else changed_settings(opts, registry, feature, seed, run_dir)
         if changes == []:  # finished with the same settings
             continue
-        todo.append((opts, feature, seed, run_dir))
+        todo.append((opts, registry, feature, seed, run_dir))
         if changes:
             stale.append((feature, seed, changes))
     print(f"unimodal sweep: {len(plan)} runs ({len(plan) // len(opts.seeds.split())} features × {len(opts.seeds.split())} seeds), "
@@ -251,13 +255,13 @@ def main(argv=None):
         print(f"{len(stale)} finished runs were trained with other settings and are trained again "
               f"(first: {feature} {opts.dataset_prefix}{seed}: {shown})")
     if not opts.no_estimate:
-        print_estimates(opts, todo)
+        print_estimates(opts, registry, todo)
     start = time.time()
     if opts.jobs > 1:
         import multiprocessing
 
         threads = max(1, (os.cpu_count() or 1) // opts.jobs)
-        pool = multiprocessing.get_context("spawn").Pool(opts.jobs, initializer=init_worker, initargs=(threads, {n: getattr(config, n) for n in FEATURE_DICTS}))
+        pool = multiprocessing.get_context("spawn").Pool(opts.jobs, initializer=init_worker, initargs=(threads,))
         results = pool.imap_unordered(run_one, todo)
     else:
         pool, results = None, map(run_one, todo)

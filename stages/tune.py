@@ -5,7 +5,7 @@ Search space: every field of the model's config dataclass with ``search`` metada
 choice) plus OPTIM_SPACE for the optimiser. A flag given after ``--`` fixes its value and leaves the space.
 
 A trial trains fold0..fold{K-1}.npy in-process (``engine.load_data`` + ``engine.fit``, no run directories;
-each fold's flags are ``train.parse_args``'s) and scores the mean of the folds' best validation weighted F1;
+each fold is a TrainConfig: the flags after ``--`` with the trial's values over them) and scores the mean of the folds' best validation weighted F1;
 the test set is never read. Each epoch's valid F1 is reported to the trial at step ``fold * epochs + epoch``,
 so the pruner compares trials at the same fold and epoch; a pruned trial stops through engine's ``Prune``.
 
@@ -38,7 +38,8 @@ class Plan:
     """What every worker needs to run its share of the trials (picklable for spawned processes)."""
 
     model: str
-    base_argv: list  # train.py flags of every trial and fold, before the trial's own values
+    base: dict  # the settings of every trial and fold (TrainConfig fields, the model's under "hparams")
+    registry: object  # the features (dataloader.registry.Registry)
     space: dict
     folds: int
     epochs: int
@@ -65,11 +66,12 @@ def check_space(name, space, where):
 
 
 def search_space(model, fixed=()):
-    """{name: space} of ``model``'s searched config fields plus OPTIM_SPACE, without the ``fixed`` flags."""
+    """{name: space} of ``model``'s searched config fields plus OPTIM_SPACE, without the ``fixed`` settings
+    (model settings that share a training setting's name are keyed ``hp.NAME``)."""
     from models import model_config_class, model_hparams
 
     where = model_config_class(model).__name__
-    space = {spec.name: spec.metadata["search"] for spec in model_hparams(model) if "search" in spec.metadata}
+    space = {model_param(spec.name): spec.metadata["search"] for spec in model_hparams(model) if "search" in spec.metadata}
     for name, values in space.items():
         check_space(name, values, where)
     space.update(OPTIM_SPACE)
@@ -86,14 +88,21 @@ def suggest(trial, name, space):
     return trial.suggest_float(name, low, high, log=log)
 
 
-def flag_text(value):
-    return str(value).lower() if isinstance(value, bool) else str(value)
+def model_param(name):
+    """The search-space key of a model setting: its name, or ``hp.NAME`` where a training setting has the name."""
+    from engine.config import TRAIN_FIELDS
+
+    return f"hp.{name}" if name in TRAIN_FIELDS else name
 
 
-def trial_argv(plan, params, fold):
-    """train.py flags of fold ``fold`` of a trial with ``params``."""
-    values = [token for name, value in params.items() for token in (f"--{name}", flag_text(value))]
-    return plan.base_argv + values + ["--dataset", f"fold{fold}", "--no_progress", "--no_plots"]
+def trial_config(plan, params, fold):
+    """The resolved TrainConfig of fold ``fold`` of a trial with ``params``."""
+    from engine.config import from_dict, merge_sources
+
+    trial = {k: v for k, v in params.items() if k in OPTIM_SPACE}
+    trial["hparams"] = {k.removeprefix("hp."): v for k, v in params.items() if k not in OPTIM_SPACE}
+    fixed = {"dataset": f"fold{fold}", "no_progress": True, "no_plots": True}
+    return from_dict(merge_sources(plan.base, trial, fixed), "tune.py").resolved(plan.registry)
 
 
 class FoldReporter:
@@ -117,12 +126,12 @@ DATA_KEYS = ("dataset", "feat", "repeat", "train_lst", "cache_dir", "cache_dtype
 _loaded = {}  # the folds' data, loaded once per process (the trials' values do not change it)
 
 
-def fold_data(args):
+def fold_data(args, registry):
     import engine
 
     key = json.dumps([getattr(args, k) for k in DATA_KEYS])
     if key not in _loaded:
-        _loaded[key] = engine.load_data(args)
+        _loaded[key] = engine.load_data(args, registry)
     return _loaded[key]
 
 
@@ -133,13 +142,12 @@ def objective(plan):
         import optuna
 
         import engine
-        import train
 
         params = {name: suggest(trial, name, space) for name, space in plan.space.items()}
         scores, epochs = [], []
         for fold in range(plan.folds):
-            args = train.parse_args(trial_argv(plan, params, fold))
-            result = engine.fit(args, fold_data(args), callbacks=[FoldReporter(trial, fold, plan.epochs)])
+            args = trial_config(plan, params, fold)
+            result = engine.fit(args, fold_data(args, plan.registry), callbacks=[FoldReporter(trial, fold, plan.epochs)])
             if result.pruned:
                 trial.set_user_attr("pruned", result.stop.reason)
                 raise optuna.TrialPruned(result.stop.reason)
@@ -234,7 +242,7 @@ def work(task):
 
 def settings_of(plan):
     """What a study was started with; a resumed study must match it."""
-    return {"model": plan.model, "base_argv": plan.base_argv, "folds": plan.folds, "epochs": plan.epochs,
+    return {"model": plan.model, "base": plan.base, "folds": plan.folds, "epochs": plan.epochs,
             "space": {name: list(space) for name, space in plan.space.items()}}
 
 
@@ -276,16 +284,16 @@ def run_workers(plan, remaining, done):
 
 
 def best_settings(plan, trial):
-    """The best trial's train.py settings: what ``train.py --config best.yaml`` trains (every fold)."""
-    import train
-    from models import model_defaults
+    """The best trial's settings: what ``train.py --config best.yaml`` trains (every fold). The searched and
+    the run-defining settings, every other one that differs from its default, and the model's under hparams."""
+    from engine.config import TrainConfig
 
-    args = vars(train.parse_args(trial_argv(plan, trial.params, 0)))
-    default = vars(train.parse_args(["--model", plan.model]))
-    keep = ["model", "feat", "folds", "epochs", "seed", *OPTIM_SPACE, *model_defaults(plan.model)]
-    keep += sorted(k for k, v in args.items() if v != default.get(k) and k not in keep)
-    settings = {k: args[k] for k in keep if k not in NOT_SETTINGS}
-    return {**settings, "folds": plan.folds}
+    chosen = trial_config(plan, trial.params, 0).to_dict()
+    default = TrainConfig(model=plan.model).resolved(plan.registry).to_dict()
+    keep = ["model", "feat", "folds", "epochs", "seed", *OPTIM_SPACE]
+    keep += sorted(k for k, v in chosen.items() if v != default.get(k) and k not in keep and k != "hparams")
+    settings = {k: chosen[k] for k in keep if k not in NOT_SETTINGS}
+    return {**settings, "folds": plan.folds, "hparams": chosen["hparams"]}
 
 
 def write_table(path, study):
@@ -398,26 +406,29 @@ def storage_spec(opts, out):
 
 def build_plan(opts, extra):
     """Check everything a worker needs (flags, model, features, fold files) before any trial starts."""
-    import config
-    import train
-    from dataloader import lookup_features
+    from dataloader.registry import Registry
+    from engine.config import from_dict, parse_feature_list
+    from engine.flags import parse_values
+    from engine.folds import fold_splits
 
-    given = [t[2:].split("=")[0] for t in extra if t.startswith("--")]
+    given = parse_values(extra, "train.py flags after --")
     clash = next((name for name in given if name in TUNE_FLAGS), None)
     if clash:
         raise UserError(f"--{clash} after -- : give {'it' if clash in ('dataset', 'run_dir') else f'--{clash}'} to tune.py itself "
                         f"({'tune.py sets it per fold' if clash in ('dataset', 'run_dir', 'folds') else 'not to train.py'})")
-    base = ["--model", opts.model, "--epochs", str(opts.epochs)] + (["--feat", opts.feat] if opts.feat else [])
-    args = train.parse_args(base + extra + ["--dataset", "fold0"])
+    base = {**given, "model": opts.model, "epochs": opts.epochs}
+    if opts.feat:
+        base["feat"] = parse_feature_list(opts.feat)
+    registry = Registry.from_config(manifests=given.get("manifests", ()))
+    args = from_dict({**base, "dataset": "fold0"}, "tune.py").resolved(registry)
     if "feat_topn" not in given:
-        base = ["--model", opts.model, "--epochs", str(opts.epochs), "--feat", repr(list(args.feat))]
-    lookup_features(args.feat)
-    train.fold_splits(args.train_lst, opts.folds)
-    space = search_space(opts.model, fixed=given)
-    digest = hashlib.sha1(json.dumps([base + extra, opts.folds]).encode()).hexdigest()[:8]
+        base["feat"] = list(args.feat)
+    fold_splits(args.train_lst, opts.folds)
+    space = search_space(opts.model, fixed=[*given, *(model_param(k) for k in given["hparams"])])
+    digest = hashlib.sha1(json.dumps([base, opts.folds], sort_keys=True).encode()).hexdigest()[:8]
     study = opts.study or f"{opts.model}-{digest}"
-    out = opts.out or os.path.join(config.PATH_TO_SAVED, "tune", study)
-    return Plan(model=opts.model, base_argv=base + extra, space=space, folds=opts.folds, epochs=opts.epochs, study=study,
+    out = opts.out or os.path.join(registry.save_root, "tune", study)
+    return Plan(model=opts.model, base=base, registry=registry, space=space, folds=opts.folds, epochs=opts.epochs, study=study,
                 storage=storage_spec(opts, out), trials=opts.trials, sampler=opts.sampler, sampler_seed=opts.sampler_seed,
                 pruner=opts.pruner, prune_below=opts.prune_below, out=out, jobs=opts.jobs)
 

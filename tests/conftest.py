@@ -9,8 +9,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-import config  # noqa: E402
+from dataloader.registry import CONFIG_VARIABLE  # noqa: E402
 from toolkit.io import save_split  # noqa: E402
+from toolkit.tables import MER_CLASSES  # noqa: E402
 
 TINY_FEATURES = {"tiny-video-UTT": ("video", 12), "tiny-audio-UTT": ("audio", 8), "tiny-text-UTT": ("text", 6)}
 
@@ -18,7 +19,7 @@ TINY_FEATURES = {"tiny-video-UTT": ("video", 12), "tiny-audio-UTT": ("audio", 8)
 def make_tiny_project(root, n=120, seed=0, n_valid=30):
     """Write per-sample .npy folders whose class signal is learnable, and a split dict; return paths."""
     rng = np.random.default_rng(seed)
-    classes = config.EMO_RULE["MER"]
+    classes = list(MER_CLASSES)
     names = [f"clip_{i:04d}" for i in range(n)]
     labels = rng.integers(0, len(classes), n)
     folders = {}
@@ -37,17 +38,36 @@ def make_tiny_project(root, n=120, seed=0, n_valid=30):
     return {"root": str(root), "names": names, "emos": emos, "vals": vals, "folders": folders, "train_lst": split_dir}
 
 
-@pytest.fixture
-def tiny_project(tmp_path, monkeypatch):
-    """A tiny project registered in config.py's feature dicts (restored after the test)."""
-    project = make_tiny_project(tmp_path)
+def write_project_config(project, extra=None, default_features=None):
+    """Write the project's own config.py (its feature folders; ``extra`` {name: [modality, entry]} besides) and
+    return its path. Every value goes through repr: the file is data for the registry."""
     dicts = {"video": {}, "audio": {}, "text": {}}
     for feat, (modality, dim, folder) in project["folders"].items():
         dicts[modality][feat] = [dim, folder]
-    monkeypatch.setattr(config, "FEAT_VIDEO_DICT", dicts["video"])
-    monkeypatch.setattr(config, "FEAT_AUDIO_DICT", dicts["audio"])
-    monkeypatch.setattr(config, "FEAT_TEXT_DICT", dicts["text"])
-    monkeypatch.setattr(config, "DEFAULT_FEATURES", list(TINY_FEATURES))
+    for feat, (modality, entry) in (extra or {}).items():
+        dicts[modality][feat] = entry
+    features = default_features or project.get("default_features") or list(TINY_FEATURES)
+    lines = [f"EMO_RULE = {{'MER': {list(MER_CLASSES)!r}}}"]
+    lines += [f"FEAT_{modality.upper()}_DICT = {entries!r}" for modality, entries in dicts.items()]
+    lines.append(f"DEFAULT_FEATURES = {list(features)!r}")
+    path = os.path.join(project["root"], "config.py")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    project["config"] = path
+    return path
+
+
+def project_registry(project):
+    from dataloader.registry import Registry
+
+    return Registry.from_config(project["config"])
+
+
+@pytest.fixture
+def tiny_project(tmp_path, monkeypatch):
+    """A tiny project with its own config.py, which every script reads ($MER_CONFIG; restored after the test)."""
+    project = make_tiny_project(tmp_path)
+    monkeypatch.setenv(CONFIG_VARIABLE, write_project_config(project))
     project["argv"] = ["--train_lst", project["train_lst"], "--cache_dir", str(tmp_path / "cache"),
                        "--run_dir", str(tmp_path / "run"), "--no_progress"]
     return project
@@ -59,7 +79,7 @@ FRAME_FEATURE = ("tiny-au-FRM", "video", 5)
 def add_frame_feature(project, seed=1, t_range=(3, 30)):
     """Add a frame-level feature folder (T, 5) per clip whose class is in the *time* of a bump, and register it."""
     rng = np.random.default_rng(seed)
-    classes = config.EMO_RULE["MER"]
+    classes = list(MER_CLASSES)
     name, modality, dim = FRAME_FEATURE
     folder = os.path.join(project["root"], "features", name)
     os.makedirs(folder)
@@ -70,7 +90,8 @@ def add_frame_feature(project, seed=1, t_range=(3, 30)):
         frames = np.exp(-0.5 * ((time - apex) / 0.1) ** 2)[:, None] * np.ones(dim) + rng.normal(0, 0.2, (t, dim))
         np.save(os.path.join(folder, clip + ".npy"), frames.astype(np.float32))
     project["folders"][name] = (modality, dim, folder)
-    config.FEAT_VIDEO_DICT[name] = [dim, folder]
+    if "config" in project:
+        write_project_config(project)
     return name
 
 
@@ -82,17 +103,9 @@ def frame_project(tiny_project):
 
 
 def registered_env(project, tmp_path):
-    """Environment for a subprocess that sees ``project``'s features in config.py (through a sitecustomize
-    module on PYTHONPATH), as the in-process fixture does with monkeypatch."""
-    site = tmp_path / "site"
-    site.mkdir(exist_ok=True)
-    dicts = {"video": {}, "audio": {}, "text": {}}
-    for feat, (modality, dim, folder) in project["folders"].items():
-        dicts[modality][feat] = [dim, folder]
-    lines = ["import config"] + [f"config.FEAT_{modality.upper()}_DICT = {entries!r}" for modality, entries in dicts.items()]
-    lines.append(f"config.DEFAULT_FEATURES = {list(project['folders'])!r}")
-    (site / "sitecustomize.py").write_text("\n".join(lines) + "\n")
-    return {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{REPO}"}
+    """Environment for a subprocess that reads ``project``'s own config.py (all its features as defaults)."""
+    path = write_project_config(project, default_features=list(project["folders"]))
+    return {**os.environ, "PYTHONPATH": REPO, CONFIG_VARIABLE: path}
 
 
 @pytest.fixture(scope="session")

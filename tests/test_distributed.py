@@ -7,9 +7,7 @@ import pandas as pd
 import pytest
 import torch.multiprocessing as mp
 
-import config
 import train
-from stages.sweep import FEATURE_DICTS
 
 # Dropout masks are drawn per sample of the global batch (models.noise), so dropout stays on here.
 EXACT = ["--epochs", "4", "--no_plots", "--save_model"]
@@ -21,21 +19,18 @@ def free_port():
         return s.getsockname()[1]
 
 
-def worker(rank, world, port, args, feature_dicts):
-    """One rank, as torchrun would start it: env vars, then train.py's own run()."""
+def worker(rank, world, port, args):
+    """One rank, as torchrun would start it: env vars (the tiny project's $MER_CONFIG is inherited), then train.py's run()."""
     import torch
 
     torch.set_num_threads(1)
-    for name, value in feature_dicts.items():
-        setattr(config, name, value)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     train.run(args)
 
 
 def run_ddp(argv, world=2):
-    dicts = {name: getattr(config, name) for name in FEATURE_DICTS}
-    args = train.parse_args(argv)  # here, where the tiny project is registered
-    mp.start_processes(worker, args=(world, free_port(), args, dicts), nprocs=world, join=True, start_method="spawn")
+    args = train.parse_args(argv)
+    mp.start_processes(worker, args=(world, free_port(), args), nprocs=world, join=True, start_method="spawn")
 
 
 # 90 training clips: batch 32 leaves a last batch of 26, batch 25 one of 15 (split 8 + 7); --val_weight 0 leaves the

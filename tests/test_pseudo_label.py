@@ -4,6 +4,8 @@ import subprocess
 import sys
 
 import numpy as np
+
+from dataloader.registry import Registry
 import pytest
 
 import pseudo_label
@@ -27,7 +29,7 @@ def semi(tiny_project, tmp_path):
     (tmp_path / "unlabeled.csv").write_text("name\n" + "\n".join(f"{n}.mp4" for n in pool) + "\n")
     (tmp_path / "truth.csv").write_text("name,discrete\n" + "\n".join(f"{n},{e}" for n, e in zip(pool, emos[80:])) + "\n")
     model, meta = load_run(run, "cpu")
-    model_pred = predict(model, meta, pool, "cpu")["probs"].argmax(1)
+    model_pred = predict(model, meta, pool, "cpu", Registry.from_config())["probs"].argmax(1)
     classes = meta["classes"]
     # The VLM: right on even clips, the model's label shifted by one on odd ones; no answer for the last clip.
     vlm = [emos[80 + i] if i % 2 == 0 else classes[(model_pred[i] + 1) % 6] for i in range(len(pool) - 1)]
@@ -109,7 +111,7 @@ def test_soft_writes_mean_probabilities_that_load_back_and_train(semi):
     assert all(isinstance(x, float) for row in probs[50:] for x in row)  # plain lists of floats
     # the stored distribution is the run's prediction, and its label is the argmax
     model, meta = load_run(semi["run"], "cpu")
-    predicted = predict(model, meta, train_info["names"][50:], "cpu")["probs"]
+    predicted = predict(model, meta, train_info["names"][50:], "cpu", Registry.from_config())["probs"]
     assert np.allclose(soft, predicted, atol=1e-5)
     assert [semi["classes"][i] for i in soft.argmax(1)] == train_info["emos"][50:]
     sharp = run_pl(semi, "--soft", "--soft_temperature", "0.5", "--overwrite")

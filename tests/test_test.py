@@ -10,7 +10,8 @@ import pytest
 
 import test as test_script
 import train
-from tests.conftest import REPO, TINY_FEATURES, make_tiny_project
+from dataloader.registry import CONFIG_VARIABLE, Registry
+from tests.conftest import REPO, TINY_FEATURES, make_tiny_project, write_project_config
 from toolkit.errors import UserError
 from toolkit.metrics import emotion_metrics
 from inference.predict import load_preds, load_run, load_runs, predict
@@ -19,18 +20,10 @@ from inference.predict import load_preds, load_run, load_runs, predict
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """The tiny project with three 3-epoch runs (seeds 0-2) and a names CSV with labels."""
-    import config
-
     root = tmp_path_factory.mktemp("predict")
     project = make_tiny_project(root)
-    dicts = {"video": {}, "audio": {}, "text": {}}
-    for feat, (modality, dim, folder) in project["folders"].items():
-        dicts[modality][feat] = [dim, folder]
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(config, "FEAT_VIDEO_DICT", dicts["video"])
-        mp.setattr(config, "FEAT_AUDIO_DICT", dicts["audio"])
-        mp.setattr(config, "FEAT_TEXT_DICT", dicts["text"])
-        mp.setattr(config, "DEFAULT_FEATURES", list(TINY_FEATURES))
+        mp.setenv(CONFIG_VARIABLE, write_project_config(project))
         cache = str(root / "cache")
         base = ["--train_lst", project["train_lst"], "--cache_dir", cache, "--no_progress", "--no_plots", "--epochs", "3", "--save_model"]
         runs = []
@@ -54,12 +47,12 @@ def run_test(trained, out, *argv):
 def test_prediction_does_not_depend_on_batch_size(trained):
     model, meta = load_run(trained["runs"][0], "cpu")
     names = trained["names"]
-    full = predict(model, meta, names, "cpu", batch_size=512, cache_dir=trained["cache"])
-    alone = predict(model, meta, names, "cpu", batch_size=1, cache_dir=trained["cache"])
+    full = predict(model, meta, names, "cpu", Registry.from_config(), batch_size=512, cache_dir=trained["cache"])
+    alone = predict(model, meta, names, "cpu", Registry.from_config(), batch_size=1, cache_dir=trained["cache"])
     assert full["probs"].shape == (120, 6) and full["valence"].shape == (120,)
     np.testing.assert_allclose(alone["probs"], full["probs"], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(alone["valence"], full["valence"], rtol=1e-5, atol=1e-6)
-    one = predict(model, meta, [names[7]], "cpu", cache_dir=trained["cache"])
+    one = predict(model, meta, [names[7]], "cpu", Registry.from_config(), cache_dir=trained["cache"])
     np.testing.assert_allclose(one["probs"][0], full["probs"][7], rtol=1e-5, atol=1e-6)
 
 
@@ -68,7 +61,7 @@ def test_predictions_match_the_runs_validation_results(trained):
     run_dir = trained["runs"][1]
     results = np.load(os.path.join(run_dir, "best_valid_results.npy"), allow_pickle=True).item()
     model, meta = load_run(run_dir, "cpu")
-    out = predict(model, meta, results["eval_names"], "cpu", cache_dir=trained["cache"])
+    out = predict(model, meta, results["eval_names"], "cpu", Registry.from_config(), cache_dir=trained["cache"])
     np.testing.assert_allclose(out["probs"], results["eval_emoprobs"], rtol=1e-5, atol=1e-6)
     assert meta["valid_f1"] == json.load(open(os.path.join(run_dir, "summary.json")))["f1"]
 
@@ -105,7 +98,7 @@ def test_without_labels_only_predictions(trained, tmp_path):
 
 def test_fold_runs_average_probabilities(trained, tmp_path):
     preds, _ = run_test(trained, tmp_path / "folds", "--fold_runs", *trained["runs"])
-    singles = [predict(*load_run(r, "cpu"), trained["order"], "cpu", cache_dir=trained["cache"]) for r in trained["runs"]]
+    singles = [predict(*load_run(r, "cpu"), trained["order"], "cpu", Registry.from_config(), cache_dir=trained["cache"]) for r in trained["runs"]]
     np.testing.assert_allclose(preds["probs"], np.mean([s["probs"] for s in singles], axis=0), rtol=1e-6)
     f1s = [json.load(open(os.path.join(r, "summary.json")))["f1"] for r in trained["runs"]]
     saved = load_preds(str(tmp_path / "folds" / "preds.npz"))

@@ -13,7 +13,7 @@ import train
 from tests.conftest import REPO
 from toolkit.errors import UserError
 
-RUN_FILES = {"info.log", "args.yaml", "metrics.csv", "best_valid_results.npy", "summary.json",
+RUN_FILES = {"info.log", "args.yaml", "config.yaml", "metrics.csv", "best_valid_results.npy", "summary.json",
              "loss.png", "emoacc.png", "emofscore.png", "confusion.png"}
 
 
@@ -56,7 +56,7 @@ def test_auto_attention_and_cli_hyperparameters(tiny_project):
     summary = run_train(tiny_project, "--model", "auto_attention", "--epochs", "2", "--hidden_dim", "16", "--heads", "2")
     assert summary["model"] == "auto_attention"
     args = train.parse_args(tiny_project["argv"] + ["--fused_head", "false", "--feat", "['tiny-text-UTT']"])
-    assert args.fused_head is False and args.feat == ["tiny-text-UTT"]
+    assert args.hparams.fused_head is False and args.feat == ["tiny-text-UTT"]
 
 
 def test_early_stopping(tiny_project):

@@ -2,6 +2,8 @@
 import os
 
 import numpy as np
+
+from dataloader.registry import Registry
 import pandas as pd
 import pytest
 import yaml
@@ -33,7 +35,7 @@ def test_frame_expert_trains_with_utterance_experts(frame_project, tmp_path):
     results = np.load(os.path.join(run_dir, "best_valid_results.npy"), allow_pickle=True).item()
     cache = frame_project["argv"][frame_project["argv"].index("--cache_dir") + 1]
     for batch_size in (1, 7):
-        out = predict(model, meta, results["eval_names"], "cpu", batch_size=batch_size, cache_dir=cache)
+        out = predict(model, meta, results["eval_names"], "cpu", Registry.from_config(), batch_size=batch_size, cache_dir=cache)
         np.testing.assert_allclose(out["probs"], results["eval_emoprobs"], rtol=1e-5, atol=1e-6)
 
 
@@ -65,7 +67,7 @@ def test_allow_missing_trains_reports_and_predicts(frame_project, tmp_path):
     results = np.load(run_dir / "best_valid_results.npy", allow_pickle=True).item()
     model, meta = load_run(str(run_dir), "cpu")
     assert meta["allow_missing"] is True
-    out = predict(model, meta, results["eval_names"], "cpu", batch_size=5, cache_dir=cache)
+    out = predict(model, meta, results["eval_names"], "cpu", Registry.from_config(), batch_size=5, cache_dir=cache)
     np.testing.assert_allclose(out["probs"], results["eval_emoprobs"], rtol=1e-5, atol=1e-6)
 
 
@@ -74,7 +76,7 @@ def test_run_without_allow_missing_refuses_missing_files_at_prediction(tiny_proj
     delete(tiny_project, "tiny-text-UTT", ["clip_0005"])
     model, meta = load_run(str(tmp_path / "run"), "cpu")
     with pytest.raises(UserError, match="clip_0005.*--allow_missing"):
-        predict(model, meta, tiny_project["names"], "cpu", cache_dir="none")
+        predict(model, meta, tiny_project["names"], "cpu", Registry.from_config(), cache_dir="none")
 
 
 def test_clip_missing_every_feature_is_an_error(tiny_project):

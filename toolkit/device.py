@@ -7,6 +7,21 @@ import torch
 from toolkit.errors import UserError
 
 
+DEVICES = ("auto", "cpu", "cuda")
+DEVICE_HELP = "auto: cuda when present"
+GPU_HELP = "CUDA device index"
+
+
+def add_device_flags(parser, gpu_default=0, gpu_help=GPU_HELP):
+    """The one --device/--gpu argument group of the scripts (train.py's come from TrainConfig, same names and rules)."""
+    from toolkit.errors import bounded
+
+    group = parser.add_argument_group("device")
+    group.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP)
+    group.add_argument("--gpu", type=bounded(int, 0), default=gpu_default, help=gpu_help)
+    return group
+
+
 def pick_device(device="auto", gpu=0):
     """'auto' → cuda:<gpu> when CUDA is available, else cpu; 'cuda' without CUDA is a UserError."""
     if device == "auto":

@@ -91,6 +91,18 @@ class Dist:
                                        find_unused_parameters=find_unused)
 
 
+LOCAL_RANK_VARIABLES = ("LOCAL_RANK", "SLURM_LOCALID")  # torchrun, srun
+
+
+def local_rank(default=0):
+    """This process's GPU index on its node: torchrun's LOCAL_RANK or srun's SLURM_LOCALID, else ``default``."""
+    for name in LOCAL_RANK_VARIABLES:
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return default
+
+
 def from_env():
     """The job torchrun (or a test's spawn) described in RANK / WORLD_SIZE / LOCAL_RANK; one process without them."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -21,16 +21,47 @@ import numpy as np
 
 from toolkit.errors import UserError
 
-SPLIT_KEYS = ("train_info", "valid_info")
+SPLIT_KEYS = ("train_info", "valid_info")  # the split dict format users exchange: these two keys, each {names, emos, vals}
+TRAIN_KEY, VALID_KEY = SPLIT_KEYS
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def resolve(path):
     """Resolve a path from config.py against the project root unless it is absolute."""
-    import config
+    path = os.fspath(path)
+    return path if os.path.isabs(path) else os.path.join(PROJECT_ROOT, path)
 
-    return path if os.path.isabs(path) else os.path.join(config.PROJECT_ROOT, path)
+
+def read_yaml(path, what, fix, missing_ok=False):
+    """The content of a YAML file (plain data only: safe_load refuses tags); every problem is one UserError in
+    one wording: ``<what> <path>: <problem>; <fix>``. ``missing_ok``: a missing file reads as None."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f)
+    except FileNotFoundError:
+        if missing_ok:
+            return None
+        raise UserError(f"{what} {path}: no such file; {fix}") from None
+    except OSError as err:
+        raise UserError(f"{what} {path}: cannot read it ({err.strerror}); {fix}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{what} {path}: not UTF-8 text; {fix}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise UserError(f"{what} {path}: not valid YAML{line} ({problem}); {fix}") from None
+
+
+def split_path(train_lst, dataset):
+    """The split dict ``<train_lst>/<dataset>.npy`` (train_lst resolved like config paths)."""
+    return os.path.join(resolve(train_lst), f"{dataset}.npy")
 
 
 def cache_folder(cache_dir):
@@ -228,7 +259,7 @@ def save_json(path, obj):
 
 def save_split(path, train_info, valid_info, extra=None):
     """Write a split dict ``{"train_info": {...}, "valid_info": {...}}`` (names, emos, vals lists)."""
-    split = {"train_info": train_info, "valid_info": valid_info}
+    split = {TRAIN_KEY: train_info, VALID_KEY: valid_info}
     if extra:
         split.update(extra)
     save_npy(path, split)
@@ -258,7 +289,7 @@ def load_split(path):
             if field in info and info[field] is not None and len(info[field]) != n:
                 raise UserError(f"split file {path}: '{key}' has {n} names but {len(info[field])} {field}")
         check_split_values(path, key, info)
-    pseudo = split["valid_info"].get("pseudo")
+    pseudo = split[VALID_KEY].get("pseudo")
     if pseudo is not None and any(pseudo):
         raise UserError(f"split file {path}: valid_info holds pseudo-labeled samples; validation must use true labels only")
     return split

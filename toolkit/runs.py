@@ -7,12 +7,24 @@ import shutil
 import time
 
 import torch
-import yaml
 
 from toolkit.errors import UserError
 
 
-RUN_MARKER = "args.yaml"  # every run directory that train.py writes holds it
+# The files of a run directory (this module owns their names; everything else asks it for paths).
+ARGS_FILE = "args.yaml"  # the run's settings, flat, plus what it derived from the data (every run holds it)
+CONFIG_FILE = "config.yaml"  # the resolved TrainConfig (engine.TrainConfig.load reads it back)
+CHECKPOINT_FILE = "best.pth"  # the best epoch's weights (--save_model)
+SUMMARY_FILE = "summary.json"  # what scripts read about a finished run
+METRICS_FILE = "metrics.csv"  # one row per epoch
+RESULTS_FILE = "best_valid_results.npy"  # the best epoch's validation predictions (the published format)
+LOG_FILE = "info.log"
+RUN_MARKER = ARGS_FILE  # every run directory that train.py writes holds it
+
+
+def run_file(run_dir, name):
+    """The path of one of a run directory's files (``run_file(d, CHECKPOINT_FILE)``)."""
+    return os.path.join(run_dir, name)
 
 
 def is_run_dir(path):
@@ -38,7 +50,7 @@ class RunDir:
         if os.path.lexists(self.path) and not os.path.isdir(self.path):
             raise UserError(f"--run_dir {self.path} is a file, not a folder; pass a new folder")
         if os.path.isdir(self.path) and os.listdir(self.path) and not is_run_dir(self.path):
-            raise UserError(f"--run_dir {self.path} is a folder that is not a run of train.py (no args.yaml); "
+            raise UserError(f"--run_dir {self.path} is a folder that is not a run of train.py (no {RUN_MARKER}); "
                             "it is left untouched: pass a new or empty folder")
         os.makedirs(self.parent, exist_ok=True)
         self._lock = _take_lock(os.path.join(self.parent, f".{self.leaf}.lock"), self.path)
@@ -191,8 +203,13 @@ def load_checkpoint(path, map_location="cpu"):
 
 
 def load_run_args(run_dir):
-    path = os.path.join(run_dir, "args.yaml")
+    """The flat settings record (args.yaml) of a run directory."""
+    from toolkit.io import read_yaml
+
+    path = run_file(run_dir, ARGS_FILE)
     if not os.path.exists(path):
-        raise UserError(f"{run_dir} is not a run directory (no args.yaml); pass a folder written by train.py")
-    with open(path, encoding="utf-8") as f:
-        return yaml.safe_load(f)
+        raise UserError(f"{run_dir} is not a run directory (no {ARGS_FILE}); pass a folder written by train.py")
+    args = read_yaml(path, "run settings", "retrain the run or restore the file train.py wrote")
+    if not isinstance(args, dict):
+        raise UserError(f"run settings {path} must map setting names to values; retrain the run or restore the file train.py wrote")
+    return args

@@ -8,6 +8,8 @@ import numpy as np
 
 from toolkit.errors import UserError
 
+MER_CLASSES = ("neutral", "angry", "happy", "sad", "worried", "surprise")  # MER2023-2026, in the published order
+
 
 def sample_key(name):
     """``'videos/sample_00001.mp4'`` → ``'sample_00001'``."""

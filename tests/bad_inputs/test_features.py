@@ -5,10 +5,10 @@ import os
 import numpy as np
 import pytest
 
-import config
 import train
 from preprocess import check_feat_dim
 from tests.bad_inputs.helpers import assert_one_line_error, run_main, snapshot
+from tests.conftest import write_project_config
 from toolkit.io import load_split, save_split
 
 FEATURE = "tiny-video-UTT"  # the first feature train.py loads: no other cache is written before the error
@@ -67,7 +67,7 @@ def test_npz_under_npy_name(tiny_project, capsys):
 def test_feature_folder_is_a_symlink_loop(tiny_project, capsys, monkeypatch):
     loop = os.path.join(tiny_project["root"], "loop")
     os.symlink(loop, loop)
-    monkeypatch.setitem(config.FEAT_VIDEO_DICT, FEATURE, [DIM, loop])
+    write_project_config(tiny_project, extra={FEATURE: ["video", [DIM, loop]]})
     line = assert_one_line_error(*run_train(tiny_project, capsys), loop)
     assert "symlink loop" in line
 
@@ -93,13 +93,13 @@ def test_unreadable_feature_folder(tiny_project, capsys):
 
 @pytest.mark.parametrize("dim", ["768", 7.5, "abc", 0, -3, True, None])
 def test_bad_dim_in_config(tiny_project, capsys, monkeypatch, dim):
-    monkeypatch.setitem(config.FEAT_VIDEO_DICT, FEATURE, [dim, tiny_project["folders"][FEATURE][2]])
+    write_project_config(tiny_project, extra={FEATURE: ["video", [dim, tiny_project["folders"][FEATURE][2]]]})
     line = assert_one_line_error(*run_train(tiny_project, capsys), f"FEAT_VIDEO_DICT['{FEATURE}']", repr(dim))
     assert "positive whole number" in line
 
 
 def test_repeat_separator_in_feature_name(tiny_project, capsys, monkeypatch):
-    monkeypatch.setitem(config.FEAT_VIDEO_DICT, "odd#name-UTT", [DIM, tiny_project["folders"][FEATURE][2]])
+    write_project_config(tiny_project, extra={"odd#name-UTT": ["video", [DIM, tiny_project["folders"][FEATURE][2]]]})
     line = assert_one_line_error(*run_train(tiny_project, capsys), "odd#name-UTT")
     assert "rename" in line
 
@@ -158,5 +158,5 @@ def test_check_feat_dim_unreadable_folder(tiny_project, capsys):
 
 
 def test_check_feat_dim_bad_dim_in_config(tiny_project, capsys, monkeypatch):
-    monkeypatch.setitem(config.FEAT_VIDEO_DICT, FEATURE, ["768", tiny_project["folders"][FEATURE][2]])
+    write_project_config(tiny_project, extra={FEATURE: ["video", ["768", tiny_project["folders"][FEATURE][2]]]})
     assert_one_line_error(*run_check(tiny_project, capsys), f"FEAT_VIDEO_DICT['{FEATURE}']", "'768'")

@@ -25,8 +25,8 @@ def test_bad_model_flags_are_one_line(tiny_project, tmp_path, capsys, flags, cul
 BAD_TUNE = [
     ("moe:\n  hiden_dim: 32\n", ["hiden_dim", "did you mean 'hidden_dim'"]),
     ("moe:\n  dropout: 1.5\n", ["[moe]", "dropout", "1.5"]),
-    ("moe:\n  hidden_dim: 32.5\n", ["hidden_dim", "int"]),
-    ("moe:\n  fused_head: maybe\n", ["fused_head", "bool"]),
+    ("moe:\n  hidden_dim: 32.5\n", ["hidden_dim", "whole number"]),
+    ("moe:\n  fused_head: maybe\n", ["fused_head", "true or false"]),
     ("auto_attention:\n  heads: 3\n", ["[auto_attention]", "hidden_dim 128", "heads 3"]),
     ("moee:\n  hidden_dim: 32\n", ["unknown model 'moee'"]),
     ("moe:\n  - hidden_dim\n", ["section 'moe'"]),

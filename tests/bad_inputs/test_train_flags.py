@@ -20,7 +20,7 @@ BAD_FLAGS = [
     (["--patience", "-1"], "--patience"), (["--hidden_dim", "0"], "--hidden_dim"), (["--expert_layers", "0"], "--expert_layers"),
     (["--warmup_epochs", "nan"], "--warmup_epochs"), (["--warmup_epochs", "-1"], "--warmup_epochs"),
     (["--feat", ""], "--feat"), (["--feat", "[]"], "--feat"), (["--feat", " , "], "--feat"), (["--feat", "[1, 2]"], "--feat"),
-    (["--feat", "['a',"], "--feat"), (["--feat_topn", "0"], "--feat_topn"), (["--feat_topn", "-2"], "--feat_topn"),
+    (["--feat", "['a',"], "--feat"), (["--feat_topn", "-2"], "--feat_topn"),
     (["--batch_size", "0"], "--batch_size"), (["--epochs", "0"], "--epochs"), (["--repeat", "0"], "--repeat"),
     (["--max_frames", "0"], "--max_frames"), (["--val_weight", "-1"], "--val_weight"), (["--pseudo_weight", "nan"], "--pseudo_weight"),
     (["--expert_dropout", "1.0"], "--expert_dropout"), (["--aux_weight", "inf"], "--aux_weight"),
@@ -47,7 +47,7 @@ def test_a_diverged_run_writes_nothing_and_keeps_the_previous_run(tiny_project, 
     line = assert_one_line_error(code, err, "diverged", "--lr")
     assert "no run was written" in line and "BEST" not in out
     assert snapshot(tmp_path / "run") == before
-    assert sorted(os.listdir(tmp_path)) == ["cache", "features", "run", "train_lst"]
+    assert sorted(os.listdir(tmp_path)) == ["cache", "config.py", "features", "run", "train_lst"]
 
 
 def test_a_folder_of_the_user_is_not_deleted(tiny_project, tmp_path, capsys):

@@ -7,10 +7,10 @@ from benchmarks import bench_quality, datasets
 from tests.benchmarks.test_datasets import write_fake_mfeat
 
 
-def test_compare_trains_each_model_on_each_fold(tmp_path, restore_config, capsys):
+def test_compare_trains_each_model_on_each_fold(tmp_path, capsys):
     (tmp_path / "src").mkdir()
     write_fake_mfeat(tmp_path / "src", per_class=4)
-    bench = datasets.mfeat(tmp_path / "mfeat", source=str(tmp_path / "src")).register()
+    bench = datasets.mfeat(tmp_path / "mfeat", source=str(tmp_path / "src"))
     results = bench_quality.compare([bench], ["moe", "lf_dnn"], folds=2, epochs=1, extra=["--cache_dir", "none"],
                                     run_root=str(tmp_path / "runs"))
     assert sorted(results) == [("mfeat", "lf_dnn"), ("mfeat", "moe")]
@@ -23,13 +23,13 @@ def test_compare_trains_each_model_on_each_fold(tmp_path, restore_config, capsys
     assert np.isfinite([f for f1s, _ in results.values() for f in f1s]).all()
 
 
-def test_tune_mode_trains_default_and_tuned_and_resumes(tmp_path, restore_config, capsys):
+def test_tune_mode_trains_default_and_tuned_and_resumes(tmp_path, capsys):
     import argparse
     import json
 
     (tmp_path / "src").mkdir()
     write_fake_mfeat(tmp_path / "src", per_class=4)
-    bench = datasets.mfeat(tmp_path / "mfeat", source=str(tmp_path / "src")).register()
+    bench = datasets.mfeat(tmp_path / "mfeat", source=str(tmp_path / "src"))
     opts = argparse.Namespace(folds=2, epochs=1, tune=2, tune_folds=2, tune_epochs=1, extra=["--cache_dir", "none"])
     root = str(tmp_path / "runs")
     results = bench_quality.default_and_tuned([bench], ["moe"], opts, root)

@@ -1,7 +1,7 @@
 """bench_semi.py's per-seed path on a tiny project: every setting and a second round run end to end."""
 from benchmarks import bench_semi
 from tests.conftest import TINY_FEATURES
-from toolkit.io import load_split, save_split
+from toolkit.io import TRAIN_KEY, load_split, save_split
 
 
 def test_every_setting_and_a_second_round_run_on_a_tiny_pool(tiny_project, tmp_path):
@@ -25,6 +25,6 @@ def test_every_setting_and_a_second_round_run_on_a_tiny_pool(tiny_project, tmp_p
     assert all(r["truth"]["pseudo_label_accuracy"] in (1.0, None) for r in result["pools"].values())
     # round 2 relabels with the stage-2 model and extends the labeled split, not the round-1 split
     assert result["pools"]["2 rounds (hard labels)"]["runs"] == [str(out / "seed0" / "stage2_pl0")]
-    round2 = load_split(str(lst / "bench_semi_seed0_round2.npy"))["train_info"]
+    round2 = load_split(str(lst / "bench_semi_seed0_round2.npy"))[TRAIN_KEY]
     assert round2["pseudo"].count(False) == 50 and "probs" not in round2
-    assert "probs" in load_split(str(lst / "bench_semi_seed0_pl1.npy"))["train_info"]
+    assert "probs" in load_split(str(lst / "bench_semi_seed0_pl1.npy"))[TRAIN_KEY]

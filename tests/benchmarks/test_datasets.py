@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import config
 from benchmarks import datasets
-from dataloader import lookup_features
+from dataloader.registry import Registry
 from toolkit.errors import UserError
+from toolkit.tables import MER_CLASSES
 
 SMALL = {"n_labeled": 60, "n_unlabeled": 0, "n_test": 0}
 
@@ -26,16 +26,31 @@ def check_contract(bench, n):
     return labels
 
 
-def test_demo_and_alt_builders_write_the_contract_and_differ(tmp_path, restore_config):
+def test_demo_and_alt_builders_write_the_contract_and_differ(tmp_path):
     base = datasets.demo(tmp_path / "demo", **SMALL)
     alt = datasets.demo_alt(tmp_path / "alt", **SMALL)
     assert len(base.features) == 7 and len(alt.features) == 4
-    assert base.classes == alt.classes == config.EMO_RULE["MER"]
+    assert base.classes == alt.classes == list(MER_CLASSES)
     a, b = check_contract(base, 60), check_contract(alt, 60)
     assert a["discrete"].value_counts()["neutral"] > b["discrete"].value_counts()["neutral"]  # reversed prior
-    alt.register()
-    specs = lookup_features(list(alt.features))
+    specs = alt.registry().lookup(list(alt.features))
     assert [s.folder for s in specs] == [alt.folder(f) for f in alt.features]
+    assert [s.dim for s in specs] == [dim for _, dim in alt.features.values()]
+
+
+def test_a_set_registry_holds_only_its_own_features_and_reads_back_from_its_files(tmp_path):
+    """The demo set's names are config.py's too: its registry must point them at the set's folders, and the
+    config file (for child processes) and the manifest must register exactly the same."""
+    bench = datasets.demo(tmp_path / "demo", **SMALL)
+    registry = bench.registry()
+    assert sorted(registry.features) == sorted(bench.features) and list(registry.default_features) == list(bench.features)
+    assert all(spec.folder.startswith(str(tmp_path)) for spec in registry.features.values())
+    assert registry.train_lst == bench.train_lst and registry.classes("MER") == list(MER_CLASSES)
+    from_file = Registry.from_config(bench.write_config())
+    assert from_file.features == registry.features and from_file.emo_rules == registry.emo_rules
+    assert (from_file.train_lst, from_file.cache_dir) == (registry.train_lst, registry.cache_dir)
+    manifest = Registry.from_dicts().with_manifest(bench.write_manifest())
+    assert manifest.features == registry.features
 
 
 def test_demo_builder_reuses_a_matching_set_and_remakes_another(tmp_path):
@@ -59,7 +74,7 @@ def write_fake_mfeat(folder, per_class=2):
     return labels
 
 
-def test_mfeat_builder_from_csv_folder(tmp_path, restore_config):
+def test_mfeat_builder_from_csv_folder(tmp_path):
     labels = write_fake_mfeat(tmp_path)
     bench = datasets.mfeat(tmp_path / "mfeat", source=str(tmp_path))
     table = check_contract(bench, 20)
@@ -67,8 +82,9 @@ def test_mfeat_builder_from_csv_folder(tmp_path, restore_config):
     assert {f: d for f, (_, d) in bench.features.items()} == {
         "mfeat-fac-UTT": 216, "mfeat-fou-UTT": 76, "mfeat-kar-UTT": 64,
         "mfeat-mor-UTT": 6, "mfeat-pix-UTT": 240, "mfeat-zer-UTT": 47}
-    bench.register()
-    assert config.EMO_RULE["MFEAT"] == [str(d) for d in range(10)]
+    registry = bench.registry()
+    assert registry.classes("MFEAT") == [str(d) for d in range(10)] and list(registry.emo_rules) == ["MFEAT"]
+    assert Registry.from_config(bench.write_config()).classes("MFEAT") == registry.classes("MFEAT")
 
 
 def test_mfeat_with_a_wrong_view_width_is_a_user_error(tmp_path):

@@ -4,18 +4,19 @@ import numpy as np
 import pytest
 import torch
 
-import config
-from dataloader import DeviceBatches, lookup_features
+from dataloader import DeviceBatches
 from dataloader.batches import load_split_sets
+from tests.conftest import project_registry
 from toolkit.errors import UserError
-from toolkit.io import save_npy, save_split
+from toolkit.io import TRAIN_KEY, VALID_KEY, save_npy, save_split
+from toolkit.tables import MER_CLASSES
 
-CLASSES = config.EMO_RULE["MER"]
+CLASSES = list(MER_CLASSES)
 
 
 def load(project, path=None):
     path = path or os.path.join(project["train_lst"], "seed0.npy")
-    return load_split_sets(path, lookup_features(list(project["folders"])), CLASSES, torch.device("cpu"))
+    return load_split_sets(path, project_registry(project).lookup(list(project["folders"])), CLASSES, torch.device("cpu"))
 
 
 def test_sets_share_one_packed_array_and_batches_cover_each_sample_once(tiny_project):
@@ -54,7 +55,7 @@ def test_label_outside_classes(tiny_project):
     p = tiny_project
     path = _write(p, {"names": p["names"][:5], "emos": ["happy", "joy", "sad", "sad", "sad"]},
                   {"names": p["names"][5:8], "emos": ["sad"] * 3})
-    with pytest.raises(UserError, match=r"train_info: 1 labels are not one of .*'joy'; first sample 'clip_0001'"):
+    with pytest.raises(UserError, match=rf"{TRAIN_KEY}: 1 labels are not one of .*'joy'; first sample 'clip_0001'"):
         load(p, path)
 
 
@@ -68,8 +69,8 @@ def test_duplicate_names(tiny_project):
 @pytest.mark.parametrize("content, message", [
     (None, "not found"),
     ([1, 2, 3], "must be a dict with keys"),
-    ({"train_info": {"names": [], "emos": []}, "valid_info": {"names": ["clip_0000"], "emos": ["sad"]}}, "'train_info' is empty"),
-    ({"train_info": {"names": ["clip_0000"]}, "valid_info": {"names": ["clip_0001"], "emos": ["sad"]}}, "must be a dict with lists"),
+    ({TRAIN_KEY: {"names": [], "emos": []}, VALID_KEY: {"names": ["clip_0000"], "emos": ["sad"]}}, f"'{TRAIN_KEY}' is empty"),
+    ({TRAIN_KEY: {"names": ["clip_0000"]}, VALID_KEY: {"names": ["clip_0001"], "emos": ["sad"]}}, "must be a dict with lists"),
 ])
 def test_bad_split_files(tiny_project, content, message):
     path = os.path.join(tiny_project["train_lst"], "broken.npy")
@@ -83,12 +84,12 @@ def test_pseudo_flags_scale_weights_and_never_enter_validation(tiny_project):
     p = tiny_project
     path = _write(p, {"names": p["names"][:4], "emos": ["sad"] * 4, "pseudo": [False, True, True, False],
                       "weights": [1.0, 1.0, 0.5, 2.0]}, {"names": p["names"][4:6], "emos": ["sad"] * 2})
-    specs = lookup_features(list(p["folders"]))
+    specs = project_registry(p).lookup(list(p["folders"]))
     train, _ = load_split_sets(path, specs, CLASSES, torch.device("cpu"), pseudo_weight=0.3)
     assert torch.allclose(train.weights, torch.tensor([1.0, 0.3, 0.15, 2.0]))
     bad = _write(p, {"names": p["names"][:2], "emos": ["sad"] * 2},
                  {"names": p["names"][4:6], "emos": ["sad"] * 2, "pseudo": [True, False]}, "bad2.npy")
-    with pytest.raises(UserError, match="valid_info holds pseudo-labeled samples"):
+    with pytest.raises(UserError, match=f"{VALID_KEY} holds pseudo-labeled samples"):
         load(p, bad)
 
 

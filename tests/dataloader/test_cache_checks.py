@@ -7,7 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from dataloader.feature_store import Ragged, load_feature, load_features, lookup_features
+from dataloader.feature_store import Ragged, load_feature, load_features
+from tests.conftest import project_registry
 
 
 def expected_rows(spec, names):
@@ -20,7 +21,7 @@ def cache_file(cache, ext=".npy"):
 
 
 def built(project, tmp_path, feature="tiny-audio-UTT"):
-    spec = lookup_features([feature])[0]
+    spec = project_registry(project).lookup([feature])[0]
     cache = str(tmp_path / "cache")
     load_features([spec], project["names"], cache)
     return spec, cache

@@ -5,17 +5,18 @@ import numpy as np
 import pytest
 import torch
 
-import config
 import train as train_script
-from dataloader import DeviceBatches, lookup_features
+from dataloader import DeviceBatches
 from dataloader.batches import MappedFeature, load_split_sets
+from tests.conftest import project_registry
 from toolkit.errors import UserError
+from toolkit.tables import MER_CLASSES
 
-CLASSES = config.EMO_RULE["MER"]
+CLASSES = list(MER_CLASSES)
 
 
 def load(project, features=None, **kwargs):
-    specs = lookup_features(features or list(project["folders"]))
+    specs = project_registry(project).lookup(features or list(project["folders"]))
     return load_split_sets(os.path.join(project["train_lst"], "seed0.npy"), specs, CLASSES, torch.device("cpu"), **kwargs)
 
 

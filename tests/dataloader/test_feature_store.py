@@ -3,14 +3,19 @@ import os
 import numpy as np
 import pytest
 
-import config
 from dataloader import kinds
-from dataloader.feature_store import load_features, lookup_features
+from dataloader.feature_store import load_features
+from dataloader.registry import Registry
+from tests.conftest import project_registry
 from toolkit.errors import UserError
 
 
 def specs_of(project):
-    return lookup_features(list(project["folders"]))
+    return project_registry(project).lookup(list(project["folders"]))
+
+
+def lookup(project, names):
+    return project_registry(project).lookup(names)
 
 
 def test_loads_every_file_once_in_one_array(tiny_project, tmp_path):
@@ -52,25 +57,28 @@ def test_second_load_uses_the_cache_and_edits_invalidate_it(tiny_project, tmp_pa
 
 def test_unknown_feature_lists_known_ones(tiny_project):
     with pytest.raises(UserError, match=r"unknown feature 'nope'.*known: tiny-audio-UTT"):
-        lookup_features(["nope"])
+        lookup(tiny_project, ["nope"])
 
 
-def test_unknown_feature_suggests_the_closest_and_shortens_the_list(tiny_project, monkeypatch):
-    folder = tiny_project["folders"]["tiny-audio-UTT"][2]
-    monkeypatch.setattr(config, "FEAT_AUDIO_DICT", {"ha-hubert-UTT": [8, folder], **{f"other-{i:02d}-UTT": [8, folder] for i in range(30)}})
+def test_unknown_feature_suggests_the_closest_and_shortens_the_list(tiny_project):
+    folders = {name: folder for name, (_, _, folder) in tiny_project["folders"].items()}
+    folder = folders["tiny-audio-UTT"]
+    registry = Registry.from_dicts(
+        video={"tiny-video-UTT": [12, folders["tiny-video-UTT"]]}, text={"tiny-text-UTT": [6, folders["tiny-text-UTT"]]},
+        audio={"ha-hubert-UTT": [8, folder], **{f"other-{i:02d}-UTT": [8, folder] for i in range(30)}})
     with pytest.raises(UserError) as err:
-        lookup_features(["hv-hubert-UTT"])
+        registry.lookup(["hv-hubert-UTT"])
     message = str(err.value)
     assert message.startswith("unknown feature 'hv-hubert-UTT' (did you mean 'ha-hubert-UTT'?)")
     known = message.split("known: ")[1]
     assert known.endswith(" and 13 more") and known.count(", ") == 19  # 20 shown of 33 (31 here, video and text)
     with pytest.raises(UserError) as err:
-        lookup_features(["zzzz"])
+        registry.lookup(["zzzz"])
     assert "did you mean" not in str(err.value)
 
 
 def test_feature_with_none_of_the_clips_points_to_another_data_set(tiny_project):
-    spec = lookup_features(["tiny-audio-UTT"])[0]
+    spec = lookup(tiny_project, ["tiny-audio-UTT"])[0]
     with pytest.raises(UserError) as err:
         load_features([spec], ["other_0001", "other_0002"])
     message = str(err.value)
@@ -78,14 +86,14 @@ def test_feature_with_none_of_the_clips_points_to_another_data_set(tiny_project)
     assert "--allow_missing" not in message
 
 
-def test_missing_folder_is_named(tiny_project, monkeypatch):
-    monkeypatch.setitem(config.FEAT_VIDEO_DICT, "tiny-video-UTT", [12, "/no/such/folder"])
+def test_missing_folder_is_named(tiny_project):
+    registry = Registry.from_dicts(video={"tiny-video-UTT": [12, "/no/such/folder"]})
     with pytest.raises(UserError, match="feature folder /no/such/folder for 'tiny-video-UTT' does not exist"):
-        load_features(lookup_features(["tiny-video-UTT"]), tiny_project["names"])
+        load_features(registry.lookup(["tiny-video-UTT"]), tiny_project["names"])
 
 
 def test_missing_samples_are_counted_and_named(tiny_project):
-    spec = lookup_features(["tiny-audio-UTT"])[0]
+    spec = lookup(tiny_project, ["tiny-audio-UTT"])[0]
     for name in tiny_project["names"][:7]:
         os.remove(os.path.join(spec.folder, name + ".npy"))
     with pytest.raises(UserError, match=r"7 of 120 samples have no .npy .*first: clip_0000, clip_0001"):
@@ -97,14 +105,14 @@ def test_missing_samples_are_counted_and_named(tiny_project):
     (np.full(8, np.nan, np.float32), r"1 files hold NaN/inf .*clip_0009.npy"),
 ])
 def test_bad_files_are_named(tiny_project, bad, message):
-    spec = lookup_features(["tiny-audio-UTT"])[0]
+    spec = lookup(tiny_project, ["tiny-audio-UTT"])[0]
     np.save(os.path.join(spec.folder, "clip_0009.npy"), bad)
     with pytest.raises(UserError, match=message):
         load_features([spec], tiny_project["names"])
 
 
 def test_row_vector_files_are_squeezed(tiny_project):
-    spec = lookup_features(["tiny-audio-UTT"])[0]
+    spec = lookup(tiny_project, ["tiny-audio-UTT"])[0]
     np.save(os.path.join(spec.folder, "clip_0002.npy"), np.ones((1, 8), np.float32))
     arrays, rows = load_features([spec], tiny_project["names"])
     assert (arrays[spec.name][rows[2]] == 1).all()

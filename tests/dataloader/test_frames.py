@@ -5,33 +5,38 @@ import numpy as np
 import pytest
 import torch
 
-import config
-from dataloader import DeviceBatches, FrameTensor, Ragged, kinds, lookup_features
+from dataloader import DeviceBatches, FrameTensor, Ragged, kinds
 from dataloader.batches import load_split_sets
 from dataloader.feature_store import load_features, load_store
+from tests.conftest import project_registry, write_project_config
 from toolkit.errors import UserError
+from toolkit.tables import MER_CLASSES
 
-CLASSES = config.EMO_RULE["MER"]
+CLASSES = list(MER_CLASSES)
 
 
-def test_level_from_suffix_or_third_field(tiny_project, monkeypatch):
-    monkeypatch.setitem(config.FEAT_VIDEO_DICT, "of-AU-FRM", [35, "/x"])
-    monkeypatch.setitem(config.FEAT_VIDEO_DICT, "frames", [8, "/x", "frm"])
-    monkeypatch.setitem(config.FEAT_VIDEO_DICT, "of-sel", [17, "/x", {"level": "frm", "columns": "-35:-18"}])
-    monkeypatch.setitem(config.FEAT_VIDEO_DICT, "of-mean", [35, "/x", {"columns": "-35:", "pool": "mean"}])
-    specs = {s.name: s for s in lookup_features(["of-AU-FRM", "frames", "of-sel", "of-mean", "tiny-video-UTT"])}
+def lookup(project, names, extra=None):
+    """FeatureSpecs of ``names`` from the project's config.py, rewritten with ``extra`` entries."""
+    if extra:
+        write_project_config(project, extra=extra)
+    return project_registry(project).lookup(names)
+
+
+def test_level_from_suffix_or_third_field(tiny_project):
+    extra = {"of-AU-FRM": ["video", [35, "/x"]], "frames": ["video", [8, "/x", "frm"]],
+             "of-sel": ["video", [17, "/x", {"level": "frm", "columns": "-35:-18"}]],
+             "of-mean": ["video", [35, "/x", {"columns": "-35:", "pool": "mean"}]]}
+    specs = {s.name: s for s in lookup(tiny_project, ["of-AU-FRM", "frames", "of-sel", "of-mean", "tiny-video-UTT"], extra)}
     assert [specs[n].level for n in specs] == ["frm", "frm", "frm", "utt", "utt"]
     assert specs["of-sel"].columns == "-35:-18" and specs["of-mean"].pool == "mean"
-    monkeypatch.setitem(config.FEAT_VIDEO_DICT, "bad", [8, "/x", {"level": "clip"}])
     with pytest.raises(UserError, match=r"level 'clip' must be one of utt, frm"):
-        lookup_features(["bad"])
-    monkeypatch.setitem(config.FEAT_VIDEO_DICT, "bad", [8, "/x", {"columns": "last35"}])
+        lookup(tiny_project, ["bad"], {"bad": ["video", [8, "/x", {"level": "clip"}]]})
     with pytest.raises(UserError, match=r"columns 'last35' is not a slice"):
-        lookup_features(["bad"])
+        lookup(tiny_project, ["bad"], {"bad": ["video", [8, "/x", {"columns": "last35"}]]})
 
 
 def test_ragged_packing_round_trip_and_cache(frame_project, tmp_path, monkeypatch):
-    spec = lookup_features(["tiny-au-FRM"])[0]
+    spec = lookup(frame_project, ["tiny-au-FRM"])[0]
     names = frame_project["names"][::-1]
     cache = str(tmp_path / "cache")
     arrays, rows = load_features([spec], names, cache)
@@ -51,12 +56,11 @@ def test_ragged_packing_round_trip_and_cache(frame_project, tmp_path, monkeypatc
     np.testing.assert_array_equal(again["tiny-au-FRM"].offsets, ragged.offsets)
 
 
-def test_column_selection_and_mean_pool(frame_project, monkeypatch):
+def test_column_selection_and_mean_pool(frame_project):
     folder = frame_project["folders"]["tiny-au-FRM"][2]
-    monkeypatch.setitem(config.FEAT_VIDEO_DICT, "last2-FRM", [2, folder, {"columns": "-2:"}])
-    monkeypatch.setitem(config.FEAT_VIDEO_DICT, "au-mean", [5, folder, {"pool": "mean"}])
+    extra = {"last2-FRM": ["video", [2, folder, {"columns": "-2:"}]], "au-mean": ["video", [5, folder, {"pool": "mean"}]]}
     names = frame_project["names"][:10]
-    arrays, rows = load_features(lookup_features(["last2-FRM", "au-mean"]), names)
+    arrays, rows = load_features(lookup(frame_project, ["last2-FRM", "au-mean"], extra), names)
     raw = np.load(os.path.join(folder, names[3] + ".npy"))
     np.testing.assert_array_equal(arrays["last2-FRM"][rows[3]], raw[:, -2:])
     np.testing.assert_allclose(arrays["au-mean"][rows[3]], raw.mean(0), rtol=1e-6)
@@ -82,7 +86,7 @@ def test_padding_sampling_and_mask():
 
 
 def test_batches_carry_frames(frame_project):
-    specs = lookup_features(["tiny-audio-UTT", "tiny-au-FRM"])
+    specs = lookup(frame_project, ["tiny-audio-UTT", "tiny-au-FRM"])
     train, valid = load_split_sets(os.path.join(frame_project["train_lst"], "seed0.npy"), specs, CLASSES, torch.device("cpu"))
     assert train.present is None
     batch = next(iter(DeviceBatches(valid, 8, max_frames=6)))
@@ -98,7 +102,7 @@ def test_batches_carry_frames(frame_project):
     (np.full((4, 5), np.inf, np.float32), r"1 files hold NaN/inf values \(first: .*clip_0009.npy\)"),
 ])
 def test_bad_frame_files_are_one_line_errors(frame_project, bad, message):
-    spec = lookup_features(["tiny-au-FRM"])[0]
+    spec = lookup(frame_project, ["tiny-au-FRM"])[0]
     np.save(os.path.join(spec.folder, "clip_0009.npy"), bad)
     with pytest.raises(UserError, match=message) as err:
         load_features([spec], frame_project["names"])
@@ -106,7 +110,7 @@ def test_bad_frame_files_are_one_line_errors(frame_project, bad, message):
 
 
 def test_missing_files_need_allow_missing(frame_project, tmp_path):
-    specs = lookup_features(["tiny-audio-UTT", "tiny-au-FRM"])
+    specs = lookup(frame_project, ["tiny-audio-UTT", "tiny-au-FRM"])
     gone = {"tiny-audio-UTT": ["clip_0000", "clip_0040"], "tiny-au-FRM": ["clip_0001", "clip_0041"]}
     for feat, clips in gone.items():
         for clip in clips:
@@ -131,7 +135,7 @@ def test_missing_files_need_allow_missing(frame_project, tmp_path):
 
 
 def test_clip_missing_every_feature_is_named(frame_project):
-    specs = lookup_features(["tiny-audio-UTT", "tiny-au-FRM"])
+    specs = lookup(frame_project, ["tiny-audio-UTT", "tiny-au-FRM"])
     for feat in ("tiny-audio-UTT", "tiny-au-FRM"):
         os.remove(os.path.join(frame_project["folders"][feat][2], "clip_0007.npy"))
     with pytest.raises(UserError, match=r"1 clips have no file for any of the features tiny-audio-UTT, tiny-au-FRM \(first: clip_0007\)"):

@@ -7,14 +7,15 @@ import pytest
 import torch
 import yaml
 
-import config
 import train
-from dataloader import KINDS, kinds, lookup_features
+from dataloader import KINDS, kinds
 from dataloader.feature_store import load_features
 from dataloader.kinds import UtteranceKind, kind_for_name
 from dataloader.npyfile import load_npy
 from models.base import TemporalExpert, UtteranceExpert
+from tests.conftest import project_registry, write_project_config
 from toolkit.errors import UserError
+from toolkit.runs import ARGS_FILE, run_file
 
 
 class StatsKind(UtteranceKind):
@@ -50,17 +51,18 @@ def test_shipped_kinds_and_the_name_rule():
         kinds.register_kind(UtteranceKind())
 
 
-def test_unknown_level_names_the_entry_and_the_kinds(tiny_project, monkeypatch):
+def test_unknown_level_names_the_entry_and_the_kinds(tiny_project):
     folder = tiny_project["folders"]["tiny-video-UTT"][2]
-    monkeypatch.setitem(config.FEAT_VIDEO_DICT, "odd", [4, folder, "sequence"])
-    with pytest.raises(UserError, match=r"FEAT_VIDEO_DICT\['odd'\]: level 'sequence' must be one of utt, frm"):
-        lookup_features(["odd"])
+    write_project_config(tiny_project, extra={"odd": ["video", [4, folder, "sequence"]]})
+    with pytest.raises(UserError, match=r"config.py FEAT_VIDEO_DICT\['odd'\]: level 'sequence' must be one of utt, frm"):
+        project_registry(tiny_project).lookup(["odd"])
 
 
-def test_a_new_kind_reads_packs_caches_and_trains(frame_project, stats_kind, tmp_path, monkeypatch, capsys):
+def test_a_new_kind_reads_packs_caches_and_trains(frame_project, stats_kind, tmp_path, capsys):
     folder = frame_project["folders"]["tiny-au-FRM"][2]
-    monkeypatch.setitem(config.FEAT_VIDEO_DICT, "au-STATS", [10, folder])  # the suffix picks the kind
-    spec = lookup_features(["au-STATS"])[0]
+    write_project_config(frame_project, extra={"au-STATS": ["video", [10, folder]]})  # the suffix picks the kind
+    registry = project_registry(frame_project)
+    spec = registry.lookup(["au-STATS"])[0]
     assert spec.level == "stats" and spec.kind is stats_kind and not spec.frame_level
 
     names = frame_project["names"]
@@ -75,7 +77,7 @@ def test_a_new_kind_reads_packs_caches_and_trains(frame_project, stats_kind, tmp
                                          "--epochs", "3", "--save_model"]
     train.main(argv)
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("BEST: epoch:")
-    args = yaml.safe_load(open(run_dir / "args.yaml"))
+    args = yaml.safe_load(open(run_file(run_dir, ARGS_FILE)))
     assert args["feat_levels"] == {"au-STATS": "stats", "tiny-au-FRM": "frm"}
 
     from inference.predict import load_run, predict
@@ -83,6 +85,6 @@ def test_a_new_kind_reads_packs_caches_and_trains(frame_project, stats_kind, tmp
     model, meta = load_run(str(run_dir), "cpu")
     assert isinstance(model.experts["au-STATS"], UtteranceExpert) and isinstance(model.experts["tiny-au-FRM"], TemporalExpert)
     assert model.experts["au-STATS"].norm.mean.abs().sum() > 0  # standardisation fitted over its rows
-    out = predict(model, meta, names[:7], "cpu", cache_dir=cache)
+    out = predict(model, meta, names[:7], "cpu", registry, cache_dir=cache)
     assert out["probs"].shape == (7, 6) and np.allclose(out["probs"].sum(1), 1, atol=1e-5)
     assert torch.isfinite(torch.from_numpy(out["probs"])).all()

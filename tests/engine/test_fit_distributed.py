@@ -1,14 +1,20 @@
 """Under torchrun a stop is rank 0's decision: every rank leaves the epoch loop at the same epoch."""
 import os
+import socket
 
 import pandas as pd
 import torch.multiprocessing as mp
 
-import config
 import train
 from engine import Stop
-from tests.test_distributed import free_port
-from stages.sweep import FEATURE_DICTS
+from tests.conftest import project_registry
+from toolkit.runs import METRICS_FILE, run_file
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class RankZeroStops:
@@ -23,22 +29,20 @@ class RankZeroStops:
         return Stop("rank 0 says so") if dist.get_rank() == 0 and epoch_end.epoch >= self.epoch else None
 
 
-def worker(rank, world, port, args, feature_dicts):
+def worker(rank, world, port, args, registry):
     import torch
 
     import engine
 
     torch.set_num_threads(1)
-    for name, value in feature_dicts.items():
-        setattr(config, name, value)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
-    result = engine.run(args, callbacks=[RankZeroStops(2)], quiet=True)
+    result = engine.run(args, registry, callbacks=[RankZeroStops(2)], quiet=True)
     assert len(result.history) == 2 and result.stopped_by == "RankZeroStops", (rank, len(result.history))
     assert (result.summary is not None) == (rank == 0)
 
 
 def test_rank_zero_decides_the_stop_for_all_ranks(tiny_project, tmp_path):
-    args = train.parse_args(tiny_project["argv"] + ["--epochs", "5", "--patience", "0", "--no_plots", "--batch_size", "32"])
-    dicts = {name: getattr(config, name) for name in FEATURE_DICTS}
-    mp.start_processes(worker, args=(2, free_port(), args, dicts), nprocs=2, join=True, start_method="spawn")
-    assert len(pd.read_csv(tmp_path / "run" / "metrics.csv")) == 2
+    registry = project_registry(tiny_project)
+    args = train.parse_args(tiny_project["argv"] + ["--epochs", "5", "--patience", "0", "--no_plots", "--batch_size", "32"], registry)
+    mp.start_processes(worker, args=(2, free_port(), args, registry), nprocs=2, join=True, start_method="spawn")
+    assert len(pd.read_csv(run_file(tmp_path / "run", METRICS_FILE))) == 2

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 import train
 from models import create_model
 from tests.models.inputs import FEAT_DIMS, LEVELS, batch, random_store
-from toolkit.io import load_split, save_split
+from toolkit.io import TRAIN_KEY, VALID_KEY, load_split, save_split
+from toolkit.tables import MER_CLASSES
 
 
 def model_and_output(n=12):
@@ -37,12 +38,12 @@ def test_soft_target_loss_equals_ce_for_one_hot_and_differs_for_soft_probs():
 def test_one_hot_probs_in_a_split_train_exactly_like_hard_labels(tiny_project, tmp_path):
     p = tiny_project
     split = load_split(os.path.join(p["train_lst"], "seed0.npy"))
-    classes = ["neutral", "angry", "happy", "sad", "worried", "surprise"]
-    train_info = dict(split["train_info"])
+    classes = list(MER_CLASSES)
+    train_info = dict(split[TRAIN_KEY])
     train_info["probs"] = [np.eye(6)[classes.index(e)].tolist() if i % 2 else None for i, e in enumerate(train_info["emos"])]
-    save_split(os.path.join(p["train_lst"], "onehot.npy"), train_info, split["valid_info"])
+    save_split(os.path.join(p["train_lst"], "onehot.npy"), train_info, split[VALID_KEY])
     soft_info = dict(train_info, probs=[[1 / 6] * 6 for _ in train_info["emos"]])
-    save_split(os.path.join(p["train_lst"], "uniform.npy"), soft_info, split["valid_info"])
+    save_split(os.path.join(p["train_lst"], "uniform.npy"), soft_info, split[VALID_KEY])
 
     def losses(dataset):
         summary = train.run(train.parse_args(p["argv"] + ["--dataset", dataset, "--epochs", "3", "--no_plots", "--run_dir", str(tmp_path / dataset)]))

@@ -8,9 +8,11 @@ import torch
 
 import models
 import train
+from engine.flags import build_parser, model_flag_prefix
 from models import config_from_checkpoint, create_model, known_models, model_config_class, model_defaults, model_hparams
 from models.config import ExpertConfig, hparam
 from toolkit.errors import UserError
+from toolkit.schema import flag_type
 
 
 @pytest.mark.parametrize("name", known_models())
@@ -32,23 +34,24 @@ def test_model_tune_yaml_overrides_the_code_defaults_and_a_flag_wins(tmp_path, m
     defaults = model_defaults("moe")
     assert defaults["hidden_dim"] == 32 and defaults["aux_weight"] == 2.0 and type(defaults["aux_weight"]) is float
     assert model_defaults("auto_attention")["hidden_dim"] == 128
-    assert train.parse_args([]).hidden_dim == 32 and train.parse_args(["--hidden_dim", "16"]).hidden_dim == 16
+    assert train.parse_config([]).hparams.hidden_dim == 32 and train.parse_config(["--hidden_dim", "16"]).hparams.hidden_dim == 16
     assert create_model("moe", {"a-UTT": 4}, 6).cfg.hidden_dim == 32
 
 
 @pytest.mark.parametrize("name", known_models())
 def test_help_shows_every_hyper_parameter_with_its_help_and_default(name):
-    parser = train.build_parser()
-    train.add_model_flags(parser, name)
-    text = " ".join(parser.format_help().split())
+    text = " ".join(build_parser(name).format_help().split())
+    defaults = model_defaults(name)
     for spec in model_hparams(name):
-        assert f"--{spec.name} {spec.name.upper()} {spec.metadata['help']} (default: {spec.default})" in text
+        metavar = "{true,false}" if spec.type is bool else spec.name.upper()
+        flag = f"--{model_flag_prefix(spec.name)}{spec.name}"
+        assert f"{flag} {metavar} {spec.metadata['help']} (default: {defaults[spec.name]})" in text
 
 
 @pytest.mark.parametrize("name", known_models())
 def test_flag_types_follow_each_fields_rule(name):
     for spec in model_hparams(name):
-        parse = train.hparam_type(spec)
+        parse = flag_type(spec)
         assert parse(str(spec.default).lower()) == spec.default
         rule = spec.metadata
         if "min" in rule:
@@ -71,7 +74,7 @@ def test_a_checkpoint_config_ignores_unknown_keys_and_fills_new_ones():
 
 def test_load_run_rebuilds_an_older_checkpoint(tmp_path):
     from inference.predict import load_run
-    from toolkit.runs import load_checkpoint, save_checkpoint
+    from toolkit.runs import ARGS_FILE, CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 
     cfg = model_config_class("auto_attention")(hidden_dim=16, heads=2)
     torch.manual_seed(0)
@@ -80,10 +83,10 @@ def test_load_run_rebuilds_an_older_checkpoint(tmp_path):
     del hparams["expert_dropout"]
     hparams["retired_knob"] = True
     meta = {"model": "auto_attention", "feat_dims": {"a-UTT": 5, "b-UTT": 3}, "classes": list("abcdef"), "hparams": hparams}
-    (tmp_path / "args.yaml").write_text("{}\n")
-    save_checkpoint(str(tmp_path / "best.pth"), model, meta)  # no feat_levels either: an old checkpoint
-    assert "feat_levels" not in torch.load(tmp_path / "best.pth", weights_only=True)  # the file holds none
-    assert load_checkpoint(str(tmp_path / "best.pth"))["feat_levels"] == {"a-UTT": "utt", "b-UTT": "utt"}  # patched on load
+    (tmp_path / ARGS_FILE).write_text("{}\n")
+    save_checkpoint(str(tmp_path / CHECKPOINT_FILE), model, meta)  # no feat_levels either: an old checkpoint
+    assert "feat_levels" not in torch.load(str(tmp_path / CHECKPOINT_FILE), weights_only=True)  # the file holds none
+    assert load_checkpoint(str(tmp_path / CHECKPOINT_FILE))["feat_levels"] == {"a-UTT": "utt", "b-UTT": "utt"}  # patched on load
     loaded, _ = load_run(str(tmp_path), torch.device("cpu"))
     assert loaded.cfg == cfg
     x = {"a-UTT": torch.randn(3, 5), "b-UTT": torch.randn(3, 3)}
@@ -127,7 +130,7 @@ def test_make_config_checks_types_ranges_and_heads():
     from models.config import make_config
 
     config = model_config_class("auto_attention")
-    with pytest.raises(UserError, match="where: hidden_dim must be int, got 1.5"):
+    with pytest.raises(UserError, match="where: hidden_dim must be a whole number, got 1.5"):
         make_config(config, {"hidden_dim": 1.5}, "where")
     with pytest.raises(UserError, match=r"dropout must be in \[0, 1\), got 1"):
         make_config(config, {"dropout": 1}, "where")

@@ -86,14 +86,14 @@ def check_frame_features(name):
 def check_checkpoint_round_trip(name, tmp_path):
     """save_checkpoint (train.py's meta) → inference.predict.load_run rebuilds a model with identical outputs."""
     from inference.predict import load_run
-    from toolkit.runs import save_checkpoint
+    from toolkit.runs import ARGS_FILE, CHECKPOINT_FILE, save_checkpoint
 
     model = build(name, seed=7)
     model.fit_normalizers({k: v for k, v in random_store(30).items()}, torch.arange(30))
     meta = {"model": name, "feat_dims": FEAT_DIMS, "feat_levels": LEVELS, "classes": [str(i) for i in range(CLASSES)],
             "hparams": dataclasses.asdict(model.cfg)}
-    (tmp_path / "args.yaml").write_text("allow_missing: true\n")
-    save_checkpoint(str(tmp_path / "best.pth"), model, meta)
+    (tmp_path / ARGS_FILE).write_text("allow_missing: true\n")
+    save_checkpoint(str(tmp_path / CHECKPOINT_FILE), model, meta)
     loaded, loaded_meta = load_run(str(tmp_path), torch.device("cpu"))
     assert type(loaded) is type(model) and loaded.cfg == model.cfg and not loaded.training
     feats, present = batch(random_store(8, seed=2), torch.arange(8)), some_absent(8)

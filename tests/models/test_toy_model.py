@@ -71,8 +71,8 @@ def test_the_registry_defaults_and_flags_pick_up_a_new_model_file(toy_model, cap
     assert toy_model in models.known_models()
     defaults = models.model_defaults(toy_model)
     assert defaults["temperature"] == 2.0 and defaults["hidden_dim"] == 64 and list(defaults)[-1] == "temperature"
-    args = train.parse_args(["--model", toy_model, "--temperature", "0.5", "--hidden_dim", "8"])
-    assert args.temperature == 0.5 and args.hidden_dim == 8
+    args = train.parse_config(["--model", toy_model, "--temperature", "0.5", "--hidden_dim", "8"])
+    assert args.hparams.temperature == 0.5 and args.hparams.hidden_dim == 8
     code, out, _ = run_main(train.main, ["--model", toy_model, "--help"], capsys)
     assert code == 0 and "--temperature" in out and "divide the mean expert logits" in " ".join(out.split())
     code, _, err = run_main(train.main, ["--model", toy_model, "--temperature", "0"], capsys)

@@ -1,14 +1,17 @@
-"""preprocess/check_feat_dim.py: report lines, --all problems, (1, C) and frame level, --emit-config, errors."""
+"""preprocess/check_feat_dim.py: report lines, --all problems, (1, C) and frame level, the manifest and
+--emit-config's include line, errors."""
 import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import yaml
 
-import config
+from dataloader.registry import CONFIG_FILE, MANIFEST_NAME, Registry, read_manifest
 from preprocess import check_feat_dim as script
 from preprocess import make_demo_data
+from toolkit.io import PROJECT_ROOT
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO, "preprocess", "check_feat_dim.py")
@@ -67,7 +70,7 @@ def test_help_shows_every_default(capsys):
     from tests.toolkit.test_help import undocumented_defaults
 
     assert undocumented_defaults(parser) == []
-    assert "(default: 200)" in text and "config.DEMO_FEATURES" in text
+    assert "(default: 200)" in text and f"(default: {script.DEMO_FEATURES})" in " ".join(text.split())
     with pytest.raises(SystemExit) as done:
         script.main(["--help"])
     assert done.value.code == 0 and "(default: 200)" in capsys.readouterr().out
@@ -127,24 +130,78 @@ def test_folder_without_npy_and_bad_frame_shape(tmp_path, capsys):
     assert "expected (C,) or (1, C)" in out
 
 
-def test_emit_config_groups_by_modality(root, capsys):
-    code, out = run(["--root", str(root), "--emit-config"], capsys)
+MODALITIES = ["--modality", "*hubert*=A", "openface-*=V", "mystery-UTT=t"]  # a lower-case letter is fine too
+
+
+def config_copy(tmp_path, appended):
+    """A copy of the project's config.py with ``appended`` at its end; returns its path."""
+    path = tmp_path / "config.py"
+    path.write_text(open(CONFIG_FILE, encoding="utf-8").read() + appended)
+    return str(path)
+
+
+def test_emit_config_writes_a_manifest_and_prints_one_include_line(root, tmp_path, capsys):
+    code, out = run(["--root", str(root), "--emit-config", *MODALITIES], capsys)
     assert code == 0
-    block = out.split("\n\n", 1)[1].splitlines()
-    folder = os.path.abspath(root / "my-hubert-UTT")  # outside the repository: absolute
-    assert block.index("FEAT_AUDIO_DICT.update({") < block.index(f'    "my-hubert-UTT": [8, "{folder}"],  # files=5')
-    assert block.index("FEAT_VIDEO_DICT.update({") < [i for i, l in enumerate(block) if "openface-AU-FRM" in l][0]
-    assert block[-4].startswith("# modality?") and block[-2].startswith('#     "mystery-UTT": [3, ')
-    # all of stdout is Python that registers the features: appended to config.py, it works
-    dicts = {"FEAT_VIDEO_DICT": {}, "FEAT_AUDIO_DICT": {}, "FEAT_TEXT_DICT": {}}
-    exec(out, {}, dicts)  # noqa: S102
-    assert dicts["FEAT_AUDIO_DICT"]["my-hubert-UTT"] == [8, folder]
-    assert "mystery-UTT" not in {k for d in dicts.values() for k in d}  # unknown modality: left for the user
+    code_lines = [line for line in out.splitlines() if line.strip() and not line.startswith("#")]
+    manifest = os.path.abspath(root / MANIFEST_NAME)  # outside the repository: absolute
+    assert code_lines == [f'FEATURE_MANIFESTS = [*globals().get("FEATURE_MANIFESTS", []), {manifest!r}]']
+    assert "# my-hubert-UTT, dim=8, files=5" in out.splitlines()  # the report, as comments
+    # all of stdout is Python: appended to config.py, the registry reads the folders from the manifest
+    registry = Registry.from_config(config_copy(tmp_path, out))
+    expected = {"my-hubert-UTT": (8, "audio", "utt"), "openface-AU-FRM": (17, "video", "frm"), "mystery-UTT": (3, "text", "utt")}
+    for name, (dim, modality, level) in expected.items():
+        spec = registry.lookup([name])[0]
+        assert (spec.dim, spec.modality, spec.level, spec.folder) == (dim, modality, level, os.path.abspath(root / name))
+        assert registry.sources[name] == manifest
+    assert "demo-clip-UTT" in registry.features  # config.py's own features stay registered
+    written = yaml.safe_load((root / MANIFEST_NAME).read_text())
+    assert written["features"]["openface-AU-FRM"] == {"dim": 17, "modality": "video", "level": "frm", "folder": "openface-AU-FRM"}
 
 
-def test_paths_inside_repo_are_relative_and_modality_guess():
-    inside = os.path.join(config.PROJECT_ROOT, "data", "x", "features", "a-UTT")
-    assert script.config_path(inside) == "data/x/features/a-UTT"
+def test_two_data_sets_appended_are_both_registered(root, tmp_path, capsys):
+    _, first = run(["--root", str(root), "--emit-config", *MODALITIES], capsys)
+    other = tmp_path / "other"
+    write_folder(other, "other-wavlm-UTT", [np.ones(4, np.float32)] * 2)
+    _, second = run(["--root", str(other), "--emit-config", "--modality", "*=A"], capsys)
+    registry = Registry.from_config(config_copy(tmp_path, first + second))
+    assert registry.lookup(["other-wavlm-UTT"])[0].modality == "audio" and registry.lookup(["my-hubert-UTT"])[0].dim == 8
+    assert registry.sources["other-wavlm-UTT"] == os.path.abspath(other / MANIFEST_NAME)
+
+
+def test_a_folder_without_modality_is_a_one_line_error_and_nothing_is_written(root, capsys):
+    with pytest.raises(SystemExit) as done:
+        script.main(["--root", str(root), "--emit-config", "--modality", "*hubert*=A", "openface-*=V"])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and err.count("\n") == 1 and err.startswith("error: 1 feature folders have no modality")
+    assert "(mystery-UTT)" in err and "--modality 'mystery-UTT=?'" in err  # the name says nothing: no letter suggested
+    assert not (root / MANIFEST_NAME).exists()
+    with pytest.raises(SystemExit):
+        script.main(["--root", str(root), "--manifest"])
+    err = capsys.readouterr().err
+    assert "'my-hubert-UTT=A'" in err and "'openface-AU-FRM=V'" in err and "'mystery-UTT=?'" in err  # suggestions only
+    assert not (root / MANIFEST_NAME).exists()
+
+
+def test_the_manifest_already_there_gives_the_modality_and_a_flag_wins(root, capsys):
+    assert run(["--root", str(root), "--manifest", *MODALITIES], capsys)[0] == 0
+    assert run(["--root", str(root), "--manifest"], capsys)[0] == 0  # no --modality: the manifest's
+    assert read_manifest(str(root / MANIFEST_NAME))["mystery-UTT"].modality == "text"
+    assert run(["--root", str(root), "--manifest", "--modality", "mystery-UTT=V"], capsys)[0] == 0
+    specs = read_manifest(str(root / MANIFEST_NAME))
+    assert specs["mystery-UTT"].modality == "video" and specs["my-hubert-UTT"].modality == "audio"
+
+
+def test_bad_modality_item_is_a_one_line_error(root, capsys):
+    with pytest.raises(SystemExit) as done:
+        script.main(["--root", str(root), "--manifest", "--modality", "mystery-UTT=X"])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and err.count("\n") == 1 and "--modality 'mystery-UTT=X': write NAME=A" in err
+
+
+def test_paths_inside_repo_are_relative_and_modality_suggestions():
+    inside = os.path.join(PROJECT_ROOT, "data", "x", "features", "a-UTT")
+    assert script.project_path(inside) == "data/x/features/a-UTT"
     guesses = {n: script.guess_modality(n) for n in
                ["chinese-hubert-large-UTT", "chinese-roberta-wwm-ext-large-UTT", "InternVL_2_5-UTT",
                 "clip-vit-large-patch14-UTT", "Qwen2-Audio-7B-UTT", "bloom-7b1-UTT", "openface_AU-FRM", "xyz-UTT"]}
@@ -159,7 +216,7 @@ def test_generated_demo_dims_agree_with_config(tmp_path, capsys):
     make_demo_data.main(["--out", str(tmp_path / "d"), "--n_labeled", "12", "--n_unlabeled", "0", "--n_test", "0", "--no_vlm"])
     capsys.readouterr()
     code, out = run(["--root", str(tmp_path / "d" / "features"), "--all"], capsys)
-    dims = {k: v[0] for d in (config.FEAT_VIDEO_DICT, config.FEAT_AUDIO_DICT, config.FEAT_TEXT_DICT) for k, v in d.items()}
+    dims = {name: spec.dim for name, spec in Registry.from_config().features.items()}
     lines = out.splitlines()
     assert code == 0 and len(lines) == len(make_demo_data.FEATURES["demo"]) + len(make_demo_data.FRAME_FEATURES["demo"])
     for line in lines:

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, TINY_FEATURES
+from tests.conftest import REPO, TINY_FEATURES, write_project_config
 from stages import sweep
 
 
@@ -78,13 +78,11 @@ def test_missing_split_file_is_reported_before_training(tmp_path):
 def test_default_features_skip_other_data_sets(tiny_project, tmp_path, monkeypatch, capsys):
     import numpy as np
 
-    import config
-
     other = tmp_path / "other-UTT"
     other.mkdir()
     np.save(other / "mer_00000000.npy", np.zeros(4, np.float32))
-    monkeypatch.setitem(config.FEAT_TEXT_DICT, "other-UTT", [4, str(other)])
-    monkeypatch.setitem(config.FEAT_TEXT_DICT, "absent-UTT", [4, str(tmp_path / "absent")])
+    write_project_config(tiny_project, extra={"other-UTT": ["text", [4, str(other)]],
+                                              "absent-UTT": ["text", [4, str(tmp_path / "absent")]]})
     sweep.main(sweep_argv(tiny_project, tmp_path, "--epochs", "1"))
     out = capsys.readouterr().out
     assert "skipping 1 config.py features whose folders do not exist: absent-UTT" in out

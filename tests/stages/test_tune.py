@@ -54,7 +54,7 @@ def test_study_writes_its_outputs_and_best_yaml_reproduces_the_best_trial(folds,
     assert {"lr", "l2", "batch_size", "hidden_dim", "dropout"} <= set(table.columns)
     assert table["value"].max() == best.value and f"{best.value:.4f}" in printed
     settings = yaml.safe_load(open(out / "best.yaml"))
-    assert settings["folds"] == 2 and settings["lr"] == best.params["lr"] and settings["hidden_dim"] == best.params["hidden_dim"]
+    assert settings["folds"] == 2 and settings["lr"] == best.params["lr"] and settings["hparams"]["hidden_dim"] == best.params["hidden_dim"]
     assert settings["model"] == "moe" and settings["epochs"] == 2
     summary = train.run(train.parse_args(["--config", str(out / "best.yaml"), "--run_dir", str(tmp_path / "again"), "--no_progress"]))
     assert summary["fold_f1"][0] == best.user_attrs["fold_f1"][0], "same seed and settings: fold 0 trains the same"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from toolkit.errors import UserError
-from toolkit.io import atomic_path, load_npy_data, load_split, remove_stale_temps, save_npy, save_split
+from toolkit.io import TRAIN_KEY, VALID_KEY, atomic_path, load_npy_data, load_split, remove_stale_temps, save_npy, save_split
 
 RESULTS = {"eval_names": ["a", "b"], "eval_loss": 0.5, "eval_emoprobs": np.full((2, 3), 1 / 3, np.float32),
            "eval_emolabels": np.array([0, 2]), "eval_emoacc": np.float64(0.5), "names": np.array(["x", "y"])}
@@ -55,12 +55,12 @@ def test_numeric_npy_is_read_without_pickle(tmp_path):
 
 
 def test_seed_code_split_in_numpy1_format_loads(tmp_path):
-    split = {"train_info": {"names": ["a", "b"], "emos": ["happy", "sad"], "vals": [0.5, float("nan")]},
-             "valid_info": {"names": ["c"], "emos": ["neutral"], "vals": [np.float64(1.0)]}}
+    split = {TRAIN_KEY: {"names": ["a", "b"], "emos": ["happy", "sad"], "vals": [0.5, float("nan")]},
+             VALID_KEY: {"names": ["c"], "emos": ["neutral"], "vals": [np.float64(1.0)]}}
     path = npy_of_pickle(tmp_path / "seed0.npy", numpy1_pickle(split))
     loaded = load_split(path)
-    assert loaded["train_info"]["names"] == ["a", "b"] and np.isnan(loaded["train_info"]["vals"][1])
-    assert loaded["valid_info"]["vals"] == [1.0]
+    assert loaded[TRAIN_KEY]["names"] == ["a", "b"] and np.isnan(loaded[TRAIN_KEY]["vals"][1])
+    assert loaded[VALID_KEY]["vals"] == [1.0]
 
 
 def test_object_array_inside_is_refused(tmp_path):
@@ -92,7 +92,7 @@ def test_split_keeps_extra_keys(tmp_path):
 def test_pseudo_split_with_weights_loads(tmp_path):
     train = {"names": ["a", "b"], "emos": ["happy", "sad"], "vals": [0.0, 1], "weights": [1.0, 0], "pseudo": [False, np.True_]}
     save_split(tmp_path / "s.npy", train, {"names": ["c"], "emos": ["sad"]})
-    assert load_split(str(tmp_path / "s.npy"))["train_info"]["pseudo"] == [False, True]
+    assert load_split(str(tmp_path / "s.npy"))[TRAIN_KEY]["pseudo"] == [False, True]
 
 
 def dead_pid():

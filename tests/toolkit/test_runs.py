@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from toolkit.errors import UserError
-from toolkit.runs import RunDir, is_run_dir, load_checkpoint, save_checkpoint
+from toolkit.runs import (ARGS_FILE, CHECKPOINT_FILE, LOG_FILE, SUMMARY_FILE, RunDir, is_run_dir, load_checkpoint,
+                          save_checkpoint)
 
 
 def write_run(path, text="old"):
     os.makedirs(path, exist_ok=True)
-    for name in ("args.yaml", "summary.json", "best.pth"):
+    for name in (ARGS_FILE, SUMMARY_FILE, CHECKPOINT_FILE):
         with open(os.path.join(path, name), "w") as f:
             f.write(text)
 
@@ -53,10 +54,10 @@ def test_the_previous_run_is_kept_unless_overwrite(tmp_path):
     note = commit(run, text="second")
     kept = [d for d in os.listdir(tmp_path) if d.startswith(".run.prev-")]
     assert len(kept) == 1 and kept[0] in note
-    assert (tmp_path / kept[0] / "best.pth").read_text() == "first"
-    assert (run / "best.pth").read_text() == "second"
+    assert (tmp_path / kept[0] / CHECKPOINT_FILE).read_text() == "first"
+    assert (run / CHECKPOINT_FILE).read_text() == "second"
     assert "replaced (--overwrite)" in commit(run, overwrite=True, text="third")
-    assert (run / "best.pth").read_text() == "third"
+    assert (run / CHECKPOINT_FILE).read_text() == "third"
     assert sorted(os.listdir(tmp_path)) == sorted(["run"] + kept)  # overwrite kept nothing more, no lock or staging left
 
 
@@ -66,7 +67,7 @@ def test_a_failed_block_leaves_the_previous_run_as_it_was(tmp_path):
     with pytest.raises(RuntimeError), RunDir(run) as claim, claim.staged() as stage:
         write_run(stage, "half")
         raise RuntimeError("diverged")
-    assert (run / "best.pth").read_text() == "first" and sorted(os.listdir(tmp_path)) == ["run"]
+    assert (run / CHECKPOINT_FILE).read_text() == "first" and sorted(os.listdir(tmp_path)) == ["run"]
 
 
 def test_a_second_writer_is_refused_while_the_first_holds_the_run(tmp_path):
@@ -81,7 +82,7 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_run(tmp_path):
 def test_staging_folders_of_killed_runs_are_removed(tmp_path):
     stale = tmp_path / f".run.tmp-999999-{int(time.time())}"
     stale.mkdir()
-    (stale / "info.log").write_text("half")
+    (stale / LOG_FILE).write_text("half")
     other = tmp_path / ".other.tmp-999999-1"
     other.mkdir()
     commit(tmp_path / "run")
@@ -92,11 +93,11 @@ def test_meta_is_stored_as_plain_data(tmp_path):
     model = torch.nn.Linear(3, 2)
     meta = {"model": "moe", "classes": ["a", "b"], "feat_dims": {"f-UTT": np.int64(3)}, "feat_levels": {"f-UTT": "utt"},
             "hparams": {"dropout": np.float32(0.25), "fused_head": np.bool_(True), "sizes": (np.int64(4), 5)}}
-    save_checkpoint(str(tmp_path / "best.pth"), model, meta)
-    raw = torch.load(tmp_path / "best.pth", weights_only=True)  # no numpy globals needed
+    save_checkpoint(str(tmp_path / CHECKPOINT_FILE), model, meta)
+    raw = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=True)  # no numpy globals needed
     assert type(raw["feat_dims"]["f-UTT"]) is int and type(raw["hparams"]["dropout"]) is float
     assert raw["hparams"]["fused_head"] is True and raw["hparams"]["sizes"] == (4, 5)
-    ckpt = load_checkpoint(str(tmp_path / "best.pth"))
+    ckpt = load_checkpoint(str(tmp_path / CHECKPOINT_FILE))
     torch.testing.assert_close(ckpt["state_dict"]["weight"], model.weight.detach())
 
 
@@ -118,6 +119,6 @@ def test_a_checkpoint_with_nan_weights_is_refused(tmp_path):
     model = torch.nn.Linear(3, 2)
     with torch.no_grad():
         model.weight[0, 0] = float("nan")
-    save_checkpoint(str(tmp_path / "best.pth"), model, {"model": "moe"})
-    with pytest.raises(UserError, match=r"best.pth holds NaN/inf weights \(weight\)"):
-        load_checkpoint(str(tmp_path / "best.pth"))
+    save_checkpoint(str(tmp_path / CHECKPOINT_FILE), model, {"model": "moe"})
+    with pytest.raises(UserError, match=rf"{CHECKPOINT_FILE} holds NaN/inf weights \(weight\)"):
+        load_checkpoint(str(tmp_path / CHECKPOINT_FILE))

@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-import config
 from toolkit.errors import UserError
-from toolkit.tables import canonical_label, check_unique, encode_labels
+from toolkit.io import TRAIN_KEY
+from toolkit.tables import MER_CLASSES, canonical_label, check_unique, encode_labels
 
-CLASSES = config.EMO_RULE["MER"]
+CLASSES = list(MER_CLASSES)
 
 
 def test_letter_case_and_spaces_do_not_matter_anywhere():
@@ -23,7 +23,7 @@ def test_labels_outside_the_classes_name_the_count_values_and_first_sample():
 def test_the_split_reader_and_the_scorer_agree_on_happy(tmp_path):
     from dataloader.batches import encode_labels as split_labels
 
-    assert split_labels(["Happy"], CLASSES, "s.npy", "train_info", ["a"]) == encode_labels(["Happy"], CLASSES, "t").tolist()
+    assert split_labels(["Happy"], CLASSES, "s.npy", TRAIN_KEY, ["a"]) == encode_labels(["Happy"], CLASSES, "t").tolist()
 
 
 def test_repeated_names():
