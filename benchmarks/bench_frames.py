@@ -87,7 +87,9 @@ def train_f1(registry, row, seed, settings, extra, fresh):
     from engine.flags import parse_config
 
     run_dir = os.path.join(OUT, row, f"seed{seed}")
-    path = os.path.join(run_dir, "summary.json")
+    from toolkit.runs import SUMMARY_FILE
+
+    path = os.path.join(run_dir, SUMMARY_FILE)
     if os.path.exists(path) and not fresh:
         print(f"reusing the finished run {run_dir} (--fresh retrains it)", flush=True)
         return json.load(open(path))["f1"]

@@ -141,10 +141,9 @@ def model_only(best_yaml):
     so the setting tuned on one set can be trained on another; written to model_yaml(best_yaml)."""
     import yaml
 
-    from toolkit.io import save_text
+    from toolkit.io import read_yaml, save_text
 
-    with open(best_yaml) as f:
-        settings = yaml.safe_load(f.read())
+    settings = read_yaml(best_yaml, "tune.py result", "rerun the tuning")
     data_keys = {"feat", "train_lst", "emo_rule", "folds", "epochs", "seed", "dataset", "run_dir"}
     out_path = model_yaml(best_yaml)
     save_text(out_path, yaml.safe_dump({k: v for k, v in settings.items() if k not in data_keys}, sort_keys=False))

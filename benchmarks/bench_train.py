@@ -44,11 +44,12 @@ def ensure_data():
 
 
 def train_config(epochs, run_dir, **changes):
-    """The benchmarked run: the three features on the CPU, ``epochs`` epochs without early stopping."""
+    """The benchmarked run: the three features on the CPU, ``epochs`` epochs without early stopping, replacing
+    the previous run in ``run_dir`` (the benchmark's scratch folder)."""
     from engine import TrainConfig
 
     return TrainConfig(dataset="seed0", train_lst=SPLITS, cache_dir=CACHE, feat=list(FEATS), epochs=epochs, patience=0,
-                       run_dir=run_dir, no_plots=True, no_progress=True, device="cpu").replace(**changes)
+                       run_dir=run_dir, overwrite=True, no_plots=True, no_progress=True, device="cpu").replace(**changes)
 
 
 def write_config(cfg, path):

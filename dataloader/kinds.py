@@ -24,6 +24,7 @@ import torch
 from dataloader.npyfile import check_finite, in_threads, load_npy, npy_header, raw_reader, select_columns
 from dataloader.packed import Frames, FrameTensor, MappedFeature, Ragged
 from toolkit.errors import UserError
+from toolkit.levels import FRM, SUFFIXES
 
 DEFAULT = "utt"  # the kind of a feature whose name and config entry say nothing
 
@@ -215,7 +216,7 @@ def npy_cache_problem(cache_file, shape, dtype):
 class FrameKind(FeatureKind):
     name = "frm"
     expert = "temporal"
-    suffix = "-FRM"
+    suffix = SUFFIXES[FRM]
     frames = True
     cache_ext = ".npz"
 

@@ -1,7 +1,8 @@
 """``fit``: train a model on loaded data, validate every epoch, keep the best epoch by weighted F1.
 
-    from engine import fit, load_data
-    data = load_data(args)                        # args: train.parse_args([...]) or any object with its fields
+    from engine import TrainConfig, fit, load_data
+    args = TrainConfig(feat=["demo-clip-UTT"], epochs=20).resolved(registry)   # registry: dataloader.registry
+    data = load_data(args, registry)
     result = fit(args, data, callbacks=[lambda e: e.epoch >= 5])   # True (or a Stop) ends the run
     result.best_f1, result.best_epoch, [e.valid_f1 for e in result.history], result.stopped_by
 

@@ -21,7 +21,9 @@ def read_summary(run_dir):
     """The run's summary.json ({} if it has none); a failed run (see ``toolkit.results.failure_of``) is refused."""
     from toolkit.results import check_not_failed, read_summary_file
 
-    path = os.path.join(run_dir, "summary.json")
+    from toolkit.runs import SUMMARY_FILE
+
+    path = os.path.join(run_dir, SUMMARY_FILE)
     summary = read_summary_file(path) if os.path.exists(path) else {}
     check_not_failed(run_dir, summary)
     return summary

@@ -88,15 +88,11 @@ def parse_rules(obj, classes, where="rules"):
 
 def load_rules(path, classes):
     """Rules from a YAML file (see ``parse_rules``)."""
-    import yaml
+    from toolkit.io import read_yaml
 
     if not os.path.isfile(path):
         raise UserError(f"rules file {path} not found")
-    try:
-        with open(path, encoding="utf-8") as f:
-            obj = yaml.safe_load(f)
-    except yaml.YAMLError as exc:
-        raise UserError(f"rules file {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    obj = read_yaml(path, "rules file", "write it as ensemble.py --fit_rerank does (see rerank_rules.yaml)")
     return parse_rules(obj, classes, f"rules file {path}")
 
 

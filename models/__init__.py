@@ -15,7 +15,6 @@ import importlib
 import os
 import pkgutil
 
-import yaml
 
 from models.config import ExpertConfig, config_fields, make_config
 from toolkit.errors import UserError
@@ -75,13 +74,9 @@ def model_config_class(name):
 
 def tune_overrides(name):
     """Model ``name``'s section of model-tune.yaml ({} when it has none); a malformed file is a UserError."""
-    try:
-        with open(TUNE_FILE, encoding="utf-8") as f:
-            tune = yaml.safe_load(f) or {}
-    except FileNotFoundError:
-        return {}
-    except yaml.YAMLError as exc:
-        raise UserError(f"{TUNE_FILE} is not valid YAML ({str(exc).splitlines()[0]}); fix or empty it") from None
+    from toolkit.io import read_yaml
+
+    tune = read_yaml(TUNE_FILE, "model defaults", "fix or empty it", missing_ok=True) or {}
     if not isinstance(tune, dict):
         raise UserError(f"{TUNE_FILE} must map model names to {{hyper-parameter: value}}; it holds a {type(tune).__name__}")
     unknown = [key for key in tune if key not in known_models()]

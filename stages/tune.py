@@ -289,7 +289,8 @@ def best_settings(plan, trial):
     from engine.config import TrainConfig
 
     chosen = trial_config(plan, trial.params, 0).to_dict()
-    default = TrainConfig(model=plan.model).resolved(plan.registry).to_dict()
+    default = TrainConfig(model=plan.model, emo_rule=chosen["emo_rule"]).resolved(plan.registry).to_dict()
+    default["emo_rule"] = TrainConfig().emo_rule  # a class list other than the default's is kept in best.yaml
     keep = ["model", "feat", "folds", "epochs", "seed", *OPTIM_SPACE]
     keep += sorted(k for k, v in chosen.items() if v != default.get(k) and k not in keep and k != "hparams")
     settings = {k: chosen[k] for k in keep if k not in NOT_SETTINGS}

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit.errors import UserError
+from toolkit.runs import SUMMARY_FILE
 
 MODALITY_LETTERS = {"video": "V", "audio": "A", "text": "T"}
 TABLE_COLUMNS = ["features", "modality", "dim", "model", "runs", "acc_mean", "acc_std", "f1_mean", "f1_std",
@@ -34,7 +35,7 @@ def failure_of(run_dir, summary=None):
     if os.path.exists(os.path.join(run_dir, FAILED_MARKER)):
         return f"it holds a {FAILED_MARKER} file"
     if summary is None:
-        path = os.path.join(run_dir, "summary.json")
+        path = os.path.join(run_dir, SUMMARY_FILE)
         summary = read_summary_file(path) if os.path.isfile(path) else {}
     if summary.get("status") == "failed":
         reason = summary.get("reason") or summary.get("error")
@@ -57,9 +58,9 @@ def find_runs(roots):
             raise UserError(f"{root} is not a folder; pass the folder that holds the run directories (e.g. saved/unimodal)")
         for folder, dirs, files in os.walk(root):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # skip staging folders of running trainings
-            if "summary.json" in files or FAILED_MARKER in files:
-                path = os.path.join(folder, "summary.json")
-                summary = read_summary_file(path) if "summary.json" in files else {}
+            if SUMMARY_FILE in files or FAILED_MARKER in files:
+                path = os.path.join(folder, SUMMARY_FILE)
+                summary = read_summary_file(path) if SUMMARY_FILE in files else {}
                 check_not_failed(folder, summary)
                 check_summary_keys(path, summary)
                 summary["run_dir"] = folder

@@ -6,7 +6,6 @@ import re
 import shutil
 import time
 
-import torch
 
 from toolkit.errors import UserError
 
@@ -146,6 +145,8 @@ def save_checkpoint(path, model, meta):
 
     ``meta`` is stored as plain Python data (numpy scalars become numbers), which ``load_checkpoint``
     reads back with ``torch.load(weights_only=True)``."""
+    import torch
+
     from toolkit.io import atomic_path
 
     with atomic_path(path) as tmp:
@@ -168,6 +169,7 @@ def plain_data(obj):
 def _numpy_scalar_globals():
     """What torch.load needs to read numpy scalars that older checkpoints may hold in their meta: the
     scalar rebuild function (under its numpy 1.x and 2.x names) and plain numeric dtypes, nothing callable beyond."""
+
     import numpy as np
 
     scalar = np.float64(0).__reduce__()[0]
@@ -178,6 +180,8 @@ def _numpy_scalar_globals():
 def load_checkpoint(path, map_location="cpu"):
     """A best.pth as a dict; read with ``weights_only=True``, so a crafted file cannot run code. Checkpoints
     older than frame-level features get ``feat_levels`` (all utterance level) here, the one place they are patched."""
+    import torch
+
     if not os.path.exists(path):
         raise UserError(f"checkpoint {path} not found; train with --save_model to write best.pth")
     try:

@@ -20,7 +20,7 @@ BAD_FLAGS = [
     (["--patience", "-1"], "--patience"), (["--hidden_dim", "0"], "--hidden_dim"), (["--expert_layers", "0"], "--expert_layers"),
     (["--warmup_epochs", "nan"], "--warmup_epochs"), (["--warmup_epochs", "-1"], "--warmup_epochs"),
     (["--feat", ""], "--feat"), (["--feat", "[]"], "--feat"), (["--feat", " , "], "--feat"), (["--feat", "[1, 2]"], "--feat"),
-    (["--feat", "['a',"], "--feat"), (["--feat_topn", "-2"], "--feat_topn"),
+    (["--feat", "['a',"], "--feat"), (["--feat_topn", "-2"], "--feat_topn"), (["--seed", "-1"], "--seed"), (["--num_workers", "-1"], "--num_workers"),
     (["--batch_size", "0"], "--batch_size"), (["--epochs", "0"], "--epochs"), (["--repeat", "0"], "--repeat"),
     (["--max_frames", "0"], "--max_frames"), (["--val_weight", "-1"], "--val_weight"), (["--pseudo_weight", "nan"], "--pseudo_weight"),
     (["--expert_dropout", "1.0"], "--expert_dropout"), (["--aux_weight", "inf"], "--aux_weight"),

@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import config
+from dataloader.registry import CONFIG_FILE, Registry
 from preprocess import make_demo_data as script
+from toolkit.io import resolve
+from toolkit.tables import MER_CLASSES
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO, "preprocess", "make_demo_data.py")
@@ -57,7 +59,7 @@ def test_layout(demo):
     assert not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
     everyone = set.union(*sets)
     assert all(re.fullmatch(r"sample_\d{8}", n) for n in everyone)
-    assert set(labels["discrete"]) <= set(config.EMO_RULE["MER"])
+    assert set(labels["discrete"]) <= set(MER_CLASSES)
     assert labels["valence"].between(-5, 5).all()
 
     assert sorted(os.listdir(demo / "features")) == sorted([*script.FEATURES["demo"], *script.FRAME_FEATURES["demo"]])
@@ -94,7 +96,7 @@ def test_same_seed_same_bytes_other_seed_differs(demo, tmp_path):
 
 
 def test_class_prior():
-    prior = np.array([script.PRIOR_COUNTS[c] for c in config.EMO_RULE["MER"]])
+    prior = np.array([script.PRIOR_COUNTS[c] for c in MER_CLASSES])
     assert list(prior) == [871, 822, 689, 383, 462, 146]
     for n in (60, 1500, 7369):
         counts = script.class_counts(n)
@@ -105,20 +107,21 @@ def test_prior_and_valence_of_generated_labels():
     data = script.generate("demo", seed=0, n_labeled=1500, n_unlabeled=0, n_test=0, vlm=False)
     y = data["y"]
     assert list(np.bincount(y, minlength=6)) == list(script.class_counts(1500))
-    classes = config.EMO_RULE["MER"]
+    classes = list(MER_CLASSES)
     mean = {c: data["valence"][y == k].mean() for k, c in enumerate(classes)}
     assert mean["happy"] > 1 and mean["angry"] < -1 and mean["sad"] < -1 and abs(mean["neutral"]) < 1
 
 
 def test_feature_table_agrees_with_config():
-    dicts = {"video": config.FEAT_VIDEO_DICT, "audio": config.FEAT_AUDIO_DICT, "text": config.FEAT_TEXT_DICT}
+    registered = Registry.from_config(CONFIG_FILE).features  # the project's config.py, as every script reads it
     for scale, table in script.FEATURES.items():
         features_dir = os.path.join(script.SCALES[scale]["out"], "features")
         frames = {name: (modality, None, dim, None) for name, (modality, dim) in script.FRAME_FEATURES[scale].items()}
         for name, (modality, _, dim, _) in {**table, **frames}.items():
-            assert name in dicts[modality], f"{name} missing from config.FEAT_{modality.upper()}_DICT"
-            assert dicts[modality][name][0] == dim
-            assert os.path.normpath(dicts[modality][name][1]) == os.path.join(features_dir, name)
+            assert name in registered, f"{name} missing from config.FEAT_{modality.upper()}_DICT"
+            spec = registered[name]
+            assert (spec.modality, spec.dim, spec.level) == (modality, dim, "frm" if name in frames else "utt")
+            assert os.path.normpath(spec.folder) == os.path.normpath(resolve(os.path.join(features_dir, name)))
 
 
 def test_utterance_features_do_not_depend_on_the_frame_features(monkeypatch):
@@ -165,7 +168,7 @@ def test_missing_rate_deletes_whole_modalities_but_never_every_one(tmp_path):
 
 def test_vlm_answers_are_realistically_messy():
     data = script.generate("demo", seed=0)
-    classes, y = config.EMO_RULE["MER"], data["y"]
+    classes, y = list(MER_CLASSES), data["y"]
     labels, broken = [], 0
     for text in data["vlm_answers"]:
         match = re.search(r"\{.*\}", text, flags=re.S)

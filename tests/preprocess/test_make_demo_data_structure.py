@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import config
 from preprocess import make_demo_data as script
 from tests.bad_inputs.helpers import run_main
+from toolkit.tables import MER_CLASSES
 
 TINY = ["--n_labeled", "30", "--n_unlabeled", "6", "--n_test", "6"]
 # The default output with TINY sizes, pinned before --structure existed: the exact hash of every file that is not
@@ -74,7 +74,7 @@ def test_alt_structure_layout_prior_and_features(tmp_path):
         x = np.load(out / "features" / feat / files[0])
         assert x.shape == (dim,) and x.dtype == np.float32 and np.isfinite(x).all()
     assert not (out / "vlm_answers").exists()
-    assert set(labels["discrete"]) == set(config.EMO_RULE["MER"])
+    assert set(labels["discrete"]) == set(MER_CLASSES)
 
 
 def test_shared_noise_correlates_the_features_perception_noise():

@@ -8,14 +8,14 @@ import sys
 import numpy as np
 import pytest
 
-import config
 from tests.bad_inputs.helpers import assert_one_line_error, run_main, snapshot
 from preprocess import mer2025_base as script
-from toolkit.io import load_split
+from toolkit.io import TRAIN_KEY, VALID_KEY, load_split
+from toolkit.tables import MER_CLASSES
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO, "preprocess", "mer2025_base.py")
-CLASSES = config.EMO_RULE["MER"]
+CLASSES = list(MER_CLASSES)
 COUNTS = [87, 82, 69, 38, 46, 15]  # a tenth of the MER prior
 
 
@@ -38,9 +38,10 @@ def split(csv, save_root, *extra):
 
 def check_format(path):
     raw = np.load(path, allow_pickle=True).item()
-    assert type(raw) is dict and list(raw) == ["train_info", "valid_info", "source"]
+    assert (TRAIN_KEY, VALID_KEY) == ("train_info", "valid_info")  # the published format, which users exchange
+    assert type(raw) is dict and list(raw) == [TRAIN_KEY, VALID_KEY, "source"]
     assert set(raw["source"]) == {"label_csv", "sha256"} and os.path.isabs(raw["source"]["label_csv"])
-    for key in ("train_info", "valid_info"):
+    for key in (TRAIN_KEY, VALID_KEY):
         assert list(raw[key]) == ["names", "emos", "vals"]
         assert all(type(raw[key][f]) is list for f in ("names", "emos", "vals"))
         assert all(type(x) is str for x in raw[key]["names"] + raw[key]["emos"])
@@ -54,7 +55,7 @@ def test_seed_split_format_and_content(labels, tmp_path, capsys):
     written = split(csv, tmp_path / "lst", "--seed", "3")
     assert written == [str(tmp_path / "lst" / "seed3.npy")]
     s = check_format(written[0])
-    train, valid = s["train_info"], s["valid_info"]
+    train, valid = s[TRAIN_KEY], s[VALID_KEY]
     assert len(valid["names"]) == round(0.2 * len(rows)) and len(train["names"]) + len(valid["names"]) == len(rows)
     assert not set(train["names"]) & set(valid["names"])
     truth = {f"sample_{i:08d}": (e, v) for i, (_, e, v) in enumerate(rows)}  # keys are file stems
@@ -70,13 +71,13 @@ def test_seeds_differ_and_repeat(labels, tmp_path):
     a = check_format(split(csv, tmp_path / "a", "--seed", "0")[0])
     b = check_format(split(csv, tmp_path / "b", "--seed", "0")[0])
     c = check_format(split(csv, tmp_path / "c", "--seed", "1")[0])
-    assert a == b and a["valid_info"]["names"] != c["valid_info"]["names"]
+    assert a == b and a[VALID_KEY]["names"] != c[VALID_KEY]["names"]
 
 
 def test_stratified_split_keeps_class_proportions(labels, tmp_path):
     csv, _ = labels
     s = check_format(split(csv, tmp_path, "--stratify", "--valid_ratio", "0.25")[0])
-    valid = s["valid_info"]["emos"]
+    valid = s[VALID_KEY]["emos"]
     assert [valid.count(c) for c in CLASSES] == [round(0.25 * n) for n in COUNTS]
 
 
@@ -88,9 +89,9 @@ def test_folds_are_disjoint_and_cover_everything(labels, tmp_path, stratify):
     valids = []
     for path in written:
         s = check_format(path)
-        train, valid = set(s["train_info"]["names"]), set(s["valid_info"]["names"])
+        train, valid = set(s[TRAIN_KEY]["names"]), set(s[VALID_KEY]["names"])
         assert not train & valid and len(train | valid) == len(rows)
-        valids.append(s["valid_info"])
+        valids.append(s[VALID_KEY])
     names = [n for v in valids for n in v["names"]]
     assert len(names) == len(set(names)) == len(rows)
     sizes = [len(v["names"]) for v in valids]
@@ -105,7 +106,7 @@ def test_without_valence_vals_are_nan(tmp_path, capsys):
     rows = [(f"clip{i}", CLASSES[i % 6]) for i in range(20)]
     csv = write_csv(tmp_path / "track1_train.csv", rows, header="name,discrete")
     s = check_format(split(csv, tmp_path / "lst")[0])
-    vals = s["train_info"]["vals"] + s["valid_info"]["vals"]
+    vals = s[TRAIN_KEY]["vals"] + s[VALID_KEY]["vals"]
     assert all(isinstance(v, float) and math.isnan(v) for v in vals)
     assert "no valence column: vals set to NaN" in capsys.readouterr().out
 
@@ -113,7 +114,7 @@ def test_without_valence_vals_are_nan(tmp_path, capsys):
 def test_label_case_and_spaces_are_accepted(tmp_path):
     csv = write_csv(tmp_path / "l.csv", [(f"c{i}", [" Happy", "SAD"][i % 2], 1.0) for i in range(10)])
     s = check_format(split(csv, tmp_path / "lst")[0])
-    assert set(s["train_info"]["emos"] + s["valid_info"]["emos"]) == {"happy", "sad"}
+    assert set(s[TRAIN_KEY]["emos"] + s[VALID_KEY]["emos"]) == {"happy", "sad"}
 
 
 @pytest.mark.parametrize("case, header, rows, extra, message", [
@@ -128,7 +129,7 @@ def test_label_case_and_spaces_are_accepted(tmp_path):
     ("folds and ratio", "name,discrete", [("a", "happy"), ("b", "sad")], ["--folds", "2", "--valid_ratio", "0.3"],
      "either --folds K"),
     ("unknown rule", "name,discrete", [("a", "happy"), ("b", "sad")], ["--emo_rule", "IEMOCAP"],
-     "unknown --emo_rule IEMOCAP"),
+     "--emo_rule 'IEMOCAP' is not in config.EMO_RULE; known: MER"),
     ("too few", "name,discrete", [("a", "happy")], [], "leave train or valid empty"),
 ])
 def test_errors_are_one_line_and_write_nothing(tmp_path, capsys, case, header, rows, extra, message):

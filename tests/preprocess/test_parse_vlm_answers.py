@@ -1,4 +1,5 @@
 """preprocess/parse_vlm_answers.py: inputs, outputs, summary, feature folder and the one-line errors."""
+import ast
 import builtins
 import csv
 import errno
@@ -12,10 +13,11 @@ import pytest
 
 from preprocess import parse_vlm_answers as script
 from tests.bad_inputs.helpers import assert_one_line_error, run_main, snapshot
+from toolkit.tables import MER_CLASSES
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO, "preprocess", "parse_vlm_answers.py")
-CLASSES = ["neutral", "angry", "happy", "sad", "worried", "surprise"]
+CLASSES = list(MER_CLASSES)
 
 
 def zh_answer(label, scores):
@@ -113,7 +115,10 @@ def test_as_feature_and_names(tmp_path, capsys):
     missing = tmp_path / "features" / "vlm-scores-UTT.missing.txt"
     assert missing.read_text().split() == ["clip_d", "clip_z"]
     printed = capsys.readouterr().out
-    assert f'"vlm-scores-UTT": [6, "{feat.as_posix()}"],' in printed and "2 clips have no usable answer" in printed
+    assert "2 clips have no usable answer" in printed
+    (entry,) = [line for line in printed.splitlines() if line.strip().startswith("'vlm-scores-UTT'")]
+    # the line to paste into a FEAT_*_DICT of config.py: a Python entry (name and folder through repr)
+    assert ast.literal_eval("{" + entry.strip().rstrip(",") + "}") == {"vlm-scores-UTT": [6, feat.as_posix()]}
 
     run(tmp_path, answers, "--as_feature", str(feat), "--names", str(names), "--fill", "uniform")
     assert sorted(os.listdir(feat)) == ["clip_a.npy", "clip_b.npy", "clip_d.npy", "clip_z.npy"]
