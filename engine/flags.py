@@ -21,7 +21,7 @@ def model_flag_prefix(name):
 def build_parser(model="moe", description=TRAIN_DESCRIPTION):
     """The flags of TrainConfig, by section, plus one per setting of ``model``'s config."""
     from engine.config import TrainConfig, sections
-    from models import model_config_class, model_hparams
+    from models import model_config_class, model_defaults, model_hparams
     from toolkit.schema import add_flags
 
     p = ArgumentParser(description=description)
@@ -33,8 +33,9 @@ def build_parser(model="moe", description=TRAIN_DESCRIPTION):
     config_class = model_config_class(model)
     group = p.add_argument_group(f"hyper-parameters of '{model}' ({config_class.__module__}.{config_class.__name__}; "
                                  "pick another with --model NAME --help)")
+    defaults = model_defaults(model)
     for spec in model_hparams(model):
-        add_flags(group, config_class, prefix=model_flag_prefix(spec.name), switches=False, only=[spec.name])
+        add_flags(group, config_class, prefix=model_flag_prefix(spec.name), switches=False, only=[spec.name], defaults=defaults)
     return p
 
 

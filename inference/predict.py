@@ -123,6 +123,8 @@ def predict(model, meta, names, device, registry=None, batch_size=1024, cache_di
     from dataloader.feature_store import feature_of
     from dataloader.kinds import DEFAULT, kind_named
 
+    if inputs is None and registry is None:
+        raise TypeError("predict() needs the feature registry (dataloader.registry.Registry) or inputs from load_inputs")
     store = inputs if inputs is not None else load_inputs(meta, names, registry, cache_dir)
     levels = meta.get("feat_levels", {})
     kinds = {key: kind_named(levels.get(key, DEFAULT), f"{meta['run_dir']}: feat_levels['{key}']") for key in meta["feat_dims"]}

@@ -167,17 +167,19 @@ def flag_type(spec):
     return kind
 
 
-def add_flags(group, cls, prefix="", switches=True, skip=(), only=None):
+def add_flags(group, cls, prefix="", switches=True, skip=(), only=None, defaults=None):
     """One flag ``--<prefix><name>`` per field of ``cls`` (except those in ``skip`` and those with flag=False),
     with its help and default. The parsed value lands under ``dest`` ``<prefix><name>`` only when the flag is
     given (default SUPPRESS), so a caller can tell a flag given equal to its default from an absent one.
     ``switches``: bool fields that default to False are ``--name`` switches; else they take true/false.
-    ``only``: just these fields."""
+    ``only``: just these fields; ``defaults``: {name: value} shown instead of the code defaults (e.g. a
+    model's defaults with models/model-tune.yaml applied)."""
     for spec in fields(cls):
         if spec.name in skip or spec.metadata.get("flag") is False or (only is not None and spec.name not in only):
             continue
         kind, _ = base_type(spec)
         default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
+        default = (defaults or {}).get(spec.name, default)
         name = f"--{prefix}{spec.name}"
         if kind is bool and switches and default is False:
             group.add_argument(name, dest=prefix + spec.name, action="store_true", default=argparse.SUPPRESS,

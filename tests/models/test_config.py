@@ -134,7 +134,7 @@ def test_make_config_checks_types_ranges_and_heads():
         make_config(config, {"hidden_dim": 1.5}, "where")
     with pytest.raises(UserError, match=r"dropout must be in \[0, 1\), got 1"):
         make_config(config, {"dropout": 1}, "where")
-    with pytest.raises(UserError, match="hidden_dim 30 is not divisible by heads 4"):
+    with pytest.raises(UserError, match="--hidden_dim 30 is not divisible by --heads 4"):
         make_config(config, {"hidden_dim": 30}, "where")
     with pytest.raises(UserError, match="did you mean 'heads'"):
         make_config(config, {"haeds": 2}, "where")
