@@ -294,7 +294,9 @@ def write_video(path, clip, frames, samples):
             video.width, video.height, video.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
             video.codec_context.thread_count = 1
             if video_codec == "libx264":
-                video.options = {"preset": "veryfast", "crf": "20"}
+                # No macroblock-tree rate control: on CPUs with AVX-512, libx264's mbtree code reads
+                # uninitialised memory, so the same frames gave different bytes from call to call.
+                video.options = {"preset": "veryfast", "crf": "20", "mbtree": "0"}
             else:
                 video.bit_rate = 400_000
             audio = None
