@@ -63,6 +63,8 @@ def parse_args(argv=None):
     src.add_argument("--face_size", type=bounded(int, 16), default=224, help="--faces detect: crop side in pixels")
     src.add_argument("--save_wav", nargs="?", const="", metavar="DIR", help="keep the audio decoded from videos as "
                      "16 kHz .wav in DIR (default DATA/audio) and read it from there next time")
+    src.add_argument("--allow_partial", action="store_true", help="use what decodes of a video or audio stream "
+                     "that ends before its container says (a cut or damaged file) instead of listing the clip as failed")
     src.add_argument("--openface_dir", help="OpenFace CSVs, <name>.csv or <name>/<name>.csv (default: DATA/openface)")
     src.add_argument("--openface_bin", help="OpenFace 2 FeatureExtraction binary: run it for clips without a CSV")
     run = parser.add_argument_group("run")
@@ -88,7 +90,7 @@ def build_inputs(args, source):
     save_wav = None if args.save_wav is None else (args.save_wav or os.path.join(args.data, "audio"))
     out = os.path.join(features_root(args), ".openface")
     return Inputs(fps=args.fps, faces=args.faces, detector=detector, save_wav=save_wav,
-                  openface_bin=args.openface_bin, openface_out=out)
+                  openface_bin=args.openface_bin, openface_out=out, allow_partial=args.allow_partial)
 
 
 def write_failures(path, failed):

@@ -13,11 +13,13 @@ SAMPLE_RATE = 16000  # every audio input: 16 kHz mono float32, as the speech enc
 
 # What a clip offers to an extractor (``Extractor.source``):
 #   audio    16 kHz mono float32 waveform, shape (S,)  (from audio/<name>.wav if present, else the video)
+#   audio_stream  the same track as an iterable of float32 pieces decoded as they are read, never whole in
+#            memory (``feature_extraction.decode.AudioTrack``): for extractors that take tracks of any length
 #   text     the subtitle string of the clip (the chosen language column)
 #   images   RGB uint8 frames (T, H, W, 3): face crops (openface_face npy, or --faces detect) or whole frames
 #   video    the same RGB frames, for clip encoders that take a frame sequence (VideoMAE)
 #   openface path of the clip's OpenFace 2 per-frame CSV (made by the FeatureExtraction binary if asked)
-SOURCES = ("audio", "text", "images", "video", "openface")
+SOURCES = ("audio", "audio_stream", "text", "images", "video", "openface")
 
 
 class ClipError(Exception):
