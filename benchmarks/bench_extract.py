@@ -35,16 +35,10 @@ RUNS = [  # (row, modality, encoder kind or None, inputs)
 
 
 def make_extractor(modality, kind, models, device, batch_size):
-    from feature_extraction import encoders, handcrafted
+    from feature_extraction.registry import build_extractor, extractor_options
 
-    if modality == "opensmile":
-        return handcrafted.OpenSmileExtractor(levels=("UTT",))
-    if modality == "openface":
-        return handcrafted.OpenFaceExtractor(levels=("UTT",))
-    common = dict(levels=("UTT",), device=device, batch_size=batch_size)
-    cls = {"audio": encoders.AudioEncoder, "text": encoders.TextEncoder}.get(modality)
-    cls = cls or encoders.ENCODERS[encoders.visual_kind(models[kind])]
-    return cls(models[kind], **common)
+    encoder = dict(model=models[kind], device=device, batch_size=batch_size) if kind else {}
+    return build_extractor(modality, extractor_options(modality, **encoder), ("UTT",))
 
 
 def measure(extractor, clips, out, inputs, workers, repeats):
@@ -96,7 +90,7 @@ def main(argv=None):
         for row, modality, kind, options in [r for r in runs if not any(s == r[1] or s in r[0] for s in args.skip)]:
             subtitles = os.path.join(data, "subtitle_chieng.csv") if modality == "text" else None
             clips = find_clips(data, subtitles=subtitles)
-            extractor = make_extractor(modality, kind, models, device, args.batch_size)
+            extractor = make_extractor(modality, kind, models, args.device, args.batch_size)
             detector = HaarFaces() if options.get("faces") == "detect" else None
             inputs = Inputs(fps=options.get("fps", 3.0), faces=options.get("faces", "release"), detector=detector)
             for workers in args.workers:

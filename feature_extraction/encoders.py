@@ -13,13 +13,15 @@ One class per input kind, sharing the loading, the device/precision and the choi
 default for images and video) takes the model's own embedding: CLIP/SigLIP's projected image features,
 else the pooler output or the first token. Utterance level (``UTT``) is the mean over time, tokens, frames
 or segments (``--text_pool first`` takes the first token of text); frame level (``FRM``) keeps them."""
+import argparse
 import os
 import re
 
 import numpy as np
 
 from feature_extraction.base import SAMPLE_RATE, ClipError, Extractor
-from toolkit.errors import UserError
+from feature_extraction.registry import option, register_extractor
+from toolkit.errors import UserError, bounded
 
 AUDIO_TYPES = {"hubert", "wav2vec2", "wav2vec2-conformer", "wav2vec2-bert", "wavlm", "data2vec-audio", "unispeech",
                "unispeech-sat", "sew", "sew-d", "whisper"}
@@ -27,6 +29,40 @@ IMAGE_TYPES = {"clip", "chinese_clip", "siglip", "siglip2", "dinov2", "dinov2_wi
                "swin", "swinv2", "convnext", "convnextv2", "dinov3_vit", "clip_vision_model", "siglip_vision_model"}
 VIDEO_TYPES = {"videomae", "vivit", "timesformer", "vjepa2"}
 HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")  # org/name: looked up in the local Hugging Face cache only
+LAYERS = re.compile(r"pooled|last\d*|-?\d+(,-?\d+)*")
+
+
+def layers_flag(text):
+    """An argparse ``type`` for --layers: its form (the model says later which layers exist)."""
+    value = str(text).strip().lower().replace(" ", "")
+    if not LAYERS.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: use pooled, lastK (e.g. last4) or layer numbers such as -1 or 9,10,11,12")
+    return value
+
+
+def local_gpu(gpu, env=os.environ):
+    """--gpu, else this process's local rank under torchrun (LOCAL_RANK) or srun (SLURM_LOCALID), else 0."""
+    if gpu is not None:
+        return gpu
+    for name in ("LOCAL_RANK", "SLURM_LOCALID"):
+        if env.get(name, "").isdigit():
+            return int(env[name])
+    return 0
+
+
+# The flags every Hugging Face encoder takes (one Option object each, shared by the registered encoders).
+ENCODER_OPTIONS = (
+    option("--model", needed=True, help="Hugging Face checkpoint folder (or a hub id already in the local cache)"),
+    option("--layers", type=layers_flag, help="hidden layers averaged: last4, lastK, -1, 9,10,11,12, or pooled "
+           "(default: last4 for audio and text, pooled for visual)"),
+    option("--batch_size", type=bounded(int, 1), default=16, help="clips (text), pieces (audio), frames (images) or "
+           "segments (video) per forward pass"),
+    option("--device", default="auto", help="auto, cpu or cuda"),
+    option("--gpu", type=bounded(int, 0), default=None, help="CUDA device index (default: LOCAL_RANK or SLURM_LOCALID "
+           "when set, so torchrun/srun processes take one GPU each, else 0)"),
+    option("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
+           help="auto: float16 on GPU, float32 on CPU"),
+)
 
 
 def transformers_offline():
@@ -112,6 +148,15 @@ class HFExtractor(Extractor):
 
     kind = "text"
     default_layers = "last4"
+    options = ENCODER_OPTIONS
+
+    @classmethod
+    def common_kwargs(cls, options, levels):
+        """The arguments every encoder takes, from the parsed ENCODER_OPTIONS."""
+        from toolkit.device import pick_device
+
+        return dict(levels=levels, layers=options.layers, device=pick_device(options.device, local_gpu(options.gpu)),
+                    dtype=options.dtype, batch_size=options.batch_size)
 
     def __init__(self, model, levels=("UTT",), layers=None, device=None, dtype="auto", batch_size=8, name=None):
         import torch
@@ -128,7 +173,8 @@ class HFExtractor(Extractor):
         self.model = self.load_model(self.path).to(self.device, self.dtype).eval()
         if layers is None and self.default_layers == "last4":  # the field's default, on models of any depth
             layers = f"last{min(4, self.num_layers())}"
-        self.layers = parse_layers(layers or self.default_layers, self.num_layers())
+        self.layers = parse_layers(self.default_layers if layers is None else layers, self.num_layers())
+        self._dim = None
 
     def __getstate__(self):  # workers only prepare inputs: they never need the model
         return {**self.__dict__, "model": None}
@@ -139,6 +185,16 @@ class HFExtractor(Extractor):
     def num_layers(self):
         config = getattr(self.config, "vision_config", None) or getattr(self.config, "encoder_config", None) or self.config
         return getattr(config, "num_hidden_layers", None) or config.encoder_layers
+
+    def probe(self):
+        """A short input of this encoder's source (silence, a word, a black frame), to measure its output."""
+        return {"audio": np.zeros(SAMPLE_RATE, np.float32), "text": "a"}.get(self.source, np.zeros((1, 32, 32, 3), np.uint8))
+
+    def dim(self, level):
+        """The output width, measured once on ``probe()`` (pooled embeddings need not be the hidden size)."""
+        if self._dim is None:
+            self._dim = int(next(iter(self.encode([self.prepare(self.probe())])[0].values())).shape[-1])
+        return self._dim
 
     def describe(self):
         layers = "pooled" if self.layers is None else f"hidden states {self.layers}"
@@ -176,8 +232,17 @@ def _pieces(wave, chunk):
     return [wave[a:b] for a, b in zip(starts, bounds)]
 
 
+@register_extractor("audio")
 class AudioEncoder(HFExtractor):
-    kind, source = "audio", "audio"
+    kind, source, modality = "audio", "audio", "audio"
+    summary = ("speech encoder on the audio track, in --chunk_s pieces: HuBERT, wav2vec2, WavLM, data2vec-audio, "
+               "Whisper's encoder")
+    options = ENCODER_OPTIONS + (option("--chunk_s", type=bounded(float, 1.0), default=10.0,
+                                        help="audio: seconds per encoder piece"),)
+
+    @classmethod
+    def build(cls, options, levels):
+        return cls(options.model, chunk_s=options.chunk_s, **cls.common_kwargs(options, levels))
 
     def __init__(self, model, chunk_s=10.0, **kwargs):
         super().__init__(model, **kwargs)
@@ -255,8 +320,16 @@ class AudioEncoder(HFExtractor):
         return self.outputs(per_clip)
 
 
+@register_extractor("text")
 class TextEncoder(HFExtractor):
-    kind, source = "text", "text"
+    kind, source, modality = "text", "text", "text"
+    summary = "text encoder on the subtitle (--lang column): BERT, RoBERTa, MacBERT-like, decoder LMs"
+    options = ENCODER_OPTIONS + (option("--text_pool", default="mean", choices=["mean", "first"],
+                                        help="text UTT: mean over tokens or first token"),)
+
+    @classmethod
+    def build(cls, options, levels):
+        return cls(options.model, pool=options.text_pool, **cls.common_kwargs(options, levels))
 
     def __init__(self, model, pool="mean", **kwargs):
         super().__init__(model, **kwargs)
@@ -288,8 +361,17 @@ class TextEncoder(HFExtractor):
         return self.outputs(per_clip, pooled)
 
 
+@register_extractor("visual")
 class ImageEncoder(HFExtractor):
-    kind, source, default_layers = "image", "images", "pooled"
+    """Registered as ``visual``: ``build`` makes a VideoEncoder instead when --model is a clip encoder."""
+
+    kind, source, modality, default_layers = "image", "images", "video", "pooled"
+    summary = ("image encoder per frame or face crop (CLIP, SigLIP, DINOv2, ViT), or per segment of frames for a "
+               "clip encoder (VideoMAE)")
+
+    @classmethod
+    def build(cls, options, levels):
+        return ENCODERS[visual_kind(options.model)](options.model, **cls.common_kwargs(options, levels))
 
     def __init__(self, model, **kwargs):
         super().__init__(model, **kwargs)
@@ -326,7 +408,7 @@ class ImageEncoder(HFExtractor):
 
 
 class VideoEncoder(HFExtractor):
-    kind, source, default_layers = "video", "video", "pooled"
+    kind, source, modality, default_layers = "video", "video", "video", "pooled"
 
     def __init__(self, model, **kwargs):
         super().__init__(model, **kwargs)

@@ -10,7 +10,8 @@ import subprocess
 import numpy as np
 
 from feature_extraction.base import LEVELS, SAMPLE_RATE, ClipError, Extractor
-from toolkit.errors import UserError, did_you_mean
+from feature_extraction.registry import option, register_extractor
+from toolkit.errors import UserError, bounded, did_you_mean
 
 MIN_SECONDS = 0.1  # below this openSMILE's 60 ms pitch window leaves NaN functionals
 
@@ -31,11 +32,19 @@ def _check_levels(levels, owner):
     return levels
 
 
+@register_extractor("opensmile")
 class OpenSmileExtractor(Extractor):
     """openSMILE on a 16 kHz mono waveform: "UTT" = the set's functionals (C,), "FRM" = its low-level
     descriptors (T, C), one row per 10 ms frame. Writes ``<feature_set>-UTT`` / ``<feature_set>-FRM``."""
 
-    source = "audio"
+    source, modality = "audio", "audio"
+    summary = "openSMILE on the audio track, no model: functionals (UTT) and 10 ms low-level descriptors (FRM)"
+    options = (option("--feature_set", default="eGeMAPSv02", help="openSMILE set: eGeMAPSv02, GeMAPSv01b or ComParE_2016"),)
+    utt_is_frame_mean = False  # functionals: means, percentiles, slopes, rates of the descriptors
+
+    @classmethod
+    def build(cls, options, levels):
+        return cls(feature_set=options.feature_set, levels=levels)
 
     def __init__(self, feature_set="eGeMAPSv02", levels=("UTT",)):
         if feature_set not in OPENSMILE_SETS:
@@ -90,6 +99,9 @@ class OpenSmileExtractor(Extractor):
 
     def size(self, prepared):
         return len(prepared["FRM"]) if "FRM" in prepared else 1
+
+    def dim(self, level):
+        return OPENSMILE_SETS[self.feature_set][LEVELS.index(level)]
 
     def encode(self, batch):
         return [{lv: prepared[lv] for lv in self.levels} for prepared in batch]
@@ -166,11 +178,23 @@ def parse_openface_csv(path, columns="au", min_confidence=0.8):
     return values
 
 
+@register_extractor("openface")
 class OpenFaceExtractor(Extractor):
     """OpenFace 2 per-frame CSV → "FRM" (T, C) of the kept frames and "UTT" their mean (C,). Writes
     ``openface-<columns>-FRM`` / ``-UTT`` (a combination ``au_r,pose`` becomes ``openface-au_r+pose``)."""
 
-    source = "openface"
+    source, modality = "openface", "video"
+    summary = "OpenFace 2 per-frame CSVs (--openface_bin makes missing ones): action units, head pose, gaze"
+    options = (
+        option("--columns", default="au", help="OpenFace columns: au, au_r, au_c, pose, gaze, all, or a comma-joined "
+               "mix such as au_r,pose"),
+        option("--min_confidence", type=bounded(float, 0.0, 1.0), default=0.8,
+               help="OpenFace: frames with success=1 and at least this confidence are kept"),
+    )
+
+    @classmethod
+    def build(cls, options, levels):
+        return cls(columns=options.columns, min_confidence=options.min_confidence, levels=levels)
 
     def __init__(self, columns="au", min_confidence=0.8, levels=("FRM", "UTT")):
         self.column_names = openface_columns(columns)
@@ -181,6 +205,9 @@ class OpenFaceExtractor(Extractor):
 
     def prepare(self, item):
         return parse_openface_csv(item, self.columns, self.min_confidence)
+
+    def dim(self, level):
+        return len(self.column_names)
 
     def encode(self, batch):
         out = []

@@ -31,19 +31,22 @@ class Inputs:
     save_wav: str | None = None  # folder that receives <name>.wav decoded from the video, reused afterwards
     openface_bin: str | None = None
     openface_out: str | None = None
+    allow_partial: bool = False  # use what decodes of a stream cut short (decode.check_complete) instead of failing
 
-    def audio(self, clip):
+    def audio_track(self, clip):
+        """The clip's audio, not yet decoded: audio/<name>.wav, else the wav --save_wav kept, else the video's
+        track (kept as a wav on the way with --save_wav)."""
         cached = os.path.join(self.save_wav, f"{clip.name}.wav") if self.save_wav else None
         if clip.audio:
-            return decode.read_audio(clip.audio)
+            return decode.AudioTrack(clip.audio, self.allow_partial)
         if cached and os.path.isfile(cached):
-            return decode.read_audio(cached)
+            return decode.AudioTrack(cached, self.allow_partial)
         if not clip.video:
             raise ClipError("no video or audio file")
-        samples = decode.read_audio(clip.video)
-        if cached:
-            decode.write_wav(cached, samples)
-        return samples
+        return decode.AudioTrack(clip.video, self.allow_partial, keep=cached)
+
+    def audio(self, clip):
+        return self.audio_track(clip).read()
 
     def frames(self, clip):
         if self.faces == "release":
@@ -53,7 +56,7 @@ class Inputs:
             return decode.read_face_crops(clip.faces, step=max(1, round(rate / self.fps)) if rate and self.fps else 1)
         if not clip.video:
             raise ClipError("no video file")
-        frames = decode.read_frames(clip.video, self.fps)
+        frames = decode.read_frames(clip.video, self.fps, self.allow_partial)
         return self.detector(frames) if self.faces == "detect" else frames
 
     def text(self, clip):
@@ -73,8 +76,8 @@ class Inputs:
         return run_openface(self.openface_bin, clip.video, self.openface_out)
 
     def load(self, clip, source):
-        return {"audio": self.audio, "text": self.text, "images": self.frames, "video": self.frames,
-                "openface": self.openface}[source](clip)
+        return {"audio": self.audio, "audio_stream": self.audio_track, "text": self.text, "images": self.frames,
+                "video": self.frames, "openface": self.openface}[source](clip)
 
 
 class ClipStream:

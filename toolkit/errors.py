@@ -86,9 +86,15 @@ def bounded(kind, low=None, high=None, low_open=False, high_open=False):
     return parse
 
 
+def is_plain_name(text):
+    """A name usable as one file or folder name: not empty, no folder separator, no leading dot (so not ..),
+    no control character such as a newline."""
+    return bool(text) and "/" not in text and "\\" not in text and not text.startswith(".") and text.isprintable()
+
+
 def dataset_name(text):
     """An argparse ``type`` for a split name: a file name without folders (it becomes <train_lst>/<name>.npy)."""
-    if not text or text in (".", "..") or "/" in text or "\\" in text or text.startswith("."):
+    if not is_plain_name(text):
         raise argparse.ArgumentTypeError(f"{text!r} must be a plain name such as seed0_pl (no folders, no leading dot)")
     return text
 

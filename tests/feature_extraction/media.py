@@ -14,12 +14,14 @@ def tone(seconds, f0=200.0, amplitude=0.3, sample_rate=SAMPLE_RATE):
     return (amplitude * voice * envelope / 2.3).astype(np.float32)
 
 
-def write_clip(path, seconds=2.0, fps=10, audio=True, f0=200.0, amplitude=0.3, size=(64, 48), codec="libx264"):
-    """A clip whose frame i is filled with grey level 10*i (mod 250), with a tone as its audio stream."""
+def write_clip(path, seconds=2.0, fps=10, audio=True, f0=200.0, amplitude=0.3, size=(64, 48), codec="libx264",
+               faststart=False):
+    """A clip whose frame i is filled with grey level 10*i (mod 250), with a tone as its audio stream;
+    ``faststart``: the mp4 index at the front, as streaming tools write it."""
     import av
 
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with av.open(path, "w") as container:
+    with av.open(path, "w", options={"movflags": "faststart"} if faststart else {}) as container:
         video = container.add_stream(codec, rate=fps)
         video.width, video.height = size
         video.pix_fmt = "yuv420p"
@@ -57,3 +59,17 @@ def write_release(root, names, seconds=None, audio_less=(), broken=(), subtitles
         with open(os.path.join(root, "subtitle_chieng.csv"), "w", encoding="utf-8") as f:
             f.write("name,chinese,english\n" + rows)
     return root
+
+
+def cut_after_packet(path, share=0.5, kind="audio"):
+    """Truncate ``path`` right after the ``kind`` packet that ends nearest to ``share`` of its bytes: a clean cut,
+    whose last packet is whole, so FFmpeg decodes up to it without complaint. Returns the bytes kept."""
+    import av
+
+    with av.open(path) as container:
+        ends = [p.pos + p.size for p in container.demux() if p.pos is not None and p.size and p.stream.type == kind]
+    size = os.path.getsize(path)
+    keep = min(ends, key=lambda end: abs(end - share * size))
+    with open(path, "r+b") as f:
+        f.truncate(keep)
+    return keep
