@@ -1,6 +1,7 @@
 """Decoding with PyAV (FFmpeg's libraries, bundled in its wheel): audio → 16 kHz mono float32, video →
 RGB frames at a chosen rate, and the release's face crops (BGR .npy) → RGB. Every failure of one clip is a
 ClipError with a short reason, so the runner reports it and goes on."""
+import io
 import os
 import wave
 
@@ -8,6 +9,10 @@ import numpy as np
 
 from feature_extraction.base import SAMPLE_RATE, ClipError
 from toolkit.io import atomic_path
+
+
+class NoStream(ClipError):
+    """The file holds no stream of the kind asked for (a video without sound): missing, not broken."""
 
 
 def _open(path):
@@ -32,7 +37,7 @@ def read_audio(path, sample_rate=SAMPLE_RATE):
 
     with _open(path) as container:
         if not container.streams.audio:
-            raise ClipError(f"no audio stream in {os.path.basename(path)}")
+            raise NoStream(f"no audio stream in {os.path.basename(path)}")
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         chunks = []
         try:
@@ -46,21 +51,29 @@ def read_audio(path, sample_rate=SAMPLE_RATE):
     return np.concatenate(chunks).astype(np.float32, copy=False)
 
 
-def write_wav(path, samples, sample_rate=SAMPLE_RATE):
-    """16-bit PCM mono .wav (the release's format), written atomically."""
+def wav_bytes(samples, sample_rate=SAMPLE_RATE):
+    """The bytes of a 16-bit PCM mono .wav file (the release's format) holding ``samples``."""
     pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
-    with atomic_path(path) as tmp, wave.open(tmp, "wb") as out:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(sample_rate)
         out.writeframes(pcm.tobytes())
+    return buffer.getvalue()
+
+
+def write_wav(path, samples, sample_rate=SAMPLE_RATE):
+    """16-bit PCM mono .wav (the release's format), written atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as out:
+        out.write(wav_bytes(samples, sample_rate))
 
 
 def video_rate(path):
     """Frames per second of the first video stream (0.0 where unknown)."""
     with _open(path) as container:
         if not container.streams.video:
-            raise ClipError(f"no video stream in {os.path.basename(path)}")
+            raise NoStream(f"no video stream in {os.path.basename(path)}")
         rate = container.streams.video[0].average_rate
         return float(rate) if rate else 0.0
 
@@ -72,7 +85,7 @@ def read_frames(path, fps=None):
     frames, next_time = [], 0.0
     with _open(path) as container:
         if not container.streams.video:
-            raise ClipError(f"no video stream in {os.path.basename(path)}")
+            raise NoStream(f"no video stream in {os.path.basename(path)}")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         try:
@@ -102,3 +115,38 @@ def read_face_crops(path, step=1):
     if crops.shape[0] == 0:
         raise ClipError(f"face crops {os.path.basename(path)} hold no frame")
     return np.ascontiguousarray(crops[::max(1, step), :, :, ::-1])
+
+
+def sample_frames(path, count):
+    """``count`` RGB frames ``(count, H, W, 3)`` spread evenly over the clip (at the middle of ``count`` equal
+    parts), for models that see a few stills; fewer when the clip has fewer frames. Decoding stops once
+    the last one is taken, and only the kept frames are held."""
+    import av
+
+    with _open(path) as container:
+        if not container.streams.video:
+            raise NoStream(f"no video stream in {os.path.basename(path)}")
+        stream = container.streams.video[0]
+        duration = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else \
+            (container.duration / av.time_base if container.duration else 0.0)
+    if duration <= 0:  # length unknown: decode at 2 frames/s and pick among them
+        frames = read_frames(path, 2.0)
+        return frames[np.unique(np.linspace(0, len(frames) - 1, count).round().astype(int))]
+    targets, frames = [(k + 0.5) * duration / count for k in range(count)], []
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for index, frame in enumerate(container.decode(stream)):
+                time = frame.time if frame.time is not None else index / float(stream.average_rate or 25)
+                if time + 1e-6 < targets[0]:
+                    continue
+                frames.append(frame.to_ndarray(format="rgb24"))
+                targets = [t for t in targets if t > time + 1e-6]  # a frame stands for every target it passed
+                if not targets:
+                    break
+        except av.error.FFmpegError as exc:
+            raise ClipError(f"video of {os.path.basename(path)} does not decode ({_short(exc)})") from None
+    if not frames:
+        raise ClipError(f"no frame decodes in {os.path.basename(path)}")
+    return np.stack(frames)
