@@ -94,7 +94,8 @@ class Handler(BaseHTTPRequestHandler):
         if action == "slow":
             time.sleep(self.server.slow_s)
         if action in ("429", "500", "401"):
-            message = {"429": "rate limited", "500": "internal error", "401": "invalid api key"}[action]
+            message = {"429": "rate limited", "500": "internal error",
+                       "401": f"incorrect API key provided: {self.headers.get('Authorization')}"}[action]  # as some servers do
             extra = [("Retry-After", self.server.retry_after)] if action == "429" else []
             return self.send(int(action), {"error": {"message": message}}, extra)
         if action == "malformed":
