@@ -105,6 +105,16 @@ ANSWER_WORDS = ['{"scores": {"neutral": 0.1, "angry": 0.0, "happy": 0.7, "sad": 
                 '"label": "happy", "reasoning": "smiles, bright voice", "contribution": {"video": 0.4, "audio": 0.3, "subtitle": 0.3}}']
 
 
+def _prompt_lines():
+    """The lines of prompt.txt and prompt_zh.txt, so the prompt takes few tokens (a short, quick question)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    lines = []
+    for name in ("prompt.txt", "prompt_zh.txt"):
+        with open(os.path.join(root, name), encoding="utf-8") as f:
+            lines.extend(f.read().splitlines())
+    return lines
+
+
 def _chat_tokenizer(corpus, **named_tokens):
     import transformers
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -112,8 +122,8 @@ def _chat_tokenizer(corpus, **named_tokens):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(list(corpus) + ANSWER_WORDS, trainers.BpeTrainer(
-        vocab_size=600, special_tokens=CHAT_SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.train_from_iterator(list(corpus) + ANSWER_WORDS + _prompt_lines(), trainers.BpeTrainer(
+        vocab_size=2000, special_tokens=CHAT_SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     return transformers.Qwen2Tokenizer(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                        extra_special_tokens=named_tokens)
 
