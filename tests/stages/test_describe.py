@@ -182,3 +182,18 @@ def test_the_subtitle_goes_where_the_prompt_says():
 def test_a_local_model_that_is_not_a_chat_model_is_refused(release, chat_models, tmp_path, capsys):
     code, _, err = run(["--data", release, "--out", str(tmp_path / "a"), "--model", chat_models["bert"]], capsys)
     assert_one_line_error(code, err, "is a bert model", "--api_base")
+
+
+def test_retry_after_is_waited_for(server):
+    import time
+
+    from stages.describe import Question
+    from stages.describe_api import ChatEndpoint, retry_after
+
+    limited = server(script={"句子0": ["429", "ok"]}, retry_after="0.4")
+    endpoint = ChatEndpoint(limited.base, "canned", key_env="DESCRIBE_UNSET_KEY", timeout=5, retries=2, backoff=0.01)
+    started = time.perf_counter()
+    reply = endpoint.ask(Question("c0", "Subtitle: 句子0", frames=[np.zeros((8, 8, 3), np.uint8)]))
+    assert time.perf_counter() - started >= 0.4 and reply.attempts == 2 and '"label"' in reply.text
+    assert [entry[2] for entry in limited.log] == [None, None]  # no key in the environment: no Authorization header
+    assert retry_after("2.5") == 2.5 and retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0 and retry_after("soon") is None
