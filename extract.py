@@ -93,21 +93,11 @@ def build_inputs(args, source):
                   openface_bin=args.openface_bin, openface_out=out, allow_partial=args.allow_partial)
 
 
-def write_failures(path, failed):
-    from toolkit.io import save_text
-
-    if failed:
-        rows = "".join(f"{name},\"{reason.replace(chr(34), chr(39))}\"\n" for name, reason in failed.items())
-        save_text(path, "name,reason\n" + rows)
-    elif os.path.isfile(path):
-        os.remove(path)
-
-
 @cli
 def main(argv=None):
     args = parse_args(argv)
     from feature_extraction.release import find_clips
-    from feature_extraction.runner import extract, parse_shard
+    from feature_extraction.runner import extract, parse_shard, write_failures
 
     shard = parse_shard(args.shard)
     levels = tuple(dict.fromkeys(level.upper() for level in args.level))

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # From raw clips to a trained model on the raw-clip demo: write real .mp4/.avi clips in the MER2025 release
 # layout, build small random encoders locally, extract openSMILE, OpenFace-CSV and encoder features with
-# extract.py, check them, split the labeled clips and train the MoE on them. Extra arguments go to train.py.
+# extract.py, check them, split the labeled clips and train the MoE on them; then ask a (tiny) video LLM about
+# the candidate clips with describe.py and embed its answers. Extra arguments go to train.py.
 #
 #   bash run_demo_clips.sh            # after the first set-up command of the README (same virtualenv)
 #
@@ -14,7 +15,7 @@ DATA=data/demo_clips
 FEATS="['eGeMAPSv02-UTT','openface-au-FRM','tiny-hubert-UTT','tiny-bert-UTT','tiny-vit-UTT']"
 
 "$PYTHON" preprocess/make_demo_clips.py --out "$DATA" --clips 96
-"$PYTHON" preprocess/make_demo_encoders.py --out "$DATA/models" --kinds hubert bert vit --corpus "$DATA/subtitle_chieng.csv"
+"$PYTHON" preprocess/make_demo_encoders.py --out "$DATA/models" --kinds hubert bert vit llava --corpus "$DATA/subtitle_chieng.csv"
 "$PYTHON" extract.py --data "$DATA" --modality opensmile --overwrite                # eGeMAPSv02 functionals, 88-d
 "$PYTHON" extract.py --data "$DATA" --modality openface --level frm --overwrite     # AUs per frame from the CSVs
 "$PYTHON" extract.py --data "$DATA" --modality audio --model "$DATA/models/tiny-hubert" --overwrite
@@ -26,3 +27,12 @@ FEATS="['eGeMAPSv02-UTT','openface-au-FRM','tiny-hubert-UTT','tiny-bert-UTT','ti
 # one labeled clip has no audio stream and one no subtitle: --allow_missing masks their missing experts
 "$PYTHON" train.py --dataset demo_clips/seed0 --feat "$FEATS" --allow_missing --run_dir saved/demo_clips \
     --overwrite "$@"
+# The VLM step: a local video LLM answers prompt.txt about each candidate clip (frames + subtitle), and its answers
+# go through the text encoder into a feature folder. With a real VLM (--model FOLDER, or --api_base URL --model NAME
+# for a vLLM server or a provider) the same commands make the paper's VLM labels and description feature.
+"$PYTHON" describe.py --data "$DATA" --names "$DATA/track_all_candidates.csv" --out "$DATA/vlm_answers" \
+    --model "$DATA/models/tiny-llava" --frames 2 --max_tokens 16 --overwrite --no_progress \
+    --embed_model "$DATA/models/tiny-bert" --embed_out "$DATA/vlm_features"
+echo "parse_vlm_answers.py: the demo's VLM has random weights and writes no JSON, so every answer is reported unusable (expected here):"
+"$PYTHON" preprocess/parse_vlm_answers.py --answers "$DATA/vlm_answers" --out "$DATA/vlm_answers.csv" \
+    || echo "(exit $?: no usable answer, as expected from a random model)"

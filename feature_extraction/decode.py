@@ -7,6 +7,7 @@ A stream that decodes to less than its container declares (a file cut short: wit
 ``movflags=faststart`` writes it, FFmpeg decodes the part that is there without complaint) is a ClipError
 too, unless ``allow_partial``: features of half a clip are not features of the clip."""
 import dataclasses
+import io
 import os
 import wave
 
@@ -18,6 +19,10 @@ from toolkit.io import atomic_path
 PIECE_S = 4.0  # audio streams yield pieces of this many seconds (the last one shorter)
 SHORTFALL_S = 0.1  # a stream may decode this much less than it declares (codec delay, rounding) ...
 SHORTFALL_SHARE = 0.01  # ... plus this share of the declared length, before it counts as partial
+
+
+class NoStream(ClipError):
+    """The file holds no stream of the kind asked for (a video without sound): missing, not broken."""
 
 
 def _open(path):
@@ -84,7 +89,7 @@ def audio_pieces(path, sample_rate=SAMPLE_RATE, allow_partial=False, piece_s=PIE
     size, held, count, failure = int(piece_s * sample_rate), [], 0, None
     with _open(path) as container:
         if not container.streams.audio:
-            raise ClipError(f"no audio stream in {os.path.basename(path)}")
+            raise NoStream(f"no audio stream in {os.path.basename(path)}")
         stream = container.streams.audio[0]
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         source_samples, source_rate = 0, stream.rate or sample_rate
@@ -118,6 +123,17 @@ def read_audio(path, sample_rate=SAMPLE_RATE, allow_partial=False):
 
 def _pcm16(samples):
     return (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
+
+
+def wav_bytes(samples, sample_rate=SAMPLE_RATE):
+    """The bytes of a 16-bit PCM mono .wav file (the release's format) holding ``samples``."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes(_pcm16(samples).tobytes())
+    return buffer.getvalue()
 
 
 def write_wav(path, samples, sample_rate=SAMPLE_RATE):
@@ -166,7 +182,7 @@ def video_rate(path):
     """Frames per second of the first video stream (0.0 where unknown)."""
     with _open(path) as container:
         if not container.streams.video:
-            raise ClipError(f"no video stream in {os.path.basename(path)}")
+            raise NoStream(f"no video stream in {os.path.basename(path)}")
         rate = container.streams.video[0].average_rate
         return float(rate) if rate else 0.0
 
@@ -179,7 +195,7 @@ def read_frames(path, fps=None, allow_partial=False):
     frames, next_time, end, failure = [], 0.0, 0.0, None
     with _open(path) as container:
         if not container.streams.video:
-            raise ClipError(f"no video stream in {os.path.basename(path)}")
+            raise NoStream(f"no video stream in {os.path.basename(path)}")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         step = 1.0 / float(stream.average_rate or 25)
@@ -216,3 +232,38 @@ def read_face_crops(path, step=1):
     if crops.shape[0] == 0:
         raise ClipError(f"face crops {os.path.basename(path)} hold no frame")
     return np.ascontiguousarray(crops[::max(1, step), :, :, ::-1])
+
+
+def sample_frames(path, count):
+    """``count`` RGB frames ``(count, H, W, 3)`` spread evenly over the clip (at the middle of ``count`` equal
+    parts), for models that see a few stills; fewer when the clip has fewer frames. Decoding stops once
+    the last one is taken, and only the kept frames are held."""
+    import av
+
+    with _open(path) as container:
+        if not container.streams.video:
+            raise NoStream(f"no video stream in {os.path.basename(path)}")
+        stream = container.streams.video[0]
+        duration = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else \
+            (container.duration / av.time_base if container.duration else 0.0)
+    if duration <= 0:  # length unknown: decode at 2 frames/s and pick among them
+        frames = read_frames(path, 2.0)
+        return frames[np.unique(np.linspace(0, len(frames) - 1, count).round().astype(int))]
+    targets, frames = [(k + 0.5) * duration / count for k in range(count)], []
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for index, frame in enumerate(container.decode(stream)):
+                time = frame.time if frame.time is not None else index / float(stream.average_rate or 25)
+                if time + 1e-6 < targets[0]:
+                    continue
+                frames.append(frame.to_ndarray(format="rgb24"))
+                targets = [t for t in targets if t > time + 1e-6]  # a frame stands for every target it passed
+                if not targets:
+                    break
+        except av.error.FFmpegError as exc:
+            raise ClipError(f"video of {os.path.basename(path)} does not decode ({_short(exc)})") from None
+    if not frames:
+        raise ClipError(f"no frame decodes in {os.path.basename(path)}")
+    return np.stack(frames)

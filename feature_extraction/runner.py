@@ -14,7 +14,7 @@ import numpy as np
 from feature_extraction import decode
 from feature_extraction.base import ClipError
 from toolkit.errors import UserError
-from toolkit.io import save_npy
+from toolkit.io import save_npy, save_text
 
 WINDOW_BATCHES = 8  # batches of prepared clips sorted together by length
 WINDOW_BYTES = 512 << 20  # ... or fewer, once the prepared inputs held reach this size (224 px frames are big)
@@ -163,6 +163,15 @@ class Report:
             shown = "; ".join(f"{n}: {r}" for n, r in list(self.failed.items())[:SHOW_FAILED])
             line += f"\n  failed: {shown}" + (" ..." if len(self.failed) > SHOW_FAILED else "")
         return line
+
+
+def write_failures(path, failed):
+    """The clips that could not be used, as a CSV (name, reason); removed when none failed."""
+    if failed:
+        rows = "".join(f"{name},\"{reason.replace(chr(34), chr(39))}\"\n" for name, reason in failed.items())
+        save_text(path, "name,reason\n" + rows)
+    elif os.path.isfile(path):
+        os.remove(path)
 
 
 def write_outputs(paths, arrays):

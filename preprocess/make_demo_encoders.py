@@ -3,9 +3,12 @@ real checkpoints (config.json, weights, processor or tokenizer files).
 
     python preprocess/make_demo_encoders.py --out data/demo_clips/models               # hubert, bert, vit, videomae
     python preprocess/make_demo_encoders.py --out /tmp/encoders --kinds whisper clip --hidden 32 --layers 2
+    python preprocess/make_demo_encoders.py --out data/demo_clips/models --kinds llava qwen2-audio   # for describe.py
 
 They load through exactly the path a downloaded checkpoint takes (``extract.py --model <folder>``), so the
-raw-clip demo and the tests run the real extraction code with no download. Random weights carry no
+raw-clip demo and the tests run the real extraction code with no download. ``llava`` (an image LLM) and
+``qwen2-audio`` (an audio LLM) are chat models with their language-model head, tokenizer, processor and chat
+template, for ``describe.py --model <folder>``; random weights answer gibberish. Random weights carry no
 knowledge of emotion: features from them are only as good as a random projection of the input. For real
 work use the checkpoints the field uses (README, "From raw clips to feature folders").
 """
@@ -90,10 +93,76 @@ def _videomae(t, hidden, layers, corpus):
     return config, t.VideoMAEImageProcessor(size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64})
 
 
+# Chat models that answer about clips (describe.py): a byte-level BPE tokenizer with the special tokens of
+# Qwen-style chat, a chat template that places images and audio, and a small Qwen2 language model.
+CHAT_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"]
+CHAT_TEMPLATE = ("{% for message in messages %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}"
+                 "{{ message['content'] }}{% else %}{% for part in message['content'] %}{% if part['type'] == 'image' %}"
+                 "<image>{% elif part['type'] == 'audio' %}<|audio_bos|><|AUDIO|><|audio_eos|>{% elif part['type'] == 'text' %}"
+                 "{{ part['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+                 "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+ANSWER_WORDS = ['{"scores": {"neutral": 0.1, "angry": 0.0, "happy": 0.7, "sad": 0.1, "worried": 0.05, "surprise": 0.05},',
+                '"label": "happy", "reasoning": "smiles, bright voice", "contribution": {"video": 0.4, "audio": 0.3, "subtitle": 0.3}}']
+
+
+def _prompt_lines():
+    """The lines of prompt.txt and prompt_zh.txt, so the prompt takes few tokens (a short, quick question)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    lines = []
+    for name in ("prompt.txt", "prompt_zh.txt"):
+        with open(os.path.join(root, name), encoding="utf-8") as f:
+            lines.extend(f.read().splitlines())
+    return lines
+
+
+def _chat_tokenizer(corpus, **named_tokens):
+    import transformers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(list(corpus) + ANSWER_WORDS + _prompt_lines(), trainers.BpeTrainer(
+        vocab_size=2000, special_tokens=CHAT_SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return transformers.Qwen2Tokenizer(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                       extra_special_tokens=named_tokens)
+
+
+def _chat_text(tokenizer, hidden, layers):
+    return dict(model_type="qwen2", vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=4096,
+                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+
+
+def _llava(t, hidden, layers, corpus):
+    """An image LLM (LLaVA: CLIP vision tower, projector, language model); frames go in as images."""
+    tokenizer = _chat_tokenizer(corpus, image_token="<image>")
+    vision = dict(model_type="clip_vision_model", hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                  num_attention_heads=2, image_size=32, patch_size=8)
+    config = t.LlavaConfig(vision_config=vision, text_config=_chat_text(tokenizer, hidden, layers),
+                           image_token_index=tokenizer.convert_tokens_to_ids("<image>"), vision_feature_layer=-1,
+                           vision_feature_select_strategy="default")
+    images = t.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    processor = t.LlavaProcessor(image_processor=images, tokenizer=tokenizer, patch_size=8, num_additional_image_tokens=1,
+                                 vision_feature_select_strategy="default", chat_template=CHAT_TEMPLATE)
+    return config, processor, "AutoModelForMultimodalLM"
+
+
+def _qwen2_audio(t, hidden, layers, corpus):
+    """An audio LLM (Qwen2-Audio: Whisper-like audio tower, projector, Qwen2 language model)."""
+    tokenizer = _chat_tokenizer(corpus, audio_token="<|AUDIO|>", audio_bos_token="<|audio_bos|>", audio_eos_token="<|audio_eos|>")
+    audio = dict(d_model=hidden, encoder_layers=layers, encoder_attention_heads=2, encoder_ffn_dim=2 * hidden, num_mel_bins=128)
+    config = t.Qwen2AudioConfig(audio_config=audio, text_config=_chat_text(tokenizer, hidden, layers),
+                                audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"))
+    processor = t.Qwen2AudioProcessor(feature_extractor=t.WhisperFeatureExtractor(feature_size=128), tokenizer=tokenizer,
+                                      chat_template=CHAT_TEMPLATE)
+    return config, processor, "AutoModelForMultimodalLM"
+
+
 BUILDERS = {"hubert": _audio("hubert"), "wav2vec2": _audio("wav2vec2"), "wavlm": _audio("wavlm"),
             "data2vec-audio": _audio("data2vec-audio"), "whisper": _whisper, "bert": _text("bert"),
             "roberta": _text("roberta"), "gpt2": _text("gpt2"), "clip": _clip, "dinov2": _vision("dinov2"), "vit": _vision("vit"),
-            "videomae": _videomae}
+            "videomae": _videomae, "llava": _llava, "qwen2-audio": _qwen2_audio}
 DEMO_KINDS = ("hubert", "bert", "vit", "videomae")
 
 
@@ -121,9 +190,10 @@ def build_encoder(kind, out_dir, hidden=32, layers=2, seed=0, corpus=CORPUS, bas
     from feature_extraction.encoders import transformers_offline
 
     t = transformers_offline()
-    config, processor = BASE_BUILDERS[kind](t, list(corpus)) if base else BUILDERS[kind](t, hidden, layers, list(corpus))
+    built = BASE_BUILDERS[kind](t, list(corpus)) if base else BUILDERS[kind](t, hidden, layers, list(corpus))
+    config, processor = built[:2]
     torch.manual_seed(seed)
-    model = t.AutoModel.from_config(config)
+    model = getattr(t, built[2] if len(built) > 2 else "AutoModel").from_config(config)  # chat models keep their LM head
     parent = os.path.dirname(os.path.abspath(out_dir))
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.", dir=parent)

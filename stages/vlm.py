@@ -358,6 +358,7 @@ def parse_answer(text, classes):
 # Reading answer files
 # ----------------------------------------------------------------------------------------------------
 ANSWER_EXTENSIONS = (".txt", ".json")
+NOT_ANSWERS = {"describe.summary.json"}  # the run summary describe.py keeps beside its answers
 ANSWER_FIELDS = ("answer", "response")
 
 
@@ -404,7 +405,7 @@ def _read_folder(path):
         entries = sorted(os.listdir(path))
     except OSError as exc:
         raise UserError(f"cannot list answer folder {path} ({exc.strerror or exc}); check its permissions") from None
-    files = [f for f in entries if f.lower().endswith(ANSWER_EXTENSIONS) and not f.startswith(".")
+    files = [f for f in entries if f.lower().endswith(ANSWER_EXTENSIONS) and not f.startswith(".") and f not in NOT_ANSWERS
              and not os.path.isdir(os.path.join(path, f))]
     if not files:
         raise UserError(f"answer folder {path} has no <name>.txt or <name>.json files; save one raw VLM answer per clip there")

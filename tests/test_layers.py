@@ -11,7 +11,7 @@ LAYERS = [
     ["models"],
     ["engine"],
     ["inference"],
-    ["stages", "preprocess", "train", "test", "tune", "ensemble", "evaluate", "eval_avg_performance", "pseudo_label",
+    ["stages", "preprocess", "train", "test", "tune", "ensemble", "evaluate", "eval_avg_performance", "pseudo_label", "describe",
      "feature_extraction", "extract"],
     ["benchmarks"],
 ]

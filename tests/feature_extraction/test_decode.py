@@ -70,3 +70,20 @@ def test_bad_face_crops_are_clip_errors(tmp_path, array, reason):
     np.save(tmp_path / "c.npy", array)
     with pytest.raises(ClipError, match=reason):
         decode.read_face_crops(str(tmp_path / "c.npy"))
+
+
+def test_sample_frames_spreads_a_few_frames_over_the_clip(tmp_path):
+    path = write_clip(str(tmp_path / "a.mp4"), seconds=2.0, fps=10)  # frame i is grey level 10 * i
+    frames = decode.sample_frames(path, 4)
+    assert frames.shape == (4, 48, 64, 3) and frames.dtype == np.uint8
+    grey = frames[:, 0, 0, 0].astype(int)
+    assert np.allclose(grey, [30, 80, 130, 180], atol=6)  # the middles of four half-second parts
+    assert len(decode.sample_frames(path, 50)) <= 20  # never more frames than the clip has
+    with pytest.raises(decode.NoStream, match="no audio stream"):
+        decode.read_audio(write_clip(str(tmp_path / "mute.mp4"), audio=False))
+
+
+def test_wav_bytes_are_what_write_wav_writes(tmp_path):
+    wave = tone(0.3)
+    decode.write_wav(str(tmp_path / "x.wav"), wave)
+    assert (tmp_path / "x.wav").read_bytes() == decode.wav_bytes(wave)
