@@ -119,6 +119,16 @@ def main(argv=None):
     if report.failed and report.done == 0 and report.existing == 0:
         raise UserError(f"no clip could be used ({len(report.failed)} failed, first: {next(iter(report.failed.items()))[1]}); "
                         f"see {failures}")
+    print(f"registered in {record_features(extractor, out)} (train with --manifests, or include it in config.py)")
+
+
+def record_features(extractor, out):
+    """Add the folders this extractor wrote to OUT/features.yaml with their modality, level and width."""
+    from dataloader.registry import write_manifest
+
+    entries = {info.name: {"dim": info.dim, "modality": info.modality, "level": info.level.lower(), "folder": info.name}
+               for info in extractor.features()}
+    return write_manifest(out, entries, "extract.py")
 
 
 if __name__ == "__main__":

@@ -123,6 +123,22 @@ class Registry:
         return list(self.emo_rules[emo_rule])
 
 
+def write_manifest(root, entries, writer, keep_others=True):
+    """Write ROOT/features.yaml with ``entries`` {name: {dim, modality, level, folder}}; ``keep_others``: the
+    entries already there for other names stay (extract.py adds one feature at a time). Atomic; returns its path."""
+    import yaml
+
+    from toolkit.io import save_text
+
+    path = os.path.join(root, MANIFEST_NAME)
+    old = read_yaml(path, "feature manifest", "remove it and write it again", missing_ok=True) if keep_others else None
+    old = old.get("features") if isinstance(old, dict) and isinstance(old.get("features"), dict) else {}
+    merged = {**old, **entries}
+    header = f"# feature manifest of the folders beside it (written by {writer}): name -> dim, modality, level, folder\n"
+    save_text(path, header + yaml.safe_dump({"features": merged}, sort_keys=True, allow_unicode=False))
+    return path
+
+
 def read_manifest(path):
     """{name: FeatureSpec} of a ``features.yaml`` manifest (folders relative to it); every problem names the file."""
     path = resolve(path)

@@ -32,9 +32,9 @@ from tqdm import tqdm  # noqa: E402
 
 from dataloader.feature_store import read_npy  # noqa: E402
 from dataloader.kinds import kind_for_name  # noqa: E402
-from dataloader.registry import MANIFEST_NAME, MODALITY_LETTERS, Registry  # noqa: E402
+from dataloader.registry import MANIFEST_NAME, MODALITY_LETTERS, Registry, write_manifest  # noqa: E402
 from toolkit.errors import ArgumentParser, UserError, bounded, cli  # noqa: E402
-from toolkit.io import PROJECT_ROOT, read_yaml, resolve, save_text  # noqa: E402
+from toolkit.io import PROJECT_ROOT, read_yaml, resolve  # noqa: E402
 
 DEMO_FEATURES = os.path.join("data", "demo", "features")
 
@@ -188,15 +188,9 @@ def manifest_entries(infos, root, pairs):
                            "level": kind_for_name(info["name"]).name, "folder": info["name"]} for info in good}
 
 
-def write_manifest(infos, root, pairs):
-    """Write ROOT/features.yaml; returns its path."""
-    import yaml
-
-    path = os.path.join(root, MANIFEST_NAME)
-    entries = manifest_entries(infos, root, pairs)
-    header = f"# feature manifest written by preprocess/check_feat_dim.py: {len(entries)} features under this folder\n"
-    save_text(path, header + yaml.safe_dump({"features": entries}, sort_keys=True, allow_unicode=False))
-    return path
+def write_root_manifest(infos, root, pairs):
+    """Write ROOT/features.yaml for every good folder under it; returns its path."""
+    return write_manifest(root, manifest_entries(infos, root, pairs), "preprocess/check_feat_dim.py", keep_others=False)
 
 
 def include_line(manifest):
@@ -262,7 +256,7 @@ def main(argv=None):
         raise UserError(f"{len(failed)} of {len(infos)} feature folders have problems ({', '.join(i['name'] for i in failed)}){named}; "
                         "see the lines above")
     if args.manifest or args.emit_config:
-        manifest = write_manifest(infos, root, pairs)
+        manifest = write_root_manifest(infos, root, pairs)
         print(f"{comment}wrote {shown(manifest)}: train with --manifests {shown(project_path(manifest))}, or include it in config.py:")
         print(include_line(manifest) if args.emit_config else f"  {include_line(manifest)}")
     return 0
