@@ -9,7 +9,7 @@ import time
 import torch
 import yaml
 
-from toolkit.errors import UserError
+from toolkit.errors import UserError, WriteError
 
 
 RUN_MARKER = "args.yaml"  # every run directory that train.py writes holds it
@@ -26,7 +26,12 @@ class RunDir:
     of this toolkit (any other folder is the user's and is refused, never renamed or deleted), takes a lock
     so a second process writing the same run dir is refused, and removes staging folders that killed
     processes left. ``run.staged()`` yields a hidden staging folder that replaces ``path`` only when the
-    block succeeds; a previous run there is kept as ``.<leaf>.prev-<its finish time>`` unless ``overwrite``."""
+    block succeeds; a previous run there is kept as ``.<leaf>.prev-<its finish time>`` unless ``overwrite``.
+
+    A subclass claims another kind of output folder the same way: its ``marker`` file says the folder is
+    one, ``flag`` and ``kind`` name it in messages."""
+
+    marker, flag, kind = RUN_MARKER, "--run_dir", "run of train.py"
 
     def __init__(self, path, overwrite=False):
         self.path = os.path.abspath(path)
@@ -36,12 +41,16 @@ class RunDir:
 
     def __enter__(self):
         if os.path.lexists(self.path) and not os.path.isdir(self.path):
-            raise UserError(f"--run_dir {self.path} is a file, not a folder; pass a new folder")
-        if os.path.isdir(self.path) and os.listdir(self.path) and not is_run_dir(self.path):
-            raise UserError(f"--run_dir {self.path} is a folder that is not a run of train.py (no args.yaml); "
+            raise UserError(f"{self.flag} {self.path} is a file, not a folder; pass a new folder")
+        if os.path.isdir(self.path) and os.listdir(self.path) and not self.holds_one(self.path):
+            raise UserError(f"{self.flag} {self.path} is a folder that is not a {self.kind} (no {self.marker}); "
                             "it is left untouched: pass a new or empty folder")
-        os.makedirs(self.parent, exist_ok=True)
-        self._lock = _take_lock(os.path.join(self.parent, f".{self.leaf}.lock"), self.path)
+        try:
+            os.makedirs(self.parent, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"{self.flag} {self.path}: cannot make its folder {self.parent} ({exc.strerror or exc}); "
+                            "pass a path whose parent is a folder you can write to") from None
+        self._lock = _take_lock(os.path.join(self.parent, f".{self.leaf}.lock"), f"{self.flag} {self.path}")
         for name in os.listdir(self.parent):  # the lock is ours: other staging folders of this run are stale
             if name.startswith((f".{self.leaf}.tmp-", f".{self.leaf}.old-")):
                 shutil.rmtree(os.path.join(self.parent, name), ignore_errors=True)
@@ -51,18 +60,23 @@ class RunDir:
         _release_lock(*self._lock)
         return False
 
+    @classmethod
+    def holds_one(cls, path):
+        """Whether ``path`` is a finished folder of this kind (it holds the marker file)."""
+        return os.path.isfile(os.path.join(path, cls.marker))
+
     @property
     def previous(self):
         """Where the finished run now in ``path`` will be kept (None: no previous run, or ``overwrite``)."""
-        if self.overwrite or not is_run_dir(self.path):
+        if self.overwrite or not self.holds_one(self.path):
             return None
-        finished = time.strftime("%Y%m%d-%H%M%S", time.localtime(os.path.getmtime(os.path.join(self.path, RUN_MARKER))))
+        finished = time.strftime("%Y%m%d-%H%M%S", time.localtime(os.path.getmtime(os.path.join(self.path, self.marker))))
         keep = os.path.join(self.parent, f".{self.leaf}.prev-{finished}")
         return keep if not os.path.exists(keep) else f"{keep}-{os.getpid()}"
 
     def note(self):
         """One log line on what happens to the run already in ``path``."""
-        if not is_run_dir(self.path):
+        if not self.holds_one(self.path):
             return f"run dir {self.path} (new)"
         if self.overwrite:
             return f"run dir {self.path}: the previous run there is replaced (--overwrite)"
@@ -75,7 +89,7 @@ class RunDir:
         os.makedirs(stage)
         try:
             yield stage
-            if os.path.isdir(self.path) and is_run_dir(self.path):
+            if os.path.isdir(self.path) and self.holds_one(self.path):
                 old = keep or os.path.join(self.parent, f".{self.leaf}.old-{os.getpid()}")
                 os.replace(self.path, old)
                 os.replace(stage, self.path)
@@ -85,11 +99,23 @@ class RunDir:
                 if os.path.isdir(self.path):
                     os.rmdir(self.path)  # empty (checked when claimed)
                 os.replace(stage, self.path)
+        except WriteError as err:  # a file of the stage: name it where it was headed, not its staging copy
+            inside = os.path.relpath(os.path.abspath(err.path), stage)
+            if inside.split(os.sep)[0] == os.pardir:
+                raise
+            raise err.moved(os.path.join(self.path, inside)) from None
         finally:
             shutil.rmtree(stage, ignore_errors=True)
 
 
-def _take_lock(lock_path, run_dir):
+class PredictionsDir(RunDir):
+    """test.py's output folder (preds.npz, preds.csv, metrics.json, confusion.png), claimed and replaced as a run
+    directory is: earlier predictions there are kept as ``.<leaf>.prev-<their time>`` unless ``overwrite``."""
+
+    marker, flag, kind = "preds.npz", "--out", "folder of test.py's predictions"
+
+
+def _take_lock(lock_path, what):
     """An exclusive ``flock`` on ``lock_path`` (not blocking: a held lock is a UserError naming the holder)."""
     import fcntl
 
@@ -100,8 +126,8 @@ def _take_lock(lock_path, run_dir):
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(fd)
-            raise UserError(f"--run_dir {run_dir} is being written by another process (pid {holder}); "
-                            "wait for it to finish or pass another --run_dir") from None
+            raise UserError(f"{what} is being written by another process (pid {holder}); "
+                            f"wait for it to finish or pass another {what.split()[0]}") from None
         try:
             same = os.stat(lock_path).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:
@@ -134,10 +160,13 @@ def save_checkpoint(path, model, meta):
 
     ``meta`` is stored as plain Python data (numpy scalars become numbers), which ``load_checkpoint``
     reads back with ``torch.load(weights_only=True)``."""
-    from toolkit.io import atomic_path
+    from toolkit.io import atomic_path, write_error
 
-    with atomic_path(path) as tmp:
-        torch.save({"state_dict": model.state_dict(), **plain_data(meta)}, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save({"state_dict": model.state_dict(), **plain_data(meta)}, tmp)
+    except RuntimeError as exc:  # torch's writer reports a failed write (a full disk, a size limit) this way
+        raise write_error(path, exc) from None
 
 
 def plain_data(obj):
