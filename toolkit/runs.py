@@ -192,6 +192,12 @@ def _numpy_scalar_globals():
     return [np.dtype, *dtypes, (scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar")]
 
 
+def refused_content(exc):
+    """What ``torch.load(weights_only=True)`` refused to unpickle, from its UnpicklingError ``exc``."""
+    culprit = re.search(r"(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)", str(exc))
+    return f"a reference to {culprit[1]}" if culprit else "objects other than tensors and plain data"
+
+
 def load_checkpoint(path, map_location="cpu"):
     """A best.pth as a dict; read with ``weights_only=True``, so a crafted file cannot run code. Checkpoints
     older than frame-level features get ``feat_levels`` (all utterance level) here, the one place they are patched."""
@@ -201,9 +207,7 @@ def load_checkpoint(path, map_location="cpu"):
         with torch.serialization.safe_globals(_numpy_scalar_globals()):
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        culprit = re.search(r"(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)", str(exc))
-        what = f"a reference to {culprit[1]}" if culprit else "objects other than tensors and plain data"
-        raise UserError(f"checkpoint {path} holds {what}, which a best.pth never does; refusing to load it "
+        raise UserError(f"checkpoint {path} holds {refused_content(exc)}, which a best.pth never does; refusing to load it "
                         "(checkpoints are read as data, never run); use a best.pth written by train.py --save_model") from None
     except Exception as exc:  # noqa: BLE001
         raise UserError(f"cannot read checkpoint {path} ({exc.__class__.__name__}); it is not a best.pth written by train.py") from None
@@ -220,8 +224,21 @@ def load_checkpoint(path, map_location="cpu"):
 
 
 def load_run_args(run_dir):
+    """A run's args.yaml as a dict; a file that is not plain YAML (a tag such as ``!!python/object`` is
+    refused, never run) or not a mapping is a UserError naming it."""
     path = os.path.join(run_dir, "args.yaml")
     if not os.path.exists(path):
         raise UserError(f"{run_dir} is not a run directory (no args.yaml); pass a folder written by train.py")
-    with open(path, encoding="utf-8") as f:
-        return yaml.safe_load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            args = yaml.safe_load(f)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        problem = getattr(exc, "problem", None) or getattr(exc, "strerror", None) or type(exc).__name__
+        raise UserError(f"run args {path} cannot be read{line} ({problem}); it is not an args.yaml written by train.py: "
+                        "retrain the run or restore the file") from None
+    if not isinstance(args, dict):
+        raise UserError(f"run args {path} holds a {type(args).__name__}, not flag: value lines; it is not an args.yaml "
+                        "written by train.py: retrain the run or restore the file")
+    return args
