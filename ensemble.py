@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from toolkit.errors import ArgumentParser, UserError, cli
+from toolkit.errors import ArgumentParser, UserError, bounded, cli
 
 
 def build_parser():
@@ -39,7 +39,8 @@ def build_parser():
     g.add_argument("--valid_preds", nargs="+", metavar="RUN_OR_NPZ", help="validation predictions of the members: run dirs or .npz files")
     g.add_argument("--truth", help="CSV name,discrete with labels of the clips in --valid_preds .npz files")
     g.add_argument("--rerank_out", metavar="YAML", help="where to write the fitted rules")
-    g.add_argument("--min_gain", type=float, default=1e-3, help="smallest validation F1 gain that makes the search change a value")
+    g.add_argument("--min_gain", type=bounded(float, 0), default=1e-3,
+                   help="smallest validation F1 gain that makes the search change a value (a finite number >= 0)")
     return p
 
 

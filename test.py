@@ -9,6 +9,10 @@ DIR/preds.csv (name, discrete[, valence]). When the CSV also has a ``discrete`` 
 weighted F1 and a per-class table are printed and saved (DIR/metrics.json, DIR/confusion.png).
 Clips follow the run's data rules: a run trained with --allow_missing predicts clips that lack some feature
 files with those experts masked (other runs refuse them), and frame features use the run's --max_frames.
+
+DIR is written as train.py writes a run dir: in one rename when everything is written. Predictions already in
+DIR are kept beside it as .<DIR>.prev-<their time> (--overwrite replaces them); a file or a folder of
+something else at DIR is refused and left as it is.
 """
 import os
 
@@ -28,48 +32,64 @@ def build_parser():
     p.add_argument("--cache_dir", default=None, help="packed feature cache; 'none' disables it (default: config.PATH_TO_CACHE)")
     p.add_argument("--manifests", default="", help="feature manifests (features.yaml, comma-separated) to register besides config.py's")
     p.add_argument("--no_progress", action="store_true", help="no tqdm bar")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the predictions already in --out (default: keep them as .<out>.prev-<their time>)")
     return p
 
 
 def run(args):
     """Predict, write the outputs and return (predictions dict, metrics or None)."""
-    import pandas as pd
-
     from dataloader.registry import Registry
     from toolkit.device import pick_device
-    from toolkit.io import save_text
-    from toolkit.metrics import emotion_metrics, format_report, save_report
-    from inference.predict import load_runs, predict_runs, save_preds
+    from toolkit.metrics import emotion_metrics, format_report
+    from inference.predict import load_runs, predict_runs
+    from toolkit.runs import PredictionsDir
     from toolkit.tables import encode_labels, read_table
 
     if args.batch_size < 1:
         raise UserError("--batch_size must be at least 1")
-    table = read_table(args.names, "names CSV")
-    device = pick_device(args.device, args.gpu)
-    runs = load_runs(args.fold_runs or [args.run], device)
-    classes = runs[0][1]["classes"]
-    labels = None
-    if "discrete" in table.columns:
-        labels = encode_labels(table["discrete"], classes, f"names CSV {args.names}, column 'discrete'")
-    names = table["name"].tolist()
+    with PredictionsDir(args.out, args.overwrite) as claim:  # a bad --out is refused before any work
+        table = read_table(args.names, "names CSV")
+        device = pick_device(args.device, args.gpu)
+        runs = load_runs(args.fold_runs or [args.run], device)
+        classes = runs[0][1]["classes"]
+        labels = None
+        if "discrete" in table.columns:
+            labels = encode_labels(table["discrete"], classes, f"names CSV {args.names}, column 'discrete'")
+        names = table["name"].tolist()
 
-    registry = Registry.from_config(manifests=[m for m in args.manifests.split(",") if m])
-    preds = predict_runs(runs, names, device, registry, args.batch_size, args.cache_dir, progress=not args.no_progress)
-    pred_ids = preds["probs"].argmax(1)
-    csv = pd.DataFrame({"name": names, "discrete": [classes[i] for i in pred_ids]})
-    if preds["valence"] is not None:
-        csv["valence"] = preds["valence"]
-    save_preds(os.path.join(args.out, "preds.npz"), preds)
-    save_text(os.path.join(args.out, "preds.csv"), csv.to_csv(index=False, float_format="%.4f"))
+        registry = Registry.from_config(manifests=[m for m in args.manifests.split(",") if m])
+        preds = predict_runs(runs, names, device, registry, args.batch_size, args.cache_dir, progress=not args.no_progress)
+        metrics = None if labels is None else emotion_metrics(labels, preds["probs"].argmax(1), classes)
+        kept = claim.previous
+        with claim.staged() as stage:
+            write_outputs(stage, args, preds, metrics)
     what = f"{len(runs)} fold runs" if args.fold_runs else args.run
     print(f"predicted {len(names)} clips with {what} on {device} → {args.out}/preds.npz, preds.csv")
-    metrics = None
-    if labels is not None:
-        metrics = emotion_metrics(labels, pred_ids, classes)
+    if kept:
+        print(f"the previous predictions in {args.out} are kept as {kept} (--overwrite replaces them)")
+    if metrics is not None:
         print(format_report(metrics, classes))
-        save_report(args.out, metrics, classes, os.path.basename(os.path.normpath(args.out)),
-                    extra={"names_csv": args.names, "run_dirs": preds["run_dirs"], "n": len(names)})
     return preds, metrics
+
+
+def write_outputs(folder, args, preds, metrics):
+    """preds.npz, preds.csv and, with labels, metrics.json and confusion.png into ``folder``."""
+    import pandas as pd
+
+    from toolkit.io import save_text
+    from toolkit.metrics import save_report
+    from inference.predict import save_preds
+
+    classes = preds["classes"]
+    csv = pd.DataFrame({"name": preds["names"], "discrete": [classes[i] for i in preds["probs"].argmax(1)]})
+    if preds["valence"] is not None:
+        csv["valence"] = preds["valence"]
+    save_preds(os.path.join(folder, "preds.npz"), preds)
+    save_text(os.path.join(folder, "preds.csv"), csv.to_csv(index=False, float_format="%.4f"))
+    if metrics is not None:
+        save_report(folder, metrics, classes, os.path.basename(os.path.normpath(args.out)),
+                    extra={"names_csv": args.names, "run_dirs": preds["run_dirs"], "n": len(preds["names"])})
 
 
 @cli

@@ -27,7 +27,9 @@ def setup_logger(path):
     if path is None:
         logger.addHandler(logging.NullHandler())
         return logger
-    handler = logging.FileHandler(path, encoding="utf-8")
+    from toolkit.io import LogFile
+
+    handler = LogFile(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
     logger.addHandler(handler)
     return logger

@@ -109,6 +109,35 @@ def locate(model):
     return model, config
 
 
+def load_weights(auto_class, model):
+    """``auto_class.from_pretrained(model)``; weights that cannot be read (damaged, cut short, or a pickle that
+    asks for code, which is refused) are a UserError naming the weight files."""
+    import pickle
+
+    from safetensors import SafetensorError
+
+    from toolkit.runs import refused_content
+
+    try:
+        return auto_class.from_pretrained(model, local_files_only=True)
+    except pickle.UnpicklingError as exc:
+        raise UserError(f"--model {model}: {weight_files(model, '.bin')} holds {refused_content(exc)}, which model "
+                        "weights never do; refusing to load it (weights are read as data, never run): use the "
+                        "model's model.safetensors, or re-save it with save_pretrained where you trust it") from None
+    except (SafetensorError, OSError, RuntimeError, ValueError, EOFError) as exc:
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"--model {model}: its weights {weight_files(model)} cannot be read ({reason}); the files are "
+                        "damaged or incomplete: copy the model folder again") from None
+
+
+def weight_files(model, kind=None):
+    """The weight files of a model folder (those ending in ``kind``), as text for a message."""
+    if not os.path.isdir(model):
+        return "(in the local cache)"
+    names = sorted(f for f in os.listdir(model) if f.endswith(kind or (".safetensors", ".bin")))
+    return ", ".join(os.path.join(model, f) for f in names[:3]) + (", ..." if len(names) > 3 else "")
+
+
 def parse_layers(text, num_layers):
     """``--layers`` → indices into ``hidden_states`` (0 = embeddings, 1..num_layers), or None for pooled."""
     text = str(text).strip().lower()
@@ -180,7 +209,7 @@ class HFExtractor(Extractor):
         return {**self.__dict__, "model": None}
 
     def load_model(self, path):
-        return transformers_offline().AutoModel.from_pretrained(path, local_files_only=True)
+        return load_weights(transformers_offline().AutoModel, path)
 
     def num_layers(self):
         config = getattr(self.config, "vision_config", None) or getattr(self.config, "encoder_config", None) or self.config

@@ -11,6 +11,7 @@ Two rules (see rerank_rules.yaml for a commented example), applied in this order
 ``fit_rules`` tunes offsets and margins on labeled validation probabilities by coordinate search.
 """
 import dataclasses
+import math
 import os
 
 import numpy as np
@@ -169,6 +170,8 @@ def fit_rules(probs, labels, classes, template=None, rounds=3, min_gain=1e-3):
     without rules. Offsets are shifted so that their median is 0 (adding one constant to all offsets
     changes nothing); rules left at 0 are dropped. Returns (rules, f1 without rules, f1 with them).
     """
+    if not (math.isfinite(min_gain) and min_gain >= 0):
+        raise ValueError(f"min_gain must be a finite number >= 0, got {min_gain!r}: a negative gain accepts changes that lower F1")
     labels = np.asarray(labels)
     template = template or Rules()
     fallbacks = {c: fb for c, (_, fb) in template.margins.items()} or {c: [o for o in classes if o != c] for c in classes}

@@ -140,3 +140,31 @@ def test_run_without_checkpoint_is_one_line(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "--save_model" in lines[0], proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_predictions_already_in_out_are_kept_unless_overwrite(trained, tmp_path, capsys):
+    """As train.py keeps an earlier run: the earlier predictions move to .<out>.prev-<time>, --overwrite replaces them."""
+    out = tmp_path / "preds"
+    run_test(trained, out, "--run", trained["runs"][0])
+    first = (out / "preds.csv").read_text()
+    run_test(trained, out, "--run", trained["runs"][1])
+    kept = [d for d in os.listdir(tmp_path) if d.startswith(".preds.prev-")]
+    assert len(kept) == 1 and f"kept as {tmp_path / kept[0]}" in capsys.readouterr().out
+    assert (tmp_path / kept[0] / "preds.csv").read_text() == first
+    assert sorted(os.listdir(tmp_path / kept[0])) == sorted(os.listdir(out)) == ["confusion.png", "metrics.json", "preds.csv", "preds.npz"]
+    assert load_preds(str(out / "preds.npz"))["run_dirs"] == [trained["runs"][1]]
+    run_test(trained, out, "--run", trained["runs"][2], "--overwrite")
+    assert load_preds(str(out / "preds.npz"))["run_dirs"] == [trained["runs"][2]]
+    assert sorted(os.listdir(tmp_path)) == sorted(["preds", *kept])  # nothing more kept, no lock or staging left
+
+
+def test_a_folder_of_other_files_is_refused_and_left_as_it_was(trained, tmp_path, capsys):
+    from tests.bad_inputs.helpers import assert_one_line_error, run_main, snapshot
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    before = snapshot(tmp_path)
+    code, _, err = run_main(test_script.main, ["--run", trained["runs"][0], "--names", trained["names_csv"],
+                                               "--out", str(tmp_path / "mine"), "--no_progress"], capsys)
+    assert_one_line_error(code, err, "--out", str(tmp_path / "mine"), "preds.npz", "left untouched")
+    assert snapshot(tmp_path) == before

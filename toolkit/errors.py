@@ -1,6 +1,8 @@
 """One error type for bad user input, reported as a single line by every script."""
 import argparse
+import errno
 import functools
+import os
 import signal
 import sys
 
@@ -9,9 +11,37 @@ class UserError(Exception):
     """Bad input the user can fix: the message names the file/key/sample and says how to fix it."""
 
 
+# errno → what to do when writing fails with it
+_WRITE_FIXES = {
+    errno.ENOSPC: "free some space and run again",
+    errno.EDQUOT: "free some space (or raise the quota) and run again",
+    errno.EFBIG: "the file is over the size limit of this shell (ulimit -f) or of the file system; raise it or write elsewhere",
+    errno.EACCES: "check the folder's permissions or write elsewhere",
+    errno.EPERM: "check the folder's permissions or write elsewhere",
+    errno.EROFS: "the file system is read-only; write elsewhere",
+}
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # a write that ran out of room
+
+
+class WriteError(UserError):
+    """Writing ``path`` failed (a full disk, a file size limit, no permission): one line naming the file, the
+    cause and what to do. ``code`` is the errno when known."""
+
+    def __init__(self, path, code=None, detail=None):
+        self.path, self.code, self.detail = path, code, detail
+        cause = os.strerror(code) if code else (detail or "the write failed")
+        fix = _WRITE_FIXES.get(code, "check the free space and the path")
+        super().__init__(f"cannot write {path} ({cause}); {fix}")
+
+    def moved(self, path):
+        """The same failure, naming ``path`` (where the file was headed) instead."""
+        return WriteError(path, self.code, self.detail)
+
+
 def cli(main):
-    """Decorate a script's ``main``: a UserError becomes one line on stderr and exit code 2; Ctrl-C prints
-    ``interrupted`` and exits 130 (the shell's code for SIGINT), without a traceback.
+    """Decorate a script's ``main``: a UserError becomes one line on stderr and exit code 2, and so does an
+    OSError of a full disk or a file size limit; Ctrl-C prints ``interrupted`` and exits 130 (the shell's code
+    for SIGINT), without a traceback.
 
     SIGTERM (``kill``, a scheduler's time limit) exits like Ctrl-C, so ``finally`` blocks remove
     temporary files and staging folders instead of leaving them behind."""
@@ -24,6 +54,11 @@ def cli(main):
             return main(*args, **kwargs)
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+        except OSError as err:
+            if err.errno not in FULL_DISK:
+                raise
+            print(f"error: {WriteError(err.filename or 'a file', err.errno)}", file=sys.stderr)
             sys.exit(2)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

@@ -6,20 +6,24 @@ and numeric/string arrays) and refuses anything else, so a crafted file can neve
 import builtins
 import codecs
 import contextlib
+import errno
 import hashlib
 import json
+import logging
 import math
 import numbers
 import os
 import pickle
 import re
+import shutil
 import socket
+import sys
 import tempfile
 import time
 
 import numpy as np
 
-from toolkit.errors import UserError
+from toolkit.errors import UserError, WriteError
 
 SPLIT_KEYS = ("train_info", "valid_info")  # the split dict format users exchange: these two keys, each {names, emos, vals}
 TRAIN_KEY, VALID_KEY = SPLIT_KEYS
@@ -71,19 +75,63 @@ def cache_folder(cache_dir):
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    An OSError while writing (a full disk, a file size limit, no permission) is a ``WriteError`` naming ``path``."""
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
     base, ext = os.path.splitext(os.path.basename(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.{_temp_owner()}.", suffix=f".tmp{ext}", dir=directory)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give outputs the usual permissions
+    tmp = None
     try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{base}.{_temp_owner()}.", suffix=f".tmp{ext}", dir=directory)
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give outputs the usual permissions
         yield tmp
         os.replace(tmp, path)
+    except OSError as exc:
+        raise write_error(path, exc) from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
+
+
+def write_error(path, exc):
+    """A ``WriteError`` naming ``path`` for ``exc``, raised while writing it. Writers that report no errno
+    (numpy's ``n requested and m written``, torch's ``unexpected pos``) get the likely cause: a file size
+    limit in force, or a disk with no room left."""
+    code = getattr(exc, "errno", None)
+    if code is None:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+        if soft != resource.RLIM_INFINITY:
+            code = errno.EFBIG
+        else:
+            with contextlib.suppress(OSError):
+                code = errno.ENOSPC if shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free < (1 << 20) else None
+    detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    return WriteError(path, code, f"{type(exc).__name__}: {detail}")
+
+
+class LogFile(logging.FileHandler):
+    """A log file whose failed write (a full disk, a file size limit) is a ``WriteError`` naming it, instead of
+    the traceback that logging prints and goes on after."""
+
+    failed = False
+
+    def handleError(self, record):
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            self.failed = True
+            raise write_error(self.baseFilename, exc) from None
+        super().handleError(record)
+
+    def close(self):
+        try:
+            super().close()
+        except OSError as exc:  # the last lines did not fit
+            if not self.failed:  # (else that failure is already reported)
+                raise write_error(self.baseFilename, exc) from None
 
 
 def _host_tag():

@@ -6,8 +6,7 @@ import re
 import shutil
 import time
 
-
-from toolkit.errors import UserError
+from toolkit.errors import UserError, WriteError
 
 
 # The files of a run directory (this module owns their names; everything else asks it for paths).
@@ -37,7 +36,12 @@ class RunDir:
     of this toolkit (any other folder is the user's and is refused, never renamed or deleted), takes a lock
     so a second process writing the same run dir is refused, and removes staging folders that killed
     processes left. ``run.staged()`` yields a hidden staging folder that replaces ``path`` only when the
-    block succeeds; a previous run there is kept as ``.<leaf>.prev-<its finish time>`` unless ``overwrite``."""
+    block succeeds; a previous run there is kept as ``.<leaf>.prev-<its finish time>`` unless ``overwrite``.
+
+    A subclass claims another kind of output folder the same way: its ``marker`` file says the folder is
+    one, ``flag`` and ``kind`` name it in messages."""
+
+    marker, flag, kind = RUN_MARKER, "--run_dir", "run of train.py"
 
     def __init__(self, path, overwrite=False):
         self.path = os.path.abspath(path)
@@ -47,12 +51,16 @@ class RunDir:
 
     def __enter__(self):
         if os.path.lexists(self.path) and not os.path.isdir(self.path):
-            raise UserError(f"--run_dir {self.path} is a file, not a folder; pass a new folder")
-        if os.path.isdir(self.path) and os.listdir(self.path) and not is_run_dir(self.path):
-            raise UserError(f"--run_dir {self.path} is a folder that is not a run of train.py (no {RUN_MARKER}); "
+            raise UserError(f"{self.flag} {self.path} is a file, not a folder; pass a new folder")
+        if os.path.isdir(self.path) and os.listdir(self.path) and not self.holds_one(self.path):
+            raise UserError(f"{self.flag} {self.path} is a folder that is not a {self.kind} (no {self.marker}); "
                             "it is left untouched: pass a new or empty folder")
-        os.makedirs(self.parent, exist_ok=True)
-        self._lock = _take_lock(os.path.join(self.parent, f".{self.leaf}.lock"), self.path)
+        try:
+            os.makedirs(self.parent, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"{self.flag} {self.path}: cannot make its folder {self.parent} ({exc.strerror or exc}); "
+                            "pass a path whose parent is a folder you can write to") from None
+        self._lock = _take_lock(os.path.join(self.parent, f".{self.leaf}.lock"), f"{self.flag} {self.path}")
         for name in os.listdir(self.parent):  # the lock is ours: other staging folders of this run are stale
             if name.startswith((f".{self.leaf}.tmp-", f".{self.leaf}.old-")):
                 shutil.rmtree(os.path.join(self.parent, name), ignore_errors=True)
@@ -62,18 +70,23 @@ class RunDir:
         _release_lock(*self._lock)
         return False
 
+    @classmethod
+    def holds_one(cls, path):
+        """Whether ``path`` is a finished folder of this kind (it holds the marker file)."""
+        return os.path.isfile(os.path.join(path, cls.marker))
+
     @property
     def previous(self):
         """Where the finished run now in ``path`` will be kept (None: no previous run, or ``overwrite``)."""
-        if self.overwrite or not is_run_dir(self.path):
+        if self.overwrite or not self.holds_one(self.path):
             return None
-        finished = time.strftime("%Y%m%d-%H%M%S", time.localtime(os.path.getmtime(os.path.join(self.path, RUN_MARKER))))
+        finished = time.strftime("%Y%m%d-%H%M%S", time.localtime(os.path.getmtime(os.path.join(self.path, self.marker))))
         keep = os.path.join(self.parent, f".{self.leaf}.prev-{finished}")
         return keep if not os.path.exists(keep) else f"{keep}-{os.getpid()}"
 
     def note(self):
         """One log line on what happens to the run already in ``path``."""
-        if not is_run_dir(self.path):
+        if not self.holds_one(self.path):
             return f"run dir {self.path} (new)"
         if self.overwrite:
             return f"run dir {self.path}: the previous run there is replaced (--overwrite)"
@@ -86,7 +99,7 @@ class RunDir:
         os.makedirs(stage)
         try:
             yield stage
-            if os.path.isdir(self.path) and is_run_dir(self.path):
+            if os.path.isdir(self.path) and self.holds_one(self.path):
                 old = keep or os.path.join(self.parent, f".{self.leaf}.old-{os.getpid()}")
                 os.replace(self.path, old)
                 os.replace(stage, self.path)
@@ -96,11 +109,23 @@ class RunDir:
                 if os.path.isdir(self.path):
                     os.rmdir(self.path)  # empty (checked when claimed)
                 os.replace(stage, self.path)
+        except WriteError as err:  # a file of the stage: name it where it was headed, not its staging copy
+            inside = os.path.relpath(os.path.abspath(err.path), stage)
+            if inside.split(os.sep)[0] == os.pardir:
+                raise
+            raise err.moved(os.path.join(self.path, inside)) from None
         finally:
             shutil.rmtree(stage, ignore_errors=True)
 
 
-def _take_lock(lock_path, run_dir):
+class PredictionsDir(RunDir):
+    """test.py's output folder (preds.npz, preds.csv, metrics.json, confusion.png), claimed and replaced as a run
+    directory is: earlier predictions there are kept as ``.<leaf>.prev-<their time>`` unless ``overwrite``."""
+
+    marker, flag, kind = "preds.npz", "--out", "folder of test.py's predictions"
+
+
+def _take_lock(lock_path, what):
     """An exclusive ``flock`` on ``lock_path`` (not blocking: a held lock is a UserError naming the holder)."""
     import fcntl
 
@@ -111,8 +136,8 @@ def _take_lock(lock_path, run_dir):
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(fd)
-            raise UserError(f"--run_dir {run_dir} is being written by another process (pid {holder}); "
-                            "wait for it to finish or pass another --run_dir") from None
+            raise UserError(f"{what} is being written by another process (pid {holder}); "
+                            f"wait for it to finish or pass another {what.split()[0]}") from None
         try:
             same = os.stat(lock_path).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:
@@ -147,10 +172,13 @@ def save_checkpoint(path, model, meta):
     reads back with ``torch.load(weights_only=True)``."""
     import torch
 
-    from toolkit.io import atomic_path
+    from toolkit.io import atomic_path, write_error
 
-    with atomic_path(path) as tmp:
-        torch.save({"state_dict": model.state_dict(), **plain_data(meta)}, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save({"state_dict": model.state_dict(), **plain_data(meta)}, tmp)
+    except RuntimeError as exc:  # torch's writer reports a failed write (a full disk, a size limit) this way
+        raise write_error(path, exc) from None
 
 
 def plain_data(obj):
@@ -177,6 +205,12 @@ def _numpy_scalar_globals():
     return [np.dtype, *dtypes, (scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar")]
 
 
+def refused_content(exc):
+    """What ``torch.load(weights_only=True)`` refused to unpickle, from its UnpicklingError ``exc``."""
+    culprit = re.search(r"(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)", str(exc))
+    return f"a reference to {culprit[1]}" if culprit else "objects other than tensors and plain data"
+
+
 def load_checkpoint(path, map_location="cpu"):
     """A best.pth as a dict; read with ``weights_only=True``, so a crafted file cannot run code. Checkpoints
     older than frame-level features get ``feat_levels`` (all utterance level) here, the one place they are patched."""
@@ -188,9 +222,7 @@ def load_checkpoint(path, map_location="cpu"):
         with torch.serialization.safe_globals(_numpy_scalar_globals()):
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        culprit = re.search(r"(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)", str(exc))
-        what = f"a reference to {culprit[1]}" if culprit else "objects other than tensors and plain data"
-        raise UserError(f"checkpoint {path} holds {what}, which a best.pth never does; refusing to load it "
+        raise UserError(f"checkpoint {path} holds {refused_content(exc)}, which a best.pth never does; refusing to load it "
                         "(checkpoints are read as data, never run); use a best.pth written by train.py --save_model") from None
     except Exception as exc:  # noqa: BLE001
         raise UserError(f"cannot read checkpoint {path} ({exc.__class__.__name__}); it is not a best.pth written by train.py") from None

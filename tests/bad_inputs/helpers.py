@@ -25,6 +25,26 @@ def run_script(script, *args, cwd=REPO, timeout=300, env=None):
                           capture_output=True, text=True, timeout=timeout)
 
 
+# runs a script as ``python <script> args`` does, in a process whose files cannot grow past a size limit
+_FILE_LIMITED = """
+import os, resource, runpy, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG instead of killing
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+sys.argv = sys.argv[2:]
+sys.path[0] = os.path.dirname(sys.argv[0])
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def run_script_on_a_full_disk(script, limit, *args, cwd=REPO, timeout=300, env=None):
+    """``run_script`` in a process that cannot write a file past ``limit`` bytes (RLIMIT_FSIZE): every
+    write beyond it fails with ``OSError: File too large`` (EFBIG), as writes to a full disk fail."""
+    env = {**(os.environ if env is None else env), "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run([sys.executable, "-c", _FILE_LIMITED, str(limit), os.path.join(REPO, script), *map(str, args)],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
 def assert_one_line_error(code, err, *culprits):
     """Exit 2, exactly one line ``error: ...`` on stderr that names every culprit, and no traceback."""
     assert "Traceback" not in err, err

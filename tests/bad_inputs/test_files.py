@@ -220,3 +220,64 @@ def test_split_from_another_label_csv_is_kept(tmp_path, capsys, existing):
     culprits = [target, str(second), "--overwrite"] + ([str(first)] if existing == "another CSV" else [])
     assert_one_line_error(code, err, *culprits)
     assert snapshot(tmp_path) == before
+
+
+# -- files of runs and models that are damaged or ask for code ------------------------------------------------
+
+def test_args_yaml_with_a_yaml_tag_runs_nothing(tmp_path, capsys):
+    marker = tmp_path / "marker"
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "args.yaml").write_text(f"model: !!python/object/apply:pathlib.Path.touch [{str(marker)!r}]\n")
+    (tmp_path / "names.csv").write_text("name\na\n")
+    before = snapshot(tmp_path)
+    code, _, err = run_main(test_script.main, ["--run", str(run_dir), "--names", str(tmp_path / "names.csv"),
+                                               "--out", str(tmp_path / "out"), "--no_progress"], capsys)
+    assert_one_line_error(code, err, str(run_dir / "args.yaml"), "line 1")
+    assert not marker.exists() and snapshot(tmp_path) == before
+
+
+@pytest.fixture
+def bert_copy(checkpoints, tmp_path):
+    """A copy of the tiny BERT encoder folder (config, tokenizer, model.safetensors) to damage."""
+    import shutil
+
+    return shutil.copytree(checkpoints["bert"], tmp_path / "bert")
+
+
+def extract_text(release, model, capsys):
+    import extract
+
+    return run_main(extract.main, ["--data", release, "--modality", "text", "--model", str(model), "--workers", "0",
+                                   "--no_progress"], capsys)
+
+
+def test_pickled_pytorch_model_bin_runs_nothing(bert_copy, tmp_path, capsys):
+    from tests.feature_extraction.media import write_release
+
+    from safetensors.torch import load_file
+
+    marker = tmp_path / "marker"
+    weights = load_file(bert_copy / "model.safetensors")
+    os.remove(bert_copy / "model.safetensors")
+    path = bert_copy / "pytorch_model.bin"
+    torch.save({**weights, "hook": Payload(marker)}, path)
+    assert_payload_is_live(path, marker, lambda p: torch.load(p, weights_only=False))
+    release = write_release(str(tmp_path / "release"), ["s1"])
+    before = snapshot(tmp_path)
+    code, _, err = extract_text(release, bert_copy, capsys)
+    assert_one_line_error(code, err, str(path), "a reference to getattr", "refusing to load")  # getattr(Path, "touch")
+    assert not marker.exists() and snapshot(tmp_path) == before
+
+
+def test_truncated_model_safetensors_is_one_line(bert_copy, tmp_path, capsys):
+    from tests.feature_extraction.media import write_release
+
+    path = bert_copy / "model.safetensors"
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    release = write_release(str(tmp_path / "release"), ["s1"])
+    before = snapshot(tmp_path)
+    code, _, err = extract_text(release, bert_copy, capsys)
+    assert_one_line_error(code, err, str(path), "damaged or incomplete")
+    assert snapshot(tmp_path) == before

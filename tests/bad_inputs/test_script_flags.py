@@ -19,6 +19,8 @@ CASES = [
     (test_script, ["--run", "r", "--names", "n.csv", "--out", "o", "--batch_size", "0"], "--batch_size"),
     (test_script, ["--run", "r", "--fold_runs", "a", "--names", "n.csv", "--out", "o"], "--fold_runs"),
     (ensemble, ["--preds", "a.npz", "--method", "median", "--out", "s.csv"], "--method"),
+    *[(ensemble, ["--preds", "a.npz", "--out", "s.csv", "--fit_rerank", "--valid_preds", "r", "--rerank_out", "r.yaml",
+                  "--min_gain", gain], "--min_gain") for gain in ("-1", "nan", "inf")],
     (evaluate, ["--truth", "t.csv"], "--pred"),
     (sweep, ["--seeds", "0", "--epochs", "0"], "--epochs"),
     (sweep, ["--seeds", "0", "--jobs", "0"], "--jobs"),

@@ -105,3 +105,11 @@ def test_example_rules_file_is_valid():
     assert rules.margins["worried"] == (0.15, ["sad", "surprise", "neutral"])
     assert rules.offsets["worried"] < 0
     assert isinstance(Rules().describe(), str)
+
+
+@pytest.mark.parametrize("min_gain", [-1.0, float("nan"), float("inf")])
+def test_fitting_refuses_a_gain_that_is_negative_or_not_finite(min_gain):
+    """A negative gain accepts changes that lower F1; NaN would silently accept none."""
+    probs = np.full((4, 6), 1 / 6)
+    with pytest.raises(ValueError, match="min_gain"):
+        fit_rules(probs, [0, 1, 2, 3], CLASSES, min_gain=min_gain)

@@ -65,9 +65,16 @@ def test_failed_run_stops_the_sweep_with_a_message(tiny_project, tmp_path, capsy
     assert (tmp_path / "unimodal" / "tiny-video-UTT" / "seed0" / "summary.json").exists()
 
 
+def path_without_this_python():
+    """PATH without the folder of the interpreter running the tests: the script must run with the PYTHON it is
+    given, as under conda or a CI whose environment lives elsewhere."""
+    own = os.path.realpath(os.path.dirname(sys.executable))
+    return os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p and os.path.realpath(p) != own)
+
+
 def test_missing_split_file_is_reported_before_training(tmp_path):
-    env = {**os.environ, "SEEDS": "0 7", "FEATS": "demo-clip-UTT", "SAVE_ROOT": str(tmp_path / "u"), "PYTHON": "python"}
-    env["PATH"] = os.path.join(REPO, ".venv", "bin") + os.pathsep + env["PATH"]
+    env = {**os.environ, "SEEDS": "0 7", "FEATS": "demo-clip-UTT", "SAVE_ROOT": str(tmp_path / "u"), "PYTHON": sys.executable,
+           "PATH": path_without_this_python()}
     proc = subprocess.run(["bash", "run_eval_unimodal.sh", "--train_lst", str(tmp_path)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
