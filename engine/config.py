@@ -39,20 +39,13 @@ def parse_feature_list(text):
     return list(names)
 
 
-def dataset_name(text):
-    """A split name: a file name without folders (it becomes <train_lst>/<name>.npy)."""
-    from toolkit.errors import dataset_name as parse
-
-    return parse(text)
-
-
 @dataclasses.dataclass(slots=True)
 class TrainConfig:
     """What one training run does. ``None`` paths and features take the registry's (config.py's) values when
     the run starts (``resolved``)."""
 
     # data
-    dataset: str = setting("seed0", "split dict <train_lst>/<dataset>.npy", parse=dataset_name)
+    dataset: str = setting("seed0", "split dict <train_lst>/<dataset>.npy")
     folds: int | None = setting(None, "train fold0..fold{K-1}.npy (preprocess/mer2025_base.py --folds K) into "
                                 "<run_dir>/fold{k} and report the mean ± std weighted F1 (instead of --dataset)", min=2)
     emo_rule: str = setting("MER", "class list key in config.EMO_RULE")
@@ -223,13 +216,7 @@ def merge_sources(*sources):
 
 
 def check_choices(cfg, where):
-    """Rules between fields, and the split name (a plain file name)."""
-    import argparse
-
-    try:
-        dataset_name(cfg.dataset)
-    except argparse.ArgumentTypeError as err:
-        raise UserError(f"{where}: dataset {err}") from None
+    """Rules between fields."""
     if cfg.folds is not None and cfg.dataset != TRAIN_FIELDS["dataset"].default:
         raise UserError(f"{where}: give either --folds {cfg.folds} (fold0..fold{cfg.folds - 1}.npy) or --dataset {cfg.dataset}, not both")
     bad = set(cfg.topn_modalities.upper()) - set("AVT")
