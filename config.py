@@ -58,6 +58,7 @@ FEAT_VIDEO_DICT = {
     "InternVL_2_5-UTT": [4096, os.path.join(MER_SCALE_FEATURES, "InternVL_2_5-UTT")],
     # extracted from the raw-clip demo (bash run_demo_clips.sh: make_demo_clips.py, then extract.py)
     "tiny-vit-UTT": [64, os.path.join(DEMO_CLIPS_FEATURES, "tiny-vit-UTT")],  # a small random ViT on the face crops
+    "tiny-internvl-UTT": [64, os.path.join(DEMO_CLIPS_FEATURES, "tiny-internvl-UTT")],  # a small random video LLM
     "openface-au-FRM": [35, os.path.join(DEMO_CLIPS_FEATURES, "openface-au-FRM")],  # OpenFace 2 AUs per frame
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # From raw clips to a trained model on the raw-clip demo: write real .mp4/.avi clips in the MER2025 release
-# layout, build small random encoders locally, extract openSMILE, OpenFace-CSV and encoder features with
-# extract.py, check them, split the labeled clips and train the MoE on them; then ask a (tiny) video LLM about
+# layout, build small random encoders and LLMs locally, extract openSMILE, OpenFace-CSV, encoder and video-LLM
+# features with extract.py, check them, split the labeled clips and train the MoE on them; then ask a (tiny) video LLM about
 # the candidate clips with describe.py and embed its answers. Extra arguments go to train.py.
 #
 #   bash run_demo_clips.sh            # after the first set-up command of the README (same virtualenv)
@@ -12,20 +12,21 @@ set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python}
 DATA=data/demo_clips
-FEATS="['eGeMAPSv02-UTT','openface-au-FRM','tiny-hubert-UTT','tiny-bert-UTT','tiny-vit-UTT']"
+FEATS="['eGeMAPSv02-UTT','openface-au-FRM','tiny-hubert-UTT','tiny-bert-UTT','tiny-vit-UTT','tiny-internvl-UTT']"
 
 "$PYTHON" preprocess/make_demo_clips.py --out "$DATA" --clips 96
-"$PYTHON" preprocess/make_demo_encoders.py --out "$DATA/models" --kinds hubert bert vit llava --corpus "$DATA/subtitle_chieng.csv"
+"$PYTHON" preprocess/make_demo_encoders.py --out "$DATA/models" --kinds hubert bert vit llava internvl --corpus "$DATA/subtitle_chieng.csv"
 "$PYTHON" extract.py --data "$DATA" --modality opensmile --overwrite                # eGeMAPSv02 functionals, 88-d
 "$PYTHON" extract.py --data "$DATA" --modality openface --level frm --overwrite     # AUs per frame from the CSVs
 "$PYTHON" extract.py --data "$DATA" --modality audio --model "$DATA/models/tiny-hubert" --overwrite
 "$PYTHON" extract.py --data "$DATA" --modality text --model "$DATA/models/tiny-bert" --overwrite
 "$PYTHON" extract.py --data "$DATA" --modality visual --model "$DATA/models/tiny-vit" --overwrite   # face crops
+"$PYTHON" extract.py --data "$DATA" --modality video_llm --model "$DATA/models/tiny-internvl" --num_frames 4 --overwrite
 "$PYTHON" preprocess/check_feat_dim.py --root "$DATA/features"
 "$PYTHON" preprocess/mer2025_base.py --label_csv "$DATA/track1_train_disdim.csv" --save_root train_lst/demo_clips \
     --stratify --overwrite
 # one labeled clip has no audio stream and one no subtitle: --allow_missing masks their missing experts
-"$PYTHON" train.py --dataset demo_clips/seed0 --feat "$FEATS" --allow_missing --run_dir saved/demo_clips \
+"$PYTHON" train.py --train_lst train_lst/demo_clips --dataset seed0 --feat "$FEATS" --allow_missing --run_dir saved/demo_clips \
     --overwrite "$@"
 # The VLM step: a local video LLM answers prompt.txt about each candidate clip (frames + subtitle), and its answers
 # go through the text encoder into a feature folder. With a real VLM (--model FOLDER, or --api_base URL --model NAME

@@ -28,6 +28,7 @@ AUDIO_TYPES = {"hubert", "wav2vec2", "wav2vec2-conformer", "wav2vec2-bert", "wav
 IMAGE_TYPES = {"clip", "chinese_clip", "siglip", "siglip2", "dinov2", "dinov2_with_registers", "vit", "deit", "beit",
                "swin", "swinv2", "convnext", "convnextv2", "dinov3_vit", "clip_vision_model", "siglip_vision_model"}
 VIDEO_TYPES = {"videomae", "vivit", "timesformer", "vjepa2"}
+LLM_TYPES = {"qwen2_audio": "audio_llm", "internvl": "video_llm"}  # feature_extraction/llm_audio.py, llm_video.py
 HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")  # org/name: looked up in the local Hugging Face cache only
 LAYERS = re.compile(r"pooled|last\d*|-?\d+(,-?\d+)*")
 
@@ -55,14 +56,16 @@ ENCODER_OPTIONS = (
     option("--model", needed=True, help="Hugging Face checkpoint folder (or a hub id already in the local cache)"),
     option("--layers", type=layers_flag, help="hidden layers averaged: last4, lastK, -1, 9,10,11,12, or pooled "
            "(default: last4 for audio and text, pooled for visual)"),
-    option("--batch_size", type=bounded(int, 1), default=16, help="clips (text), pieces (audio), frames (images) or "
-           "segments (video) per forward pass"),
+    option("--batch_size", type=bounded(int, 1), default=16, help="clips (text, audio_llm, video_llm), pieces (audio), "
+           "frames (images) or segments (video) per forward pass"),
     option("--device", default="auto", help="auto, cpu or cuda"),
     option("--gpu", type=bounded(int, 0), default=None, help="CUDA device index (default: LOCAL_RANK or SLURM_LOCALID "
            "when set, so torchrun/srun processes take one GPU each, else 0)"),
     option("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
            help="auto: float16 on GPU, float32 on CPU"),
 )
+CHUNK_S = option("--chunk_s", type=bounded(float, 1.0), default=10.0, help="audio, audio_llm: seconds per encoder "
+                 "piece (at most 30 for Whisper's encoder and Qwen2-Audio)")
 
 
 def transformers_offline():
@@ -77,6 +80,8 @@ def transformers_offline():
 
 
 def model_kind(model_type):
+    if model_type in LLM_TYPES:
+        return LLM_TYPES[model_type]
     if model_type in AUDIO_TYPES:
         return "audio"
     if model_type in VIDEO_TYPES:
@@ -199,7 +204,7 @@ class HFExtractor(Extractor):
         self.levels, self.batch_size = tuple(levels), batch_size
         self.device = device or torch.device("cpu")
         self.dtype = pick_dtype(dtype, self.device)
-        self.model = self.load_model(self.path).to(self.device, self.dtype).eval()
+        self.model = self.place(self.load_model(self.path)).eval()
         if layers is None and self.default_layers == "last4":  # the field's default, on models of any depth
             layers = f"last{min(4, self.num_layers())}"
         self.layers = parse_layers(self.default_layers if layers is None else layers, self.num_layers())
@@ -210,6 +215,10 @@ class HFExtractor(Extractor):
 
     def load_model(self, path):
         return load_weights(transformers_offline().AutoModel, path)
+
+    def place(self, model):
+        """The loaded model on the chosen device, in the chosen precision."""
+        return model.to(self.device, self.dtype)
 
     def num_layers(self):
         config = getattr(self.config, "vision_config", None) or getattr(self.config, "encoder_config", None) or self.config
@@ -266,8 +275,7 @@ class AudioEncoder(HFExtractor):
     kind, source, modality = "audio", "audio", "audio"
     summary = ("speech encoder on the audio track, in --chunk_s pieces: HuBERT, wav2vec2, WavLM, data2vec-audio, "
                "Whisper's encoder")
-    options = ENCODER_OPTIONS + (option("--chunk_s", type=bounded(float, 1.0), default=10.0,
-                                        help="audio: seconds per encoder piece"),)
+    options = ENCODER_OPTIONS + (CHUNK_S,)
 
     @classmethod
     def build(cls, options, levels):

@@ -4,13 +4,16 @@ real checkpoints (config.json, weights, processor or tokenizer files).
     python preprocess/make_demo_encoders.py --out data/demo_clips/models               # hubert, bert, vit, videomae
     python preprocess/make_demo_encoders.py --out /tmp/encoders --kinds whisper clip --hidden 32 --layers 2
     python preprocess/make_demo_encoders.py --out data/demo_clips/models --kinds llava qwen2-audio   # for describe.py
+    python preprocess/make_demo_encoders.py --out /tmp/encoders --kinds qwen2-audio internvl   # extract.py audio_llm, video_llm
 
 They load through exactly the path a downloaded checkpoint takes (``extract.py --model <folder>``), so the
 raw-clip demo and the tests run the real extraction code with no download. ``llava`` (an image LLM) and
 ``qwen2-audio`` (an audio LLM) are chat models with their language-model head, tokenizer, processor and chat
-template, for ``describe.py --model <folder>``; random weights answer gibberish. Random weights carry no
-knowledge of emotion: features from them are only as good as a random projection of the input. For real
-work use the checkpoints the field uses (README, "From raw clips to feature folders").
+template, for ``describe.py --model <folder>``; random weights answer gibberish. ``qwen2-audio`` and ``internvl``
+(a video LLM) are saved in the published layout (their generation class), for ``extract.py --modality audio_llm``
+and ``video_llm``. Random weights carry no knowledge of emotion: features from them are only as good as a random
+projection of the input. For real work use the checkpoints the field uses (README, "From raw clips to feature
+folders").
 """
 import os
 import shutil
@@ -116,14 +119,17 @@ def _prompt_lines():
 
 
 def _chat_tokenizer(corpus, **named_tokens):
+    """``named_tokens``: {attribute: token} a multimodal processor looks up on its tokenizer (those not in
+    CHAT_SPECIAL become special tokens too)."""
     import transformers
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+    special = CHAT_SPECIAL + [token for token in named_tokens.values() if token not in CHAT_SPECIAL]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     tok.train_from_iterator(list(corpus) + ANSWER_WORDS + _prompt_lines(), trainers.BpeTrainer(
-        vocab_size=2000, special_tokens=CHAT_SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+        vocab_size=2000, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     return transformers.Qwen2Tokenizer(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                        extra_special_tokens=named_tokens)
 
@@ -159,10 +165,23 @@ def _qwen2_audio(t, hidden, layers, corpus):
     return config, processor, "AutoModelForMultimodalLM"
 
 
+def _internvl(t, hidden, layers, corpus):
+    """A video LLM (InternVL in transformers format: ViT on 64 px frames, 4 visual tokens each after its pixel
+    shuffle, projector, Qwen2 language model). Saved as tokenizer + image processor: the InternVL processor
+    needs torchvision."""
+    tokenizer = _chat_tokenizer(corpus, start_image_token="<img>", end_image_token="</img>",
+                                context_image_token="<IMG_CONTEXT>", video_token="<video>")
+    config = t.InternVLConfig(vision_config=dict(**_size(hidden, layers), image_size=[64, 64], patch_size=[16, 16]),
+                              text_config=_chat_text(tokenizer, hidden, layers), image_seq_length=4,
+                              image_token_id=tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>"))
+    return config, (tokenizer, t.GotOcr2ImageProcessorPil(size={"height": 64, "width": 64})), "AutoModelForMultimodalLM"
+
+
 BUILDERS = {"hubert": _audio("hubert"), "wav2vec2": _audio("wav2vec2"), "wavlm": _audio("wavlm"),
             "data2vec-audio": _audio("data2vec-audio"), "whisper": _whisper, "bert": _text("bert"),
             "roberta": _text("roberta"), "gpt2": _text("gpt2"), "clip": _clip, "dinov2": _vision("dinov2"), "vit": _vision("vit"),
-            "videomae": _videomae, "llava": _llava, "qwen2-audio": _qwen2_audio}
+            "videomae": _videomae, "llava": _llava, "qwen2-audio": _qwen2_audio,
+            "internvl": _internvl}
 DEMO_KINDS = ("hubert", "bert", "vit", "videomae")
 
 
@@ -199,7 +218,8 @@ def build_encoder(kind, out_dir, hidden=32, layers=2, seed=0, corpus=CORPUS, bas
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.", dir=parent)
     try:
         model.save_pretrained(staging)
-        processor.save_pretrained(staging)
+        for part in processor if isinstance(processor, tuple) else (processor,):
+            part.save_pretrained(staging)
         if os.path.isdir(out_dir):
             shutil.rmtree(out_dir)
         os.replace(staging, out_dir)

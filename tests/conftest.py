@@ -115,5 +115,5 @@ def checkpoints(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("encoders")
     kinds = ("hubert", "wav2vec2", "wavlm", "data2vec-audio", "whisper", "bert", "roberta", "gpt2", "clip", "dinov2",
-             "vit", "videomae")
+             "vit", "videomae", "qwen2-audio", "internvl")
     return {kind: build_encoder(kind, str(root / kind), hidden=16, layers=2) for kind in kinds}

@@ -1,5 +1,5 @@
 """The raw-clip demo's path on a few clips: real media → extract.py (openSMILE, OpenFace CSVs, a local
-encoder on detected faces) → check_feat_dim.py reads the folders as features."""
+encoder on detected faces, a local video LLM on the face crops) → check_feat_dim.py reads the folders as features."""
 import os
 
 import numpy as np
@@ -21,10 +21,12 @@ def demo(tmp_path_factory):
     (["--modality", "opensmile", "--level", "utt", "frm"], "eGeMAPSv02-UTT", (88,)),
     (["--modality", "openface", "--level", "frm"], "openface-au-FRM", (None, 35)),
     (["--modality", "visual", "--faces", "detect", "--fps", "2"], "vit-UTT", (16,)),
+    (["--modality", "video_llm", "--num_frames", "4"], "internvl-UTT", (16,)),
 ])
 def test_demo_clips_extract_into_feature_folders(demo, checkpoints, capsys, argv, folder, shape):
-    if "visual" in argv:
-        argv = argv + ["--model", checkpoints["vit"]]
+    model = {"visual": "vit", "video_llm": "internvl"}.get(argv[1])
+    if model:
+        argv = argv + ["--model", checkpoints[model]]
     code, out, err = run_main(extract.main, ["--data", demo, "--workers", "1", "--no_progress", *argv], capsys)
     assert code == 0, err
     files = sorted(os.listdir(os.path.join(demo, "features", folder)))

@@ -10,9 +10,10 @@ from toolkit.errors import UserError
 
 
 def test_the_shipped_extractors_keep_their_command_line_names():
-    assert registry.known_extractors() == ["audio", "openface", "opensmile", "text", "visual"]
+    assert registry.known_extractors() == ["audio", "audio_llm", "openface", "opensmile", "text", "video_llm", "visual"]
     assert {name: registry.extractor_class(name).modality for name in registry.known_extractors()} == {
-        "audio": "audio", "openface": "video", "opensmile": "audio", "text": "text", "visual": "video"}
+        "audio": "audio", "audio_llm": "audio", "openface": "video", "opensmile": "audio", "text": "text",
+        "video_llm": "video", "visual": "video"}
 
 
 def test_help_lists_every_registered_extractor_with_its_modality_and_summary(capsys):
@@ -27,7 +28,7 @@ def test_help_lists_every_registered_extractor_with_its_modality_and_summary(cap
 def test_an_unknown_name_lists_the_registered_ones():
     with pytest.raises(UserError) as err:
         registry.extractor_class("opensmil")
-    assert "audio, openface, opensmile, text, visual" in str(err.value) and "did you mean 'opensmile'" in str(err.value)
+    assert "audio, audio_llm, openface, opensmile, text, video_llm, visual" in str(err.value) and "did you mean 'opensmile'" in str(err.value)
 
 
 def test_options_of_a_python_caller_start_from_the_defaults():
