@@ -128,3 +128,8 @@ def test_another_models_config_class_is_refused(tiny_project):
     cfg = TrainConfig(model="moe", hparams=model_config_class("auto_attention")())
     with pytest.raises(UserError, match="AutoAttentionConfig"):
         cfg.resolved(Registry.from_config())
+
+
+def test_a_split_name_may_hold_a_folder():
+    """--dataset demo_clips/seed0 reads <train_lst>/demo_clips/seed0.npy, as it did before the run schema."""
+    assert train.parse_config(["--dataset", "demo_clips/seed0"]).dataset == "demo_clips/seed0"

@@ -1,7 +1,7 @@
 """Multimodal LLM features (Qwen2-Audio, InternVL): tiny random checkpoints saved as the published ones are
 (generation class, processor or tokenizer + image processor) and loaded through the real path."""
-import importlib.util
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -139,11 +139,20 @@ def test_bad_llm_options_are_one_line_errors(llms):
         check_device_map("everywhere")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("accelerate") is not None, reason="accelerate is installed here")
-def test_device_map_without_accelerate_says_what_to_install(llms):
+def test_device_map_without_accelerate_says_what_to_install(llms, monkeypatch):
+    monkeypatch.setitem(sys.modules, "accelerate", None)  # as on a machine without the package
     with pytest.raises(UserError) as err:
         audio_llm(llms, device_map="auto")
     assert "pip install accelerate==" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("kind", ["audio", "video"])
+def test_a_device_mapped_model_gives_the_same_features(llms, kind):
+    """--device_map auto (accelerate places the layers; here all on the CPU) loads and runs like a whole model."""
+    make = audio_llm if kind == "audio" else video_llm
+    clip = [np.random.default_rng(0).normal(0, 0.1, 16000 * 2).astype(np.float32)] if kind == "audio" else [frames(6)]
+    whole, mapped = run(make(llms, states="lm"), clip), run(make(llms, states="lm", device_map="auto"), clip)
+    assert np.allclose(whole[0]["FRM"], mapped[0]["FRM"], atol=1e-5)
 
 
 def test_pad_right_keeps_each_row_at_its_positions():
