@@ -7,7 +7,9 @@ array per requested level: ``"UTT"`` → ``(C,)`` and ``"FRM"`` → ``(T, C)``, 
 ``<out>/<name>-UTT/<clip>.npy`` and ``<out>/<name>-FRM/<clip>.npy``."""
 from dataclasses import dataclass
 
-LEVELS = ("UTT", "FRM")
+from toolkit.levels import SUFFIXES
+
+LEVELS = tuple(suffix.lstrip("-") for suffix in SUFFIXES.values())  # "UTT", "FRM": the folder-name suffixes
 MODALITIES = ("audio", "video", "text")  # the feature dictionaries of config.py: FEAT_AUDIO/VIDEO/TEXT_DICT
 SAMPLE_RATE = 16000  # every audio input: 16 kHz mono float32, as the speech encoders expect
 
