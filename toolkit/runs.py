@@ -131,7 +131,11 @@ def _take_lock(lock_path, what):
     import fcntl
 
     while True:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise UserError(f"{what}: cannot write in {os.path.dirname(lock_path)} ({exc.strerror or exc}); "
+                            "pass a folder you can write to") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
