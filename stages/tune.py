@@ -12,9 +12,10 @@ so the pruner compares trials at the same fold and epoch; a pruned trial stops t
 The study lives in an embedded store in --out: SQLite ``study.db``, or with --jobs > 1 a journal file
 ``study.journal`` that several worker processes append to at once (--storage takes any database URL).
 The same command resumes it: finished and pruned trials count toward --trials; a trial left running by a
-killed command is marked failed and its place is tried again. Run one tune command per study at a time
-(--jobs gives it several workers): the remaining trials are shared out before the workers start, so none is
-lost or run twice.
+killed command is marked failed and its place is tried again. One tune command per study at a time (--jobs
+gives it several workers; a second command on the same --out is refused): the remaining trials are shared out
+before the workers start, so none is lost or run twice. A worker that is killed (the out-of-memory killer) has
+its trial marked failed and a new worker takes over its share (stages/tune_workers.py).
 """
 import dataclasses
 import hashlib
@@ -167,9 +168,11 @@ def open_storage(spec):
     if spec.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
+        from stages.tune_workers import JournalLock
+
         path = spec[len("journal:"):]
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        return JournalStorage(JournalFileBackend(path))
+        return JournalStorage(JournalFileBackend(path, lock_obj=JournalLock(path + ".flock")))
     try:
         return optuna.storages.RDBStorage(spec)
     except Exception as err:  # noqa: BLE001 - any driver's failure to connect is the user's URL
@@ -201,7 +204,10 @@ def make_pruner(plan):
 def load_study(plan, worker=0, done=0):
     import optuna
 
+    from stages.tune_workers import quiet_reported_failures
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_reported_failures()
     return optuna.load_study(study_name=plan.study, storage=open_storage(plan.storage),
                              sampler=make_sampler(plan, worker, done), pruner=make_pruner(plan))
 
@@ -233,8 +239,11 @@ def work(task):
         import torch
 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // plan.jobs))
+    from stages.tune_workers import finished_elsewhere_is_one_line, tagged
+
     try:
-        load_study(plan, worker, done).optimize(objective(plan), n_trials=n, callbacks=[say_trial])
+        with finished_elsewhere_is_one_line(plan):
+            load_study(plan, worker, done).optimize(tagged(objective(plan)), n_trials=n, callbacks=[say_trial])
     except UserError as err:
         return str(err)
     return None
@@ -267,17 +276,17 @@ def prepare_study(plan):
 
 
 def run_workers(plan, remaining, done):
-    """Share ``remaining`` trials among --jobs worker processes (spawned; in-process with one job)."""
+    """Share ``remaining`` trials among --jobs worker processes (spawned and watched by stages/tune_workers.py;
+    in-process with one job)."""
     jobs = min(plan.jobs, remaining)
     shares = [remaining // jobs + (i < remaining % jobs) for i in range(jobs)]
     tasks = [(plan, i, n, done) for i, n in enumerate(shares)]
     if jobs == 1:
         errors = [work(tasks[0])]
     else:
-        import multiprocessing
+        from stages.tune_workers import supervise
 
-        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-            errors = pool.map(work, tasks, chunksize=1)
+        errors = supervise(plan, tasks)
     errors = [e for e in errors if e]
     if errors:
         raise UserError(errors[0])
@@ -440,17 +449,19 @@ def run(argv, description=__doc__):
     cut = argv.index("--") if "--" in argv else len(argv)
     opts = build_parser(description).parse_args(argv[:cut])
     plan = build_plan(opts, argv[cut + 1:])
+    from stages.tune_workers import claim_out
+
     start = time.time()
-    os.makedirs(plan.out, exist_ok=True)
-    study = prepare_study(plan)
-    done = len(counted(study))
-    remaining = plan.trials - done
-    if remaining > 0:
-        print(f"study '{plan.study}': {done} of {plan.trials} trials done; running {remaining} with {min(plan.jobs, remaining)} "
-              f"worker(s), {plan.folds} folds × {plan.epochs} epochs each; searching {', '.join(plan.space)}", flush=True)
-        run_workers(plan, remaining, done)
-    else:
-        print(f"study '{plan.study}' already holds {done} trials (--trials {plan.trials}); nothing to run")
-    best = report(load_study(plan), plan)
+    with claim_out(plan.out):  # a second tune command on this --out is refused
+        study = prepare_study(plan)
+        done = len(counted(study))
+        remaining = plan.trials - done
+        if remaining > 0:
+            print(f"study '{plan.study}': {done} of {plan.trials} trials done; running {remaining} with {min(plan.jobs, remaining)} "
+                  f"worker(s), {plan.folds} folds × {plan.epochs} epochs each; searching {', '.join(plan.space)}", flush=True)
+            run_workers(plan, remaining, done)
+        else:
+            print(f"study '{plan.study}' already holds {done} trials (--trials {plan.trials}); nothing to run")
+        best = report(load_study(plan), plan)
     print(f"tune: {time.time() - start:.1f}s")
     return best

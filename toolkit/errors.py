@@ -30,7 +30,7 @@ class WriteError(UserError):
     def __init__(self, path, code=None, detail=None):
         self.path, self.code, self.detail = path, code, detail
         cause = os.strerror(code) if code else (detail or "the write failed")
-        fix = _WRITE_FIXES.get(code, "check the free space and the path")
+        fix = _WRITE_FIXES.get(code, "check the path and its folders" if code else "check the free space and the path")
         super().__init__(f"cannot write {path} ({cause}); {fix}")
 
     def moved(self, path):

@@ -125,12 +125,27 @@ class PredictionsDir(RunDir):
     marker, flag, kind = "preds.npz", "--out", "folder of test.py's predictions"
 
 
+@contextlib.contextmanager
+def exclusive(lock_path, what):
+    """Hold an exclusive lock on ``lock_path`` while the block runs; one that another process holds is a
+    UserError naming ``what`` (e.g. ``--out DIR``) and that process's pid."""
+    lock = _take_lock(lock_path, what)
+    try:
+        yield
+    finally:
+        _release_lock(*lock)
+
+
 def _take_lock(lock_path, what):
     """An exclusive ``flock`` on ``lock_path`` (not blocking: a held lock is a UserError naming the holder)."""
     import fcntl
 
     while True:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise UserError(f"{what}: cannot write in {os.path.dirname(lock_path)} ({exc.strerror or exc}); "
+                            "pass a folder you can write to") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

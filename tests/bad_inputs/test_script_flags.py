@@ -34,3 +34,11 @@ def test_bad_flags_are_one_line(script, argv, culprit, tmp_path, monkeypatch, ca
     code, _, err = run_main(script.main, argv, capsys)
     assert_one_line_error(code, err, culprit)
     assert snapshot(tmp_path) == {}
+
+
+def test_test_py_out_at_an_existing_file_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "preds").write_text("mine")
+    code, _, err = run_main(test_script.main, ["--run", "r", "--names", "n.csv", "--out", "preds"], capsys)
+    assert_one_line_error(code, err, "--out", "preds is a file")
+    assert sorted(snapshot(tmp_path)) == ["preds"] and (tmp_path / "preds").read_text() == "mine"
