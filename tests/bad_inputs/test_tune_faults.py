@@ -56,14 +56,14 @@ class Tune:
         return self.proc.returncode, "".join(self.printed), self.proc.stderr.read()
 
     def running_trial(self, storage_at, timeout=240):
-        """A trial that a worker runs, seen early (1 to 10 of its 40 epochs reported), so that it still runs
-        for seconds. The study is read only once the command says it runs trials (its store is made then)."""
+        """A trial that a worker runs, seen before it is far along (1 to 25 of its 40 epochs reported), so that it
+        still runs a while (an idle machine trains an epoch of the tiny project in a few hundredths of a second). The study is read only once the command says it runs trials (its store is made then)."""
         deadline = time.time() + timeout
         while time.time() < deadline and self.proc.poll() is None:
             if any("worker(s)" in line for line in self.printed):
                 with contextlib.suppress(Exception):  # the study is being written
                     for t in trials(storage_at()):
-                        if t.state.name == "RUNNING" and WORKER_PID in t.user_attrs and 0 < len(t.intermediate_values) <= 10:
+                        if t.state.name == "RUNNING" and WORKER_PID in t.user_attrs and 0 < len(t.intermediate_values) <= 25:
                             return t
             time.sleep(0.1)
         code, out, err = self.finish(timeout=30)
@@ -110,13 +110,13 @@ def test_a_killed_worker_fails_its_trial_and_a_new_worker_goes_on(folds, tmp_pat
 
 def test_a_second_command_on_the_same_out_is_refused_and_the_first_goes_on(folds, tmp_path, capsys):
     out = tmp_path / "study"
-    first = Tune(folds, tmp_path, out, "--trials", "2")
+    first = Tune(folds, tmp_path, out, "--trials", "6")  # enough trials to outlast the second command's start
     first.running_trial(lambda: storage_of(out))
-    second = run_script("tune.py", *tune_argv(folds, out, *SLOW, "--trials", "2"), env=registered_env(folds, tmp_path))
+    second = run_script("tune.py", *tune_argv(folds, out, *SLOW, "--trials", "6"), env=registered_env(folds, tmp_path))
     assert_one_line_error(second.returncode, second.stderr, f"--out {out}", f"pid {first.pid}")
     code, _, err = first.finish()
     assert code == 0 and "Traceback" not in err, err
-    assert states(storage_of(out)) == ["COMPLETE", "COMPLETE"]
+    assert states(storage_of(out)) == ["COMPLETE"] * 6
     resume_continues(folds, out, capsys)
 
 
