@@ -18,11 +18,10 @@ edit: ``extract.py --help`` lists it, ``--modality name`` runs it, and the contr
 (tests/feature_extraction/test_contract.py) check it."""
 import argparse
 import dataclasses
-import importlib
-import pkgutil
 
 from feature_extraction.base import MODALITIES, SOURCES, Extractor
 from toolkit.errors import UserError, did_you_mean, is_plain_name
+from toolkit.plugins import import_submodules
 
 EXTRACTORS = {}
 _scanned = False
@@ -91,8 +90,7 @@ def _import_all():
         return
     import feature_extraction
 
-    for info in pkgutil.iter_modules(feature_extraction.__path__):
-        importlib.import_module(f"feature_extraction.{info.name}")
+    import_submodules("feature_extraction", feature_extraction.__path__)
     _scanned = True
 
 

@@ -11,13 +11,12 @@ its config); it is empty unless someone tunes. Checkpoints keep the hyper-parame
 file never changes how a saved model is rebuilt.
 """
 import dataclasses
-import importlib
 import os
-import pkgutil
 
 
 from models.config import ExpertConfig, config_fields, make_config
 from toolkit.errors import UserError
+from toolkit.plugins import import_submodules
 
 MODEL_REGISTRY = {}
 TUNE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model-tune.yaml")
@@ -48,8 +47,7 @@ def _import_all():
     global _scanned
     if _scanned:
         return
-    for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
+    import_submodules(__name__, __path__)
     _scanned = True
 
 

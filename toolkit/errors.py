@@ -142,3 +142,4 @@ def did_you_mean(name, known, n=1):
     lowered = {str(k).lower(): k for k in known}
     close = [lowered[k] for k in difflib.get_close_matches(str(name).lower(), lowered, n=n)]
     return f"did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
