@@ -14,6 +14,7 @@ default for images and video) takes the model's own embedding: CLIP/SigLIP's pro
 else the pooler output or the first token. Utterance level (``UTT``) is the mean over time, tokens, frames
 or segments (``--text_pool first`` takes the first token of text); frame level (``FRM``) keeps them."""
 import argparse
+import itertools
 import os
 import re
 
@@ -225,8 +226,8 @@ class HFExtractor(Extractor):
         return getattr(config, "num_hidden_layers", None) or config.encoder_layers
 
     def probe(self):
-        """A short input of this encoder's source (silence, a word, a black frame), to measure its output."""
-        return {"audio": np.zeros(SAMPLE_RATE, np.float32), "text": "a"}.get(self.source, np.zeros((1, 32, 32, 3), np.uint8))
+        """A short input of this encoder's kind (silence, a word, a black frame), to measure its output."""
+        return {"audio": np.zeros(SAMPLE_RATE, np.float32), "text": "a"}.get(self.kind, np.zeros((1, 32, 32, 3), np.uint8))
 
     def dim(self, level):
         """The output width, measured once on ``probe()`` (pooled embeddings need not be the hidden size)."""
@@ -270,9 +271,35 @@ def _pieces(wave, chunk):
     return [wave[a:b] for a, b in zip(starts, bounds)]
 
 
+def _stream_pieces(stream, chunk):
+    """The pieces ``_pieces`` cuts, from a stream of arrays (an AudioTrack), holding at most one piece and a
+    second at a time: a piece is let go once at least 1 s follows it, so it cannot be the one a tail joins."""
+    held = np.zeros(0, np.float32)
+    for part in stream:
+        held = np.concatenate([held, np.asarray(part, np.float32).reshape(-1)])
+        while len(held) >= chunk + SAMPLE_RATE:
+            piece, held = held[:chunk], held[chunk:]
+            yield piece
+    yield from _pieces(held, chunk)
+
+
+class LongTrack:
+    """A track longer than ``AudioEncoder.LONG_S``: prepared as itself (nothing decoded), then decoded, cut and
+    encoded piece by piece in ``encode``, so memory does not grow with its length."""
+
+    def __init__(self, track, seconds):
+        self.track, self.seconds = track, seconds
+
+
 @register_extractor("audio")
 class AudioEncoder(HFExtractor):
-    kind, source, modality = "audio", "audio", "audio"
+    """Speech encoders on the audio track, cut into ``chunk_s`` pieces whose frames are joined. The track comes
+    as a stream (source ``audio_stream``); a track longer than ``LONG_S`` seconds is decoded and encoded piece by
+    piece in ``encode`` (``LongTrack``), so memory does not grow with its length. ``whole_clip=True`` keeps the
+    earlier path (the whole waveform, all pieces prepared at once), for comparison."""
+
+    kind, source, modality = "audio", "audio_stream", "audio"
+    LONG_S = 300.0
     summary = ("speech encoder on the audio track, in --chunk_s pieces: HuBERT, wav2vec2, WavLM, data2vec-audio, "
                "Whisper's encoder")
     options = ENCODER_OPTIONS + (CHUNK_S,)
@@ -281,8 +308,9 @@ class AudioEncoder(HFExtractor):
     def build(cls, options, levels):
         return cls(options.model, chunk_s=options.chunk_s, **cls.common_kwargs(options, levels))
 
-    def __init__(self, model, chunk_s=10.0, **kwargs):
+    def __init__(self, model, chunk_s=10.0, whole_clip=False, **kwargs):
         super().__init__(model, **kwargs)
+        self.source = "audio" if whole_clip else "audio_stream"
         self.whisper = self.config.model_type == "whisper"
         if self.whisper and chunk_s > 30:
             raise UserError(f"--chunk_s {chunk_s}: Whisper's encoder takes at most 30 s; use --chunk_s 30 or less")
@@ -296,18 +324,28 @@ class AudioEncoder(HFExtractor):
         model = super().load_model(path)
         return model.get_encoder() if self.config.model_type == "whisper" else model
 
-    def prepare(self, wave):
-        if len(wave) < SAMPLE_RATE // 10:
-            raise ClipError(f"audio of {len(wave) / SAMPLE_RATE:.3f} s is too short (under 0.1 s)")
-        pieces = _pieces(wave, self.chunk)
-        if self.whisper:
-            mels = self.processor(pieces, sampling_rate=SAMPLE_RATE, return_tensors="np")["input_features"]
-            return [(mel, len(p)) for mel, p in zip(mels, pieces)]
-        return [(self.processor(p, sampling_rate=SAMPLE_RATE, return_tensors="np")["input_values"][0], len(p))
-                for p in pieces]
+    def prepare(self, item):
+        """A waveform (S,) or a stream of pieces → [(model input, samples)] per piece, or a LongTrack."""
+        if isinstance(item, np.ndarray):
+            pieces = _pieces(item, self.chunk)
+        else:
+            seconds = item.declared_seconds() if hasattr(item, "declared_seconds") else None
+            if seconds is not None and seconds > self.LONG_S:
+                return LongTrack(item, seconds)
+            pieces = _stream_pieces(item, self.chunk)
+        prepared = [self.model_input(piece) for piece in pieces]
+        samples = sum(n for _, n in prepared)
+        if samples < SAMPLE_RATE // 10:
+            raise ClipError(f"audio of {samples / SAMPLE_RATE:.3f} s is too short (under 0.1 s)")
+        return prepared
+
+    def model_input(self, piece):
+        """(log-mel features for Whisper, else the processor's normalised samples, number of samples) of a piece."""
+        key = "input_features" if self.whisper else "input_values"
+        return self.processor(piece, sampling_rate=SAMPLE_RATE, return_tensors="np")[key][0], len(piece)
 
     def size(self, prepared):
-        return sum(n for _, n in prepared)
+        return int(prepared.seconds * SAMPLE_RATE) if isinstance(prepared, LongTrack) else sum(n for _, n in prepared)
 
     def groups(self, pieces):
         """Index lists of pieces encoded together: same length (or padded with a mask), at most batch_size."""
@@ -346,15 +384,41 @@ class AudioEncoder(HFExtractor):
     def encode(self, batch):
         import torch
 
-        pieces = [piece for clip in batch for piece in clip]
-        owner = [c for c, clip in enumerate(batch) for _ in clip]
+        prepared = [clip for clip in batch if not isinstance(clip, LongTrack)]
+        pieces = [piece for clip in prepared for piece in clip]
+        owner = [c for c, clip in enumerate(prepared) for _ in clip]
         frames = [None] * len(pieces)
         with torch.inference_mode():
             for group in self.groups(pieces):
                 for i, out in zip(group, self.run(pieces, group)):
                     frames[i] = out
-        per_clip = [np.concatenate([f for f, o in zip(frames, owner) if o == c]) for c in range(len(batch))]
-        return self.outputs(per_clip)
+        per_clip = iter(self.outputs([np.concatenate([f for f, o in zip(frames, owner) if o == c])
+                                      for c in range(len(prepared))]))
+        return [self.encode_long(clip) if isinstance(clip, LongTrack) else next(per_clip) for clip in batch]
+
+    def encode_long(self, long):
+        """{level: array} of a LongTrack: pieces decoded, prepared and encoded batch_size at a time; the frames
+        are kept only when FRM is asked for (UTT is their running mean)."""
+        import torch
+
+        frames, total, count, window = [], 0.0, 0, []
+        with torch.inference_mode():
+            for piece in itertools.chain(_stream_pieces(long.track, self.chunk), [None]):  # None: flush the window
+                if piece is not None:
+                    window.append(self.model_input(piece))
+                if window and (piece is None or len(window) == self.batch_size):
+                    outs = [None] * len(window)
+                    for group in self.groups(window):
+                        for i, out in zip(group, self.run(window, group)):
+                            outs[i] = out
+                    for out in outs:  # in time order
+                        frames += [out] if "FRM" in self.levels else []
+                        total, count = total + out.sum(0, dtype=np.float64), count + len(out)
+                    window = []
+        mean = (total / max(count, 1)).astype(np.float32)
+        if not np.isfinite(mean).all():
+            raise ClipError("non-finite features (a float16 overflow?); rerun these clips with --dtype float32")
+        return {level: np.concatenate(frames) if level == "FRM" else mean for level in self.levels}
 
 
 @register_extractor("text")

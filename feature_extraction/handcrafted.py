@@ -3,6 +3,7 @@ OpenFace 2 facial action units, head pose and gaze.
 
 Both compute their arrays in ``prepare`` (CPU work, run in the runner's background workers); ``encode``
 only hands them on. The ``opensmile`` package is imported on first use, so importing this module is free."""
+import contextlib
 import os
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ from feature_extraction.registry import option, register_extractor
 from toolkit.errors import UserError, bounded, did_you_mean
 
 MIN_SECONDS = 0.1  # below this openSMILE's 60 ms pitch window leaves NaN functionals
+FUNCTIONALS_S = 300.0  # openSMILE functionals of longer tracks come from pieces this long (smile_stream)
 
 # openSMILE feature set -> (functionals dim "UTT", low-level descriptors dim "FRM")
 OPENSMILE_SETS = {
@@ -22,6 +24,23 @@ OPENSMILE_SETS = {
     "ComParE_2016": (6373, 65),
 }
 _SMILE_LEVEL = {"UTT": "Functionals", "FRM": "LowLevelDescriptors"}
+
+
+def _mono(item):
+    """A waveform as float32 (S,); a column or row vector is accepted, NaN or inf is a ClipError."""
+    wave = np.asarray(item, dtype=np.float32)
+    if wave.ndim == 2 and 1 in wave.shape:
+        wave = wave.reshape(-1)
+    if wave.ndim != 1:
+        raise ClipError(f"expected a mono waveform of shape (S,), got shape {wave.shape}")
+    if not np.isfinite(wave).all():
+        raise ClipError("audio holds NaN or infinite samples")
+    return wave
+
+
+def _check_length(samples):
+    if samples < MIN_SECONDS * SAMPLE_RATE:
+        raise ClipError(f"audio too short for openSMILE: {samples / SAMPLE_RATE:.3f} s (< {MIN_SECONDS} s)")
 
 
 def _check_levels(levels, owner):
@@ -35,18 +54,28 @@ def _check_levels(levels, owner):
 @register_extractor("opensmile")
 class OpenSmileExtractor(Extractor):
     """openSMILE on a 16 kHz mono waveform: "UTT" = the set's functionals (C,), "FRM" = its low-level
-    descriptors (T, C), one row per 10 ms frame. Writes ``<feature_set>-UTT`` / ``<feature_set>-FRM``."""
+    descriptors (T, C), one row per 10 ms frame. Writes ``<feature_set>-UTT`` / ``<feature_set>-FRM``.
 
-    source, modality = "audio", "audio"
+    The track is streamed through openSMILE as it decodes (``feature_extraction.smile_stream``), so memory does
+    not grow with its length; functionals of tracks longer than ``functionals_s`` seconds are the length-weighted
+    mean of those of ``functionals_s`` pieces. ``whole_clip=True`` keeps the earlier path (the whole waveform
+    through ``process_signal``), for comparison."""
+
+    source, modality = "audio_stream", "audio"
     summary = "openSMILE on the audio track, no model: functionals (UTT) and 10 ms low-level descriptors (FRM)"
-    options = (option("--feature_set", default="eGeMAPSv02", help="openSMILE set: eGeMAPSv02, GeMAPSv01b or ComParE_2016"),)
+    options = (
+        option("--feature_set", default="eGeMAPSv02", help="openSMILE set: eGeMAPSv02, GeMAPSv01b or ComParE_2016"),
+        option("--functionals_s", type=bounded(float, 10.0), default=FUNCTIONALS_S, help="openSMILE: functionals "
+               "of longer tracks are the length-weighted mean of those of pieces this long (bounded memory); "
+               "shorter tracks get exact ones"),
+    )
     utt_is_frame_mean = False  # functionals: means, percentiles, slopes, rates of the descriptors
 
     @classmethod
     def build(cls, options, levels):
-        return cls(feature_set=options.feature_set, levels=levels)
+        return cls(feature_set=options.feature_set, levels=levels, functionals_s=options.functionals_s)
 
-    def __init__(self, feature_set="eGeMAPSv02", levels=("UTT",)):
+    def __init__(self, feature_set="eGeMAPSv02", levels=("UTT",), functionals_s=FUNCTIONALS_S, whole_clip=False):
         if feature_set not in OPENSMILE_SETS:
             hint = did_you_mean(feature_set, OPENSMILE_SETS)
             raise UserError(f"unknown openSMILE feature set {feature_set!r}: known are {', '.join(OPENSMILE_SETS)}"
@@ -54,6 +83,8 @@ class OpenSmileExtractor(Extractor):
         self.feature_set = feature_set
         self.name = feature_set
         self.levels = _check_levels(levels, f"openSMILE {feature_set}")
+        self.functionals_s, self.whole_clip = functionals_s, whole_clip
+        self.source = "audio" if whole_clip else "audio_stream"
         self._smiles = None  # built on first use, in whichever process runs prepare
 
     def __getstate__(self):
@@ -78,23 +109,39 @@ class OpenSmileExtractor(Extractor):
         return list(self.smiles()[level].feature_names)
 
     def prepare(self, item):
-        wave = np.asarray(item, dtype=np.float32)
-        if wave.ndim == 2 and 1 in wave.shape:
-            wave = wave.reshape(-1)
-        if wave.ndim != 1:
-            raise ClipError(f"expected a mono waveform of shape (S,), got shape {wave.shape}")
-        if wave.size < MIN_SECONDS * SAMPLE_RATE:
-            raise ClipError(f"audio too short for openSMILE: {wave.size / SAMPLE_RATE:.3f} s (< {MIN_SECONDS} s)")
-        if not np.isfinite(wave).all():
-            raise ClipError("audio holds NaN or infinite samples")
-        out = {}
-        for level, smile in self.smiles().items():
-            values = smile.process_signal(wave, SAMPLE_RATE).to_numpy(dtype=np.float32)
-            if values.size == 0:
+        """A waveform (S,) or a stream of pieces (an AudioTrack) → {level: array}."""
+        out = self._whole(_mono(item)) if self.whole_clip else self._streamed(item)
+        for level, values in out.items():
+            if values is None or values.size == 0:
                 raise ClipError(f"openSMILE {self.name} gave no {level} frame")
             if not np.isfinite(values).all():
                 raise ClipError(f"openSMILE {self.name} gave non-finite {level} values")
-            out[level] = values[0] if level == "UTT" else values
+        return out
+
+    def _whole(self, wave):
+        _check_length(wave.size)
+        return {level: smile.process_signal(wave, SAMPLE_RATE).to_numpy(dtype=np.float32)[0 if level == "UTT" else slice(None)]
+                for level, smile in self.smiles().items()}
+
+    def _streamed(self, item):
+        from feature_extraction.smile_stream import PiecewiseFunctionals, SmileRun
+
+        pieces = [item] if isinstance(item, np.ndarray) else item
+        with contextlib.ExitStack() as stack:
+            lld = stack.enter_context(SmileRun(self.feature_set, "lld")) if "FRM" in self.levels else None
+            functionals = PiecewiseFunctionals(self.feature_set, self.functionals_s) if "UTT" in self.levels else None
+            if functionals is not None:
+                stack.callback(functionals.abort)
+            total = 0
+            for piece in pieces:
+                piece = _mono(piece)
+                total += piece.size
+                for run in filter(None, (lld, functionals)):
+                    run.write(piece)
+            _check_length(total)
+            out = {"FRM": lld.close()} if lld is not None else {}
+            if functionals is not None:
+                out["UTT"] = functionals.close()
         return out
 
     def size(self, prepared):

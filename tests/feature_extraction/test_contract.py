@@ -26,8 +26,11 @@ def frames(count, size=40, seed=0):
 
 def source_inputs(source, folder):
     """Three inputs of ``source`` of different lengths, as the runner hands them to ``prepare``."""
-    if source == "audio":
-        return [tone(1.0), tone(2.3, f0=300), tone(0.6, f0=120)]
+    if source in ("audio", "audio_stream"):
+        waves = [tone(1.0), tone(2.3, f0=300), tone(0.6, f0=120)]
+        if source == "audio_stream":  # a stream of pieces, as decode.AudioTrack yields them
+            return [[wave[start:start + 7000] for start in range(0, len(wave), 7000)] for wave in waves]
+        return waves
     if source == "text":
         return ["我很高兴 I am so happy today", "", "他很生气 he is angry, stop doing this now"]
     if source in ("images", "video"):

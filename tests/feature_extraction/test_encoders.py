@@ -139,3 +139,33 @@ def test_a_model_of_another_kind_is_refused(checkpoints):
 def test_half_precision_on_the_cpu_is_refused(checkpoints):
     with pytest.raises(UserError, match="needs a GPU"):
         encoders.TextEncoder(checkpoints["bert"], dtype="float16")
+
+
+@pytest.mark.parametrize("seconds", [0.5, 2.0, 4.5, 5.5, 6.0, 6.9])
+@pytest.mark.parametrize("part", [1000, 16000, 70000])
+def test_pieces_cut_from_a_stream_are_those_cut_from_the_whole_track(seconds, part):
+    wave = tone(seconds)
+    streamed = list(encoders._stream_pieces((wave[i:i + part] for i in range(0, len(wave), part)), 32000))
+    whole = encoders._pieces(wave, 32000)
+    assert [len(p) for p in streamed] == [len(p) for p in whole]
+    assert all(np.array_equal(a, b) for a, b in zip(streamed, whole))
+
+
+def test_a_long_track_is_encoded_piece_by_piece_with_the_same_features(checkpoints, tmp_path, monkeypatch):
+    from feature_extraction import decode
+
+    path = str(tmp_path / "long.wav")
+    decode.write_wav(path, np.concatenate([tone(3.0, f0=150), tone(4.2, f0=260)]))
+    ex = _audio(checkpoints["hubert"], chunk_s=2.0)
+    whole = run(ex, [decode.read_audio(path)])[0]  # the waveform at once
+    streamed = run(ex, [decode.AudioTrack(path)])[0]  # pieces prepared from the stream
+    monkeypatch.setattr(encoders.AudioEncoder, "LONG_S", 5.0)
+    long = ex.prepare(decode.AudioTrack(path))
+    assert isinstance(long, encoders.LongTrack) and ex.size(long) == pytest.approx(7.2 * 16000, abs=10)
+    short = ex.prepare(tone(1.3))
+    alone, (in_batch, _) = ex.encode([long])[0], ex.encode([long, short])
+    for level in ("FRM", "UTT"):
+        np.testing.assert_array_equal(streamed[level], whole[level])
+        np.testing.assert_allclose(alone[level], whole[level], atol=1e-5)
+        np.testing.assert_allclose(in_batch[level], alone[level], atol=1e-6)
+    assert len(alone["FRM"]) == len(whole["FRM"]) > 300

@@ -47,7 +47,8 @@ def functional(ex, wave, name):
 
 def test_opensmile_is_an_extractor_of_audio_named_after_its_feature_set(egemaps):
     assert isinstance(egemaps, Extractor)
-    assert egemaps.source == "audio"
+    assert egemaps.source == "audio_stream" and egemaps.modality == "audio"  # the track, streamed as it decodes
+    assert OpenSmileExtractor(whole_clip=True).source == "audio"  # the earlier path: the whole waveform at once
     assert egemaps.name == "eGeMAPSv02"
     assert OpenSmileExtractor().levels == ("UTT",)
 
