@@ -227,7 +227,7 @@ class HFExtractor(Extractor):
 
     def probe(self):
         """A short input of this encoder's kind (silence, a word, a black frame), to measure its output."""
-        return {"audio": np.zeros(SAMPLE_RATE, np.float32), "text": "a"}.get(self.kind, np.zeros((1, 32, 32, 3), np.uint8))
+        return {"audio": np.zeros(SAMPLE_RATE, np.float32), "text": "a"}.get(self.modality, np.zeros((1, 32, 32, 3), np.uint8))
 
     def dim(self, level):
         """The output width, measured once on ``probe()`` (pooled embeddings need not be the hidden size)."""

@@ -15,7 +15,7 @@ named after the model (``<name>-UTT``), with ``-lm`` added for lm states unless 
 import numpy as np
 
 from feature_extraction.base import SAMPLE_RATE, ClipError
-from feature_extraction.encoders import CHUNK_S, _pieces, transformers_offline
+from feature_extraction.encoders import CHUNK_S, _pieces, _stream_pieces, transformers_offline
 from feature_extraction.llm import LLMExtractor, layer_outputs
 from feature_extraction.registry import register_extractor
 from toolkit.errors import UserError
@@ -60,10 +60,12 @@ class AudioLLMEncoder(LLMExtractor):
         return config.num_hidden_layers
 
     def prepare(self, wave):
-        """(token ids, log-mel windows (P, mels, frames), their valid-frame masks (P, frames))."""
-        if len(wave) < SAMPLE_RATE // 10:
-            raise ClipError(f"audio of {len(wave) / SAMPLE_RATE:.3f} s is too short (under 0.1 s)")
-        pieces = _pieces(wave, self.chunk)
+        """(token ids, log-mel windows (P, mels, frames), their valid-frame masks (P, frames)). ``wave``: a
+        waveform (S,) or a stream of pieces (an AudioTrack, decoded as it is read)."""
+        pieces = _pieces(wave, self.chunk) if isinstance(wave, np.ndarray) else list(_stream_pieces(wave, self.chunk))
+        samples = sum(len(piece) for piece in pieces)
+        if samples < SAMPLE_RATE // 10:
+            raise ClipError(f"audio of {samples / SAMPLE_RATE:.3f} s is too short (under 0.1 s)")
         text = self.prompt_prefix() + self.placeholder * len(pieces)
         inputs = self.processor(text=text, audio=pieces, sampling_rate=SAMPLE_RATE, return_tensors="np")
         return (inputs["input_ids"][0], inputs["input_features"].astype(np.float32),
