@@ -8,13 +8,13 @@
 # Environment: FEATS, SEEDS (0 1 2 3 4), EPOCHS (80), LR (1e-4), BATCH_SIZE (512), DATASET_PREFIX (seed;
 # e.g. fold), REPEAT (expert copies of the feature; default 3 for utterance features, comparable with a trimodal
 # model, and 1 for frame-level (-FRM) features, whose temporal expert costs ~20x per epoch), JOBS (1),
-# SAVE_ROOT (saved/unimodal), FORCE=1 (retrain finished runs; otherwise they are skipped, so an interrupted
+# SAVE_ROOT (saved/unimodal), KEEP (best: each feature's best seed keeps its best.pth; all; none), FORCE=1 (retrain finished runs; otherwise they are skipped, so an interrupted
 # sweep resumes), PYTHON (python). The sweep starts with an estimate of each feature's time per run
 # (a few timed training steps; frame-level features dominate a sweep's time).
 set -euo pipefail
 cd "$(dirname "$0")"
 args=(--feats "${FEATS:-}" --seeds "${SEEDS:-0 1 2 3 4}" --epochs "${EPOCHS:-80}" --lr "${LR:-1e-4}"
       --batch_size "${BATCH_SIZE:-512}" --dataset_prefix "${DATASET_PREFIX:-seed}" ${REPEAT:+--repeat "$REPEAT"}
-      --jobs "${JOBS:-1}" --save_root "${SAVE_ROOT:-saved/unimodal}")
+      --jobs "${JOBS:-1}" --save_root "${SAVE_ROOT:-saved/unimodal}" --keep "${KEEP:-best}")
 if [ "${FORCE:-0}" = "1" ]; then args+=(--force); fi
 exec "${PYTHON:-python}" -m stages.sweep "${args[@]}" "$@"

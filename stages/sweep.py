@@ -55,7 +55,8 @@ def plan_runs(opts, registry):
             raise UserError(f"feature folder {absent[0].folder} of '{absent[0].name}' does not exist; fix config.py or drop it from FEATS")
     else:
         specs = default_features(registry, split_path(opts.train_lst, f"{opts.dataset_prefix}{seeds[0]}"))
-    return [(s.name, seed, os.path.join(opts.save_root, s.name, f"{opts.dataset_prefix}{seed}")) for s in specs for seed in seeds]
+    # seed by seed: the first pass ranks every feature once, and parallel jobs start on different features
+    return [(s.name, seed, os.path.join(opts.save_root, s.name, f"{opts.dataset_prefix}{seed}")) for seed in seeds for s in specs]
 
 
 FRAME_REPEAT = 1  # a temporal expert costs ~20x an utterance expert: one copy unless --repeat says otherwise
@@ -75,7 +76,8 @@ def run_config(opts, registry, feature, seed, run_dir):
 
     sweep = {"feat": [feature], "dataset": f"{opts.dataset_prefix}{seed}", "seed": int(seed),
              "repeat": feature_repeat(opts, registry, feature), "epochs": opts.epochs, "lr": opts.lr,
-             "batch_size": opts.batch_size, "train_lst": opts.train_lst, "run_dir": run_dir, "no_progress": True}
+             "batch_size": opts.batch_size, "train_lst": opts.train_lst, "run_dir": run_dir, "no_progress": True,
+             "save_model": opts.keep != "none"}
     return parse_config(opts.train_args, under=sweep).resolved(registry)
 
 
@@ -100,6 +102,13 @@ def changed_settings(opts, registry, feature, seed, run_dir):
             if key not in BOOKKEEPING and stored.get(key) != value]
 
 
+def lacks_model(opts, run_dir):
+    """Whether KEEP=all wants a checkpoint that the finished run in ``run_dir`` does not hold (it is trained again)."""
+    from toolkit.runs import CHECKPOINT_FILE, run_file
+
+    return opts.keep == "all" and not os.path.exists(run_file(run_dir, CHECKPOINT_FILE))
+
+
 def flat_settings(cfg):
     """{setting: value} of a TrainConfig, the model's settings as ``hparams.NAME``."""
     values = cfg.to_dict()
@@ -107,19 +116,72 @@ def flat_settings(cfg):
     return {**values, **{f"hparams.{k}": v for k, v in hparams.items()}}
 
 
-def run_one(task):
-    """Train one (feature, seed) into its run dir; returns (feature, seed, f1 or None, seconds, error message or None)."""
+class Heartbeat:
+    """An epoch callback that prints one line about a long run every ``every`` seconds (epoch, best F1 so far),
+    so a sweep of slow runs is never silent; in a worker process the line goes to the shared stdout."""
+
+    def __init__(self, label, epochs, every):
+        self.label, self.epochs, self.every = label, epochs, every
+        self.start = self.last = time.time()
+
+    def __call__(self, end):
+        now = time.time()
+        if self.every and now - self.last >= self.every:
+            self.last = now
+            print(f"  ... {self.label}: epoch {end.epoch}/{self.epochs}, best f-score {end.best_f1:.4f} at epoch {end.best_epoch} "
+                  f"({now - self.start:.0f}s)", flush=True)
+
+
+def run_one(task, **changes):
+    """Train one (feature, seed) into its run dir (``changes``: TrainConfig fields to set); returns (feature, seed,
+    f1 or None, seconds, error message or None)."""
     import engine
 
     opts, registry, feature, seed, run_dir = task
     start = time.time()
     try:
-        result = engine.run(run_config(opts, registry, feature, seed, run_dir), registry, quiet=True)
+        cfg = run_config(opts, registry, feature, seed, run_dir).replace(**changes)
+        beat = Heartbeat(f"{feature} {opts.dataset_prefix}{seed}", cfg.epochs, opts.progress_every)
+        result = engine.run(cfg, registry, callbacks=[beat], quiet=True)
         return feature, seed, result.summary["f1"], time.time() - start, None
     except UserError as err:
         return feature, seed, None, time.time() - start, str(err)
     except Exception as err:  # noqa: BLE001 - reported as a failed run, the sweep stops cleanly
         return feature, seed, None, time.time() - start, f"{err.__class__.__name__}: {err}"
+
+
+def keep_models(opts, registry, plan, trained):
+    """KEEP=best: each feature's best run (highest F1; the first seed on a tie) keeps its checkpoint; those of
+    the feature's other runs that this sweep trained (``trained``: their run dirs) are removed. A best run
+    without a checkpoint (trained before the sweep kept models) is trained again to write one: same seed, same
+    F1. KEEP=all keeps every run's checkpoint, KEEP=none writes none."""
+    from toolkit.results import best_run, read_summary_file
+    from toolkit.runs import CHECKPOINT_FILE, SUMMARY_FILE, run_file
+
+    if opts.keep != "best":
+        return
+    runs = {}
+    for feature, seed, run_dir in plan:
+        if os.path.exists(run_file(run_dir, SUMMARY_FILE)):
+            summary = read_summary_file(run_file(run_dir, SUMMARY_FILE))
+            runs.setdefault(feature, []).append({"f1": summary["f1"], "run_dir": run_dir, "seed": seed})
+    removed = 0
+    for feature, members in runs.items():
+        best = best_run(members)
+        for member in members:
+            checkpoint = run_file(member["run_dir"], CHECKPOINT_FILE)
+            if member is not best and member["run_dir"] in trained and os.path.exists(checkpoint):
+                os.remove(checkpoint)
+                removed += 1
+        if not os.path.exists(run_file(best["run_dir"], CHECKPOINT_FILE)):
+            print(f"{feature}: its best run {best['run_dir']} has no {CHECKPOINT_FILE} (trained without keeping models); "
+                  "training it again to keep its model", flush=True)
+            *_, error = run_one((opts, registry, feature, best["seed"], best["run_dir"]), overwrite=True)
+            if error:
+                raise UserError(f"retraining {best['run_dir']} failed: {error}")
+    if runs:
+        print(f"models kept: the best run of each of {len(runs)} features holds {CHECKPOINT_FILE} ({removed} of other seeds "
+              "removed; KEEP=all keeps them); the ranking table names them")
 
 
 def frame_length(spec, files=20):
@@ -176,30 +238,81 @@ def probe_seconds_per_epoch(opts, registry, feature, n_train, n_valid):
 
 
 def print_estimates(opts, registry, todo):
-    """Before training: the estimated time of each feature's runs (frame-level features are the slow ones)."""
+    """Before training: the estimated time of each feature's runs (frame-level features are the slow ones);
+    returns {feature: estimated seconds per run}."""
     from toolkit.io import load_split
 
     if not todo:
-        return
+        return {}
     split = load_split(split_path(opts.train_lst, f"{opts.dataset_prefix}{todo[0][3]}"))
     n_train, n_valid = len(split[TRAIN_KEY]["names"]), len(split[VALID_KEY]["names"])
     runs = {}
     for _, _, feature, _, _ in todo:
         runs[feature] = runs.get(feature, 0) + 1
-    lines, total = [], 0.0
+    lines, total, estimates = [], 0.0, {}
     for feature, count in runs.items():
-        per_run = probe_seconds_per_epoch(opts, registry, feature, n_train, n_valid) * opts.epochs
+        per_run = estimates[feature] = probe_seconds_per_epoch(opts, registry, feature, n_train, n_valid) * opts.epochs
         total += per_run * count
         lines.append((per_run, f"  {feature}: ~{per_run:.{0 if per_run >= 10 else 1}f}s per run (repeat {feature_repeat(opts, registry, feature)}) × {count}"))
-    print(f"estimated time (all {opts.epochs} epochs; early stopping ends runs sooner): ~{total / max(1, opts.jobs) / 60:.1f} min")
+    print(f"estimated time (all {opts.epochs} epochs; early stopping ends runs sooner; refined from each finished run): "
+          f"~{total / max(1, opts.jobs) / 60:.1f} min")
     for _, line in sorted(lines, reverse=True):
         print(line)
+    return estimates
+
+
+def duration(seconds):
+    """``seconds`` as 45s, 3m05s or 1h02m."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class Progress:
+    """The remaining time of a sweep, refreshed from its finished runs: a feature's runs take what its finished
+    runs took; a feature without one takes its probe estimate scaled by how far the probe was off so far (or
+    the mean run when there is no probe)."""
+
+    def __init__(self, todo, estimates, jobs):
+        self.left = [feature for _, _, feature, _, _ in todo]
+        self.estimates, self.jobs = estimates, jobs
+        self.measured = {}  # feature -> [seconds of its finished runs]
+
+    def finished(self, feature, seconds):
+        self.left.remove(feature)
+        self.measured.setdefault(feature, []).append(seconds)
+
+    def expected(self, feature):
+        import statistics
+
+        if feature in self.measured:
+            return statistics.fmean(self.measured[feature])
+        ratios = [statistics.fmean(t) / self.estimates[f] for f, t in self.measured.items() if self.estimates.get(f)]
+        if feature in self.estimates and ratios:
+            return self.estimates[feature] * statistics.median(ratios)
+        return statistics.fmean(t for times in self.measured.values() for t in times)
+
+    def eta(self):
+        """Seconds the runs not yet finished should take, spread over the jobs."""
+        return sum(self.expected(feature) for feature in self.left) / max(1, min(self.jobs, len(self.left) or 1))
+
+
+def line_buffered():
+    """Every line on stdout shows when it is printed, also through a pipe or ``tee``."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(line_buffering=True)
 
 
 def init_worker(threads):
-    """Worker set-up: its share of the cores (the registry travels with each task)."""
+    """Worker set-up: its share of the cores (the registry travels with each task), and a stdout that passes
+    each line on at once (a pipe would otherwise hold a worker's progress lines until it exits)."""
     import torch
 
+    line_buffered()
     torch.set_num_threads(threads)
 
 
@@ -219,7 +332,11 @@ def build_parser():
     p.add_argument("--train_lst", default=None, help="folder of the split files (default: config.PATH_TO_TRAIN_LST)")
     p.add_argument("--manifests", default="", help="feature manifests (features.yaml, comma-separated) to register besides config.py's")
     p.add_argument("--no_estimate", action="store_true", help="skip the timed probe that estimates each feature's run time")
+    p.add_argument("--keep", choices=("best", "all", "none"), default="best",
+                   help="checkpoints (best.pth) kept: of each feature's best seed, of every run, or none")
     p.add_argument("--force", action="store_true", help="retrain runs that already have a summary.json")
+    p.add_argument("--progress_every", type=bounded(float, 0), default=20.0,
+                   help="seconds between the progress lines of a run still training (0: only a line per finished run)")
     p.add_argument("train_args", nargs="*", help="extra train.py flags, after --")
     return p
 
@@ -237,12 +354,13 @@ def parse_options(argv):
 
 @cli
 def main(argv=None):
+    line_buffered()
     opts, registry = parse_options(argv)
     plan = plan_runs(opts, registry)
     todo, stale = [], []
     for feature, seed, run_dir in plan:
         changes = None if opts.force else changed_settings(opts, registry, feature, seed, run_dir)
-        if changes == []:  # finished with the same settings
+        if changes == [] and not lacks_model(opts, run_dir):  # finished with the same settings
             continue
         todo.append((opts, registry, feature, seed, run_dir))
         if changes:
@@ -254,8 +372,7 @@ def main(argv=None):
         shown = ", ".join(f"{key} {old!r} -> {new!r}" for key, old, new in changes[:3])
         print(f"{len(stale)} finished runs were trained with other settings and are trained again "
               f"(first: {feature} {opts.dataset_prefix}{seed}: {shown})")
-    if not opts.no_estimate:
-        print_estimates(opts, registry, todo)
+    progress = Progress(todo, {} if opts.no_estimate else print_estimates(opts, registry, todo), opts.jobs)
     start = time.time()
     if opts.jobs > 1:
         import multiprocessing
@@ -271,7 +388,9 @@ def main(argv=None):
                 print(f"error: sweep stopped: {feature} {opts.dataset_prefix}{seed} failed: {error}\n"
                       f"finished runs are kept; fix the problem and rerun the same command to resume", file=sys.stderr)
                 sys.exit(1)
-            print(f"[{done}/{len(todo)}] {feature} {opts.dataset_prefix}{seed}: f-score {f1:.4f} ({seconds:.1f}s)", flush=True)
+            progress.finished(feature, seconds)
+            eta = f"; about {duration(progress.eta())} left" if done < len(todo) else ""
+            print(f"[{done}/{len(todo)}] {feature} {opts.dataset_prefix}{seed}: f-score {f1:.4f} ({seconds:.1f}s){eta}", flush=True)
         if pool is not None:  # workers that exit normally release their semaphores (tqdm's lock); killed ones leak them
             pool.close()
             pool.join()
@@ -279,6 +398,7 @@ def main(argv=None):
         if pool is not None:
             pool.terminate()
             pool.join()
+    keep_models(opts, registry, plan, {task[4] for task in todo})
     print(f"sweep finished in {time.time() - start:.1f}s; summarise with: python eval_avg_performance.py --root {opts.save_root}")
 
 
