@@ -61,22 +61,47 @@ def plan_runs(opts, registry):
 
 FRAME_REPEAT = 1  # a temporal expert costs ~20x an utterance expert: one copy unless --repeat says otherwise
 UTT_REPEAT = 3
+MIN_STEPS_PER_EPOCH = 4
+# The settings of a sweep's runs (--preset). "default": train.py's own (TrainConfig's defaults: lr 6e-3, batch 256, up
+# to 100 epochs, early stopping after 30 without a better validation F1) with one expert copy, and a batch of at
+# most a quarter of the training set, so a small training set still gets MIN_STEPS_PER_EPOCH steps per epoch; these
+# rank features like a per-feature search of learning rate and epochs (benchmarks/bench_ranking.py). "published":
+# the published unimodal script's, lr 1e-4, batch 512, 80 epochs, 3 expert copies (1 of a frame-level feature), which
+# under-train small or strong features; kept to reproduce published tables. --epochs, --lr, --batch_size and
+# --repeat override either.
+PRESETS = {"default": {}, "published": {"lr": 1e-4, "batch_size": 512, "epochs": 80}}
 
 
 def feature_repeat(opts, registry, feature):
-    """Expert copies for ``feature``: --repeat when given, else 3 (utterance level) or 1 (frame level)."""
+    """Expert copies for ``feature``: --repeat when given, else 1 (default preset), or 3 (published preset,
+    utterance level) or 1 (published, frame level)."""
     if opts.repeat is not None:
         return opts.repeat
+    if opts.preset != "published":
+        return 1
     return FRAME_REPEAT if registry.lookup([feature])[0].frame_level else UTT_REPEAT
+
+
+def preset_settings(opts, dataset):
+    """{lr, batch_size, epochs} of the preset for split ``dataset``, under --lr, --batch_size and --epochs when given."""
+    from engine.config import TRAIN_FIELDS
+    from toolkit.io import load_split
+
+    settings = dict(PRESETS[opts.preset])
+    if opts.preset == "default" and opts.batch_size is None:
+        n_train = len(load_split(split_path(opts.train_lst, dataset))[TRAIN_KEY]["names"])
+        settings["batch_size"] = max(1, min(TRAIN_FIELDS["batch_size"].default, n_train // MIN_STEPS_PER_EPOCH))
+    given = {key: getattr(opts, key) for key in ("lr", "batch_size", "epochs") if getattr(opts, key) is not None}
+    return {**settings, **given}
 
 
 def run_config(opts, registry, feature, seed, run_dir):
     """The resolved TrainConfig of one run: the sweep's settings, under the train.py flags given after --."""
     from engine.flags import parse_config
 
-    sweep = {"feat": [feature], "dataset": f"{opts.dataset_prefix}{seed}", "seed": int(seed),
-             "repeat": feature_repeat(opts, registry, feature), "epochs": opts.epochs, "lr": opts.lr,
-             "batch_size": opts.batch_size, "train_lst": opts.train_lst, "run_dir": run_dir, "no_progress": True,
+    dataset = f"{opts.dataset_prefix}{seed}"
+    sweep = {"feat": [feature], "dataset": dataset, "seed": int(seed), "repeat": feature_repeat(opts, registry, feature),
+             **preset_settings(opts, dataset), "train_lst": opts.train_lst, "run_dir": run_dir, "no_progress": True,
              "save_model": opts.keep != "none"}
     return parse_config(opts.train_args, under=sweep).resolved(registry)
 
@@ -196,7 +221,7 @@ def frame_length(spec, files=20):
     return int(np.percentile(lengths, 95)) if lengths else 1
 
 
-def probe_seconds_per_epoch(opts, registry, feature, n_train, n_valid):
+def probe_seconds_per_epoch(opts, registry, feature, seed, n_train, n_valid):
     """Seconds per epoch of one run of ``feature``, from timing a few training steps of its model on random
     inputs of the real shapes (an estimate: data loading and early stopping are not counted)."""
     import torch
@@ -207,7 +232,7 @@ def probe_seconds_per_epoch(opts, registry, feature, n_train, n_valid):
     from models import create_model
 
     spec = registry.lookup([feature])[0]
-    args = run_config(opts, registry, feature, 0, "unused")
+    args = run_config(opts, registry, feature, seed, "unused")
     experts = expert_names([feature], args.repeat)
     num_classes = len(registry.classes(args.emo_rule))
     model = create_model(args.model, {k: spec.dim for k in experts}, num_classes, args.hparams, {k: spec.level for k in experts})
@@ -244,18 +269,20 @@ def print_estimates(opts, registry, todo):
 
     if not todo:
         return {}
-    split = load_split(split_path(opts.train_lst, f"{opts.dataset_prefix}{todo[0][3]}"))
+    seed = todo[0][3]
+    split = load_split(split_path(opts.train_lst, f"{opts.dataset_prefix}{seed}"))
     n_train, n_valid = len(split[TRAIN_KEY]["names"]), len(split[VALID_KEY]["names"])
     runs = {}
     for _, _, feature, _, _ in todo:
         runs[feature] = runs.get(feature, 0) + 1
     lines, total, estimates = [], 0.0, {}
     for feature, count in runs.items():
-        per_run = estimates[feature] = probe_seconds_per_epoch(opts, registry, feature, n_train, n_valid) * opts.epochs
+        args = run_config(opts, registry, feature, seed, "unused")
+        per_run = estimates[feature] = probe_seconds_per_epoch(opts, registry, feature, seed, n_train, n_valid) * args.epochs
         total += per_run * count
-        lines.append((per_run, f"  {feature}: ~{per_run:.{0 if per_run >= 10 else 1}f}s per run (repeat {feature_repeat(opts, registry, feature)}) × {count}"))
-    print(f"estimated time (all {opts.epochs} epochs; early stopping ends runs sooner; refined from each finished run): "
-          f"~{total / max(1, opts.jobs) / 60:.1f} min")
+        lines.append((per_run, f"  {feature}: ~{per_run:.{0 if per_run >= 10 else 1}f}s per run (repeat {args.repeat}) × {count}"))
+    print(f"estimated time (all {args.epochs} epochs, lr {args.lr:g}, batch {args.batch_size}; early stopping ends runs sooner; "
+          f"refined from each finished run): ~{total / max(1, opts.jobs) / 60:.1f} min")
     for _, line in sorted(lines, reverse=True):
         print(line)
     return estimates
@@ -321,12 +348,15 @@ def build_parser():
     p.add_argument("--feats", default="", help="space-separated features ('': every config.py feature with a folder)")
     p.add_argument("--seeds", default="0 1 2 3 4", help="space-separated seeds: one run per feature and seed")
     p.add_argument("--dataset_prefix", default="seed", help="split files <prefix><seed>.npy (e.g. fold)")
-    p.add_argument("--epochs", type=bounded(int, 1), default=80, help="most epochs per run")
-    p.add_argument("--lr", type=bounded(float, 0, low_open=True), default=1e-4, help="learning rate")
-    p.add_argument("--batch_size", type=bounded(int, 1), default=512, help="clips per training step")
+    p.add_argument("--preset", choices=tuple(PRESETS), default="default",
+                   help="the runs' settings: default (train.py's, one expert copy, a batch of at most a quarter of the "
+                        "training set), or published (lr 1e-4, batch 512, 80 epochs, 3 expert copies; for reproduction)")
+    p.add_argument("--epochs", type=bounded(int, 1), default=None, help="most epochs per run (None: the preset's)")
+    p.add_argument("--lr", type=bounded(float, 0, low_open=True), default=None, help="learning rate (None: the preset's)")
+    p.add_argument("--batch_size", type=bounded(int, 1), default=None, help="clips per training step (None: the preset's)")
     p.add_argument("--repeat", type=bounded(int, 1), default=None,
-                   help=f"expert copies of the feature (None: {UTT_REPEAT} for utterance features, comparable with a trimodal "
-                        f"model; {FRAME_REPEAT} for frame-level ones, whose temporal expert costs ~20x)")
+                   help=f"expert copies of the feature (None: 1; published preset: {UTT_REPEAT} for utterance features, "
+                        f"comparable with a trimodal model, {FRAME_REPEAT} for frame-level ones, whose temporal expert costs ~20x)")
     p.add_argument("--jobs", type=bounded(int, 1), default=1, help="runs in parallel (processes)")
     p.add_argument("--save_root", default=None, help="parent of the run directories (default: <config.PATH_TO_SAVED>/unimodal)")
     p.add_argument("--train_lst", default=None, help="folder of the split files (default: config.PATH_TO_TRAIN_LST)")

@@ -20,7 +20,7 @@ def test_sweep_trains_every_feature_and_resumes(tiny_project, tmp_path, capsys):
     assert "3 runs (3 features × 1 seeds), 0 already done, 3 to train" in out
     for feature in TINY_FEATURES:
         summary = json.load(open(tmp_path / "unimodal" / feature / "seed0" / "summary.json"))
-        assert [f["name"] for f in summary["features"]] == [feature] and summary["repeat"] == 3
+        assert [f["name"] for f in summary["features"]] == [feature] and summary["repeat"] == 1
     first = os.path.getmtime(tmp_path / "unimodal" / "tiny-text-UTT" / "seed0" / "summary.json")
     os.remove(tmp_path / "unimodal" / "tiny-audio-UTT" / "seed0" / "summary.json")  # as if interrupted there
     sweep.main(sweep_argv(tiny_project, tmp_path))
@@ -97,8 +97,8 @@ def test_default_features_skip_other_data_sets(tiny_project, tmp_path, monkeypat
     assert "3 runs (3 features × 1 seeds)" in out
 
 
-def test_frame_features_get_one_expert_copy_and_every_feature_an_estimate(frame_project, tmp_path, capsys):
-    argv = sweep_argv(frame_project, tmp_path, "--feats", "tiny-au-FRM tiny-text-UTT")
+def test_published_preset_gives_frame_features_one_expert_copy_and_every_feature_an_estimate(frame_project, tmp_path, capsys):
+    argv = sweep_argv(frame_project, tmp_path, "--feats", "tiny-au-FRM tiny-text-UTT", "--preset", "published")
     argv.remove("--no_estimate")
     sweep.main(argv)
     out = capsys.readouterr().out
@@ -106,7 +106,7 @@ def test_frame_features_get_one_expert_copy_and_every_feature_an_estimate(frame_
     assert "tiny-au-FRM: ~" in out and "(repeat 1) × 1" in out and "tiny-text-UTT: ~" in out and "(repeat 3) × 1" in out
     summary = json.load(open(tmp_path / "unimodal" / "tiny-au-FRM" / "seed0" / "summary.json"))
     assert summary["repeat"] == 1
-    sweep.main(sweep_argv(frame_project, tmp_path, "--feats", "tiny-au-FRM", "--repeat", "2"))  # asked for: kept
+    sweep.main(sweep_argv(frame_project, tmp_path, "--feats", "tiny-au-FRM", "--preset", "published", "--repeat", "2"))  # asked for: kept
     assert json.load(open(tmp_path / "unimodal" / "tiny-au-FRM" / "seed0" / "summary.json"))["repeat"] == 2
 
 
@@ -208,3 +208,26 @@ def test_best_run_without_a_model_is_trained_again_to_keep_it(tiny_project, tmp_
     sweep.main(sweep_argv(tiny_project, tmp_path, "--feats", "tiny-text-UTT"))
     assert "has no best.pth (trained without keeping models); training it again" in capsys.readouterr().out
     assert (run / CHECKPOINT_FILE).exists() and json.load(open(run / "summary.json"))["f1"] == f1
+
+
+def test_presets_set_the_runs_settings(tiny_project, tmp_path):
+    """default: train.py's settings, one expert copy, a batch of at most a quarter of the training set (90 clips here:
+    22); published: the published script's; flags given override either."""
+    from dataloader.registry import Registry
+    from engine.config import TRAIN_FIELDS
+
+    registry = Registry.from_config()
+
+    def settings(*extra):
+        opts, _ = sweep.parse_options(["--train_lst", tiny_project["train_lst"], *extra])
+        cfg = sweep.run_config(opts, registry, "tiny-text-UTT", "0", str(tmp_path / "run"))
+        return cfg.lr, cfg.batch_size, cfg.epochs, cfg.patience, cfg.repeat
+
+    default = (TRAIN_FIELDS["lr"].default, 22, TRAIN_FIELDS["epochs"].default, TRAIN_FIELDS["patience"].default, 1)
+    assert settings() == default
+    assert settings("--preset", "published") == (1e-4, 512, 80, TRAIN_FIELDS["patience"].default, 3)
+    assert settings("--preset", "published", "--lr", "2e-3", "--repeat", "2") == (2e-3, 512, 80, TRAIN_FIELDS["patience"].default, 2)
+    assert settings("--batch_size", "64", "--", "--patience", "5") == (TRAIN_FIELDS["lr"].default, 64, TRAIN_FIELDS["epochs"].default, 5, 1)
+    env = {**os.environ, "PRESET": "publishd", "PYTHON": sys.executable}  # PRESET reaches --preset
+    proc = subprocess.run(["bash", "run_eval_unimodal.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--preset" in proc.stderr and "'publishd'" in proc.stderr
