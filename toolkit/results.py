@@ -130,15 +130,20 @@ def markdown_table(table):
     return "\n".join(lines) + "\n"
 
 
-def top_features(table_csv, n, modalities="AVT"):
-    """The ``n`` best single features of each modality letter in ``modalities`` from a summary CSV."""
+def single_feature_rows(table_csv, flag="--topn_from"):
+    """The single-feature rows of a summary CSV (eval_avg_performance.py's), best first."""
     if not os.path.exists(table_csv):
-        raise UserError(f"--topn_from {table_csv} not found; run run_eval_unimodal.sh then eval_avg_performance.py first")
+        raise UserError(f"{flag} {table_csv} not found; run run_eval_unimodal.sh then eval_avg_performance.py first")
     table = pd.read_csv(table_csv)
     missing = [c for c in ("features", "modality", "f1_mean") if c not in table.columns]
     if missing:
         raise UserError(f"{table_csv} lacks columns {missing}; write it with eval_avg_performance.py")
-    single = table[~table["features"].str.contains(r"\+", regex=True)].sort_values("f1_mean", ascending=False)
+    return table[~table["features"].str.contains(r"\+", regex=True)].sort_values("f1_mean", ascending=False)
+
+
+def top_features(table_csv, n, modalities="AVT"):
+    """The ``n`` best single features of each modality letter in ``modalities`` from a summary CSV."""
+    single = single_feature_rows(table_csv)
     unknown = set(modalities) - set(MODALITY_LETTERS.values())
     if unknown or not modalities:
         raise UserError(f"--topn_modalities {modalities!r}: use letters from A (audio), V (video), T (text)")
