@@ -54,13 +54,14 @@ class BenchSet:
     emo_rule: str
     classes: list
     features: dict  # feature name -> (modality, dim)
+    split_dir: str = None  # where its split dicts are (default <root>/train_lst): a cut of a set has its own
 
     def folder(self, feature):
         return os.path.join(self.root, "features", feature)
 
     @property
     def train_lst(self):
-        return os.path.join(self.root, "train_lst")
+        return self.split_dir or os.path.join(self.root, "train_lst")
 
     def entries(self):
         """{modality: {feature: [dim, folder]}}: the set's features in config.py's format."""

@@ -55,27 +55,54 @@ def plan_runs(opts, registry):
             raise UserError(f"feature folder {absent[0].folder} of '{absent[0].name}' does not exist; fix config.py or drop it from FEATS")
     else:
         specs = default_features(registry, split_path(opts.train_lst, f"{opts.dataset_prefix}{seeds[0]}"))
-    return [(s.name, seed, os.path.join(opts.save_root, s.name, f"{opts.dataset_prefix}{seed}")) for s in specs for seed in seeds]
+    # seed by seed: the first pass ranks every feature once, and parallel jobs start on different features
+    return [(s.name, seed, os.path.join(opts.save_root, s.name, f"{opts.dataset_prefix}{seed}")) for seed in seeds for s in specs]
 
 
 FRAME_REPEAT = 1  # a temporal expert costs ~20x an utterance expert: one copy unless --repeat says otherwise
 UTT_REPEAT = 3
+MIN_STEPS_PER_EPOCH = 4
+# The settings of a sweep's runs (--preset). "default": train.py's own (TrainConfig's defaults: lr 6e-3, batch 256, up
+# to 100 epochs, early stopping after 30 without a better validation F1) with one expert copy, and a batch of at
+# most a quarter of the training set, so a small training set still gets MIN_STEPS_PER_EPOCH steps per epoch; these
+# rank features like a per-feature search of learning rate and epochs (benchmarks/bench_ranking.py). "published":
+# the published unimodal script's, lr 1e-4, batch 512, 80 epochs, 3 expert copies (1 of a frame-level feature), which
+# under-train small or strong features; kept to reproduce published tables. --epochs, --lr, --batch_size and
+# --repeat override either.
+PRESETS = {"default": {}, "published": {"lr": 1e-4, "batch_size": 512, "epochs": 80}}
 
 
 def feature_repeat(opts, registry, feature):
-    """Expert copies for ``feature``: --repeat when given, else 3 (utterance level) or 1 (frame level)."""
+    """Expert copies for ``feature``: --repeat when given, else 1 (default preset), or 3 (published preset,
+    utterance level) or 1 (published, frame level)."""
     if opts.repeat is not None:
         return opts.repeat
+    if opts.preset != "published":
+        return 1
     return FRAME_REPEAT if registry.lookup([feature])[0].frame_level else UTT_REPEAT
+
+
+def preset_settings(opts, dataset):
+    """{lr, batch_size, epochs} of the preset for split ``dataset``, under --lr, --batch_size and --epochs when given."""
+    from engine.config import TRAIN_FIELDS
+    from toolkit.io import load_split
+
+    settings = dict(PRESETS[opts.preset])
+    if opts.preset == "default" and opts.batch_size is None:
+        n_train = len(load_split(split_path(opts.train_lst, dataset))[TRAIN_KEY]["names"])
+        settings["batch_size"] = max(1, min(TRAIN_FIELDS["batch_size"].default, n_train // MIN_STEPS_PER_EPOCH))
+    given = {key: getattr(opts, key) for key in ("lr", "batch_size", "epochs") if getattr(opts, key) is not None}
+    return {**settings, **given}
 
 
 def run_config(opts, registry, feature, seed, run_dir):
     """The resolved TrainConfig of one run: the sweep's settings, under the train.py flags given after --."""
     from engine.flags import parse_config
 
-    sweep = {"feat": [feature], "dataset": f"{opts.dataset_prefix}{seed}", "seed": int(seed),
-             "repeat": feature_repeat(opts, registry, feature), "epochs": opts.epochs, "lr": opts.lr,
-             "batch_size": opts.batch_size, "train_lst": opts.train_lst, "run_dir": run_dir, "no_progress": True}
+    dataset = f"{opts.dataset_prefix}{seed}"
+    sweep = {"feat": [feature], "dataset": dataset, "seed": int(seed), "repeat": feature_repeat(opts, registry, feature),
+             **preset_settings(opts, dataset), "train_lst": opts.train_lst, "run_dir": run_dir, "no_progress": True,
+             "save_model": opts.keep != "none"}
     return parse_config(opts.train_args, under=sweep).resolved(registry)
 
 
@@ -100,6 +127,13 @@ def changed_settings(opts, registry, feature, seed, run_dir):
             if key not in BOOKKEEPING and stored.get(key) != value]
 
 
+def lacks_model(opts, run_dir):
+    """Whether KEEP=all wants a checkpoint that the finished run in ``run_dir`` does not hold (it is trained again)."""
+    from toolkit.runs import CHECKPOINT_FILE, run_file
+
+    return opts.keep == "all" and not os.path.exists(run_file(run_dir, CHECKPOINT_FILE))
+
+
 def flat_settings(cfg):
     """{setting: value} of a TrainConfig, the model's settings as ``hparams.NAME``."""
     values = cfg.to_dict()
@@ -107,19 +141,72 @@ def flat_settings(cfg):
     return {**values, **{f"hparams.{k}": v for k, v in hparams.items()}}
 
 
-def run_one(task):
-    """Train one (feature, seed) into its run dir; returns (feature, seed, f1 or None, seconds, error message or None)."""
+class Heartbeat:
+    """An epoch callback that prints one line about a long run every ``every`` seconds (epoch, best F1 so far),
+    so a sweep of slow runs is never silent; in a worker process the line goes to the shared stdout."""
+
+    def __init__(self, label, epochs, every):
+        self.label, self.epochs, self.every = label, epochs, every
+        self.start = self.last = time.time()
+
+    def __call__(self, end):
+        now = time.time()
+        if self.every and now - self.last >= self.every:
+            self.last = now
+            print(f"  ... {self.label}: epoch {end.epoch}/{self.epochs}, best f-score {end.best_f1:.4f} at epoch {end.best_epoch} "
+                  f"({now - self.start:.0f}s)", flush=True)
+
+
+def run_one(task, **changes):
+    """Train one (feature, seed) into its run dir (``changes``: TrainConfig fields to set); returns (feature, seed,
+    f1 or None, seconds, error message or None)."""
     import engine
 
     opts, registry, feature, seed, run_dir = task
     start = time.time()
     try:
-        result = engine.run(run_config(opts, registry, feature, seed, run_dir), registry, quiet=True)
+        cfg = run_config(opts, registry, feature, seed, run_dir).replace(**changes)
+        beat = Heartbeat(f"{feature} {opts.dataset_prefix}{seed}", cfg.epochs, opts.progress_every)
+        result = engine.run(cfg, registry, callbacks=[beat], quiet=True)
         return feature, seed, result.summary["f1"], time.time() - start, None
     except UserError as err:
         return feature, seed, None, time.time() - start, str(err)
     except Exception as err:  # noqa: BLE001 - reported as a failed run, the sweep stops cleanly
         return feature, seed, None, time.time() - start, f"{err.__class__.__name__}: {err}"
+
+
+def keep_models(opts, registry, plan, trained):
+    """KEEP=best: each feature's best run (highest F1; the first seed on a tie) keeps its checkpoint; those of
+    the feature's other runs that this sweep trained (``trained``: their run dirs) are removed. A best run
+    without a checkpoint (trained before the sweep kept models) is trained again to write one: same seed, same
+    F1. KEEP=all keeps every run's checkpoint, KEEP=none writes none."""
+    from toolkit.results import best_run, read_summary_file
+    from toolkit.runs import CHECKPOINT_FILE, SUMMARY_FILE, run_file
+
+    if opts.keep != "best":
+        return
+    runs = {}
+    for feature, seed, run_dir in plan:
+        if os.path.exists(run_file(run_dir, SUMMARY_FILE)):
+            summary = read_summary_file(run_file(run_dir, SUMMARY_FILE))
+            runs.setdefault(feature, []).append({"f1": summary["f1"], "run_dir": run_dir, "seed": seed})
+    removed = 0
+    for feature, members in runs.items():
+        best = best_run(members)
+        for member in members:
+            checkpoint = run_file(member["run_dir"], CHECKPOINT_FILE)
+            if member is not best and member["run_dir"] in trained and os.path.exists(checkpoint):
+                os.remove(checkpoint)
+                removed += 1
+        if not os.path.exists(run_file(best["run_dir"], CHECKPOINT_FILE)):
+            print(f"{feature}: its best run {best['run_dir']} has no {CHECKPOINT_FILE} (trained without keeping models); "
+                  "training it again to keep its model", flush=True)
+            *_, error = run_one((opts, registry, feature, best["seed"], best["run_dir"]), overwrite=True)
+            if error:
+                raise UserError(f"retraining {best['run_dir']} failed: {error}")
+    if runs:
+        print(f"models kept: the best run of each of {len(runs)} features holds {CHECKPOINT_FILE} ({removed} of other seeds "
+              "removed; KEEP=all keeps them); the ranking table names them")
 
 
 def frame_length(spec, files=20):
@@ -134,7 +221,7 @@ def frame_length(spec, files=20):
     return int(np.percentile(lengths, 95)) if lengths else 1
 
 
-def probe_seconds_per_epoch(opts, registry, feature, n_train, n_valid):
+def probe_seconds_per_epoch(opts, registry, feature, seed, n_train, n_valid):
     """Seconds per epoch of one run of ``feature``, from timing a few training steps of its model on random
     inputs of the real shapes (an estimate: data loading and early stopping are not counted)."""
     import torch
@@ -145,7 +232,7 @@ def probe_seconds_per_epoch(opts, registry, feature, n_train, n_valid):
     from models import create_model
 
     spec = registry.lookup([feature])[0]
-    args = run_config(opts, registry, feature, 0, "unused")
+    args = run_config(opts, registry, feature, seed, "unused")
     experts = expert_names([feature], args.repeat)
     num_classes = len(registry.classes(args.emo_rule))
     model = create_model(args.model, {k: spec.dim for k in experts}, num_classes, args.hparams, {k: spec.level for k in experts})
@@ -176,30 +263,83 @@ def probe_seconds_per_epoch(opts, registry, feature, n_train, n_valid):
 
 
 def print_estimates(opts, registry, todo):
-    """Before training: the estimated time of each feature's runs (frame-level features are the slow ones)."""
+    """Before training: the estimated time of each feature's runs (frame-level features are the slow ones);
+    returns {feature: estimated seconds per run}."""
     from toolkit.io import load_split
 
     if not todo:
-        return
-    split = load_split(split_path(opts.train_lst, f"{opts.dataset_prefix}{todo[0][3]}"))
+        return {}
+    seed = todo[0][3]
+    split = load_split(split_path(opts.train_lst, f"{opts.dataset_prefix}{seed}"))
     n_train, n_valid = len(split[TRAIN_KEY]["names"]), len(split[VALID_KEY]["names"])
     runs = {}
     for _, _, feature, _, _ in todo:
         runs[feature] = runs.get(feature, 0) + 1
-    lines, total = [], 0.0
+    lines, total, estimates = [], 0.0, {}
     for feature, count in runs.items():
-        per_run = probe_seconds_per_epoch(opts, registry, feature, n_train, n_valid) * opts.epochs
+        args = run_config(opts, registry, feature, seed, "unused")
+        per_run = estimates[feature] = probe_seconds_per_epoch(opts, registry, feature, seed, n_train, n_valid) * args.epochs
         total += per_run * count
-        lines.append((per_run, f"  {feature}: ~{per_run:.{0 if per_run >= 10 else 1}f}s per run (repeat {feature_repeat(opts, registry, feature)}) × {count}"))
-    print(f"estimated time (all {opts.epochs} epochs; early stopping ends runs sooner): ~{total / max(1, opts.jobs) / 60:.1f} min")
+        lines.append((per_run, f"  {feature}: ~{per_run:.{0 if per_run >= 10 else 1}f}s per run (repeat {args.repeat}) × {count}"))
+    print(f"estimated time (all {args.epochs} epochs, lr {args.lr:g}, batch {args.batch_size}; early stopping ends runs sooner; "
+          f"refined from each finished run): ~{total / max(1, opts.jobs) / 60:.1f} min")
     for _, line in sorted(lines, reverse=True):
         print(line)
+    return estimates
+
+
+def duration(seconds):
+    """``seconds`` as 45s, 3m05s or 1h02m."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class Progress:
+    """The remaining time of a sweep, refreshed from its finished runs: a feature's runs take what its finished
+    runs took; a feature without one takes its probe estimate scaled by how far the probe was off so far (or
+    the mean run when there is no probe)."""
+
+    def __init__(self, todo, estimates, jobs):
+        self.left = [feature for _, _, feature, _, _ in todo]
+        self.estimates, self.jobs = estimates, jobs
+        self.measured = {}  # feature -> [seconds of its finished runs]
+
+    def finished(self, feature, seconds):
+        self.left.remove(feature)
+        self.measured.setdefault(feature, []).append(seconds)
+
+    def expected(self, feature):
+        import statistics
+
+        if feature in self.measured:
+            return statistics.fmean(self.measured[feature])
+        ratios = [statistics.fmean(t) / self.estimates[f] for f, t in self.measured.items() if self.estimates.get(f)]
+        if feature in self.estimates and ratios:
+            return self.estimates[feature] * statistics.median(ratios)
+        return statistics.fmean(t for times in self.measured.values() for t in times)
+
+    def eta(self):
+        """Seconds the runs not yet finished should take, spread over the jobs."""
+        return sum(self.expected(feature) for feature in self.left) / max(1, min(self.jobs, len(self.left) or 1))
+
+
+def line_buffered():
+    """Every line on stdout shows when it is printed, also through a pipe or ``tee``."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(line_buffering=True)
 
 
 def init_worker(threads):
-    """Worker set-up: its share of the cores (the registry travels with each task)."""
+    """Worker set-up: its share of the cores (the registry travels with each task), and a stdout that passes
+    each line on at once (a pipe would otherwise hold a worker's progress lines until it exits)."""
     import torch
 
+    line_buffered()
     torch.set_num_threads(threads)
 
 
@@ -208,18 +348,25 @@ def build_parser():
     p.add_argument("--feats", default="", help="space-separated features ('': every config.py feature with a folder)")
     p.add_argument("--seeds", default="0 1 2 3 4", help="space-separated seeds: one run per feature and seed")
     p.add_argument("--dataset_prefix", default="seed", help="split files <prefix><seed>.npy (e.g. fold)")
-    p.add_argument("--epochs", type=bounded(int, 1), default=80, help="most epochs per run")
-    p.add_argument("--lr", type=bounded(float, 0, low_open=True), default=1e-4, help="learning rate")
-    p.add_argument("--batch_size", type=bounded(int, 1), default=512, help="clips per training step")
+    p.add_argument("--preset", choices=tuple(PRESETS), default="default",
+                   help="the runs' settings: default (train.py's, one expert copy, a batch of at most a quarter of the "
+                        "training set), or published (lr 1e-4, batch 512, 80 epochs, 3 expert copies; for reproduction)")
+    p.add_argument("--epochs", type=bounded(int, 1), default=None, help="most epochs per run (None: the preset's)")
+    p.add_argument("--lr", type=bounded(float, 0, low_open=True), default=None, help="learning rate (None: the preset's)")
+    p.add_argument("--batch_size", type=bounded(int, 1), default=None, help="clips per training step (None: the preset's)")
     p.add_argument("--repeat", type=bounded(int, 1), default=None,
-                   help=f"expert copies of the feature (None: {UTT_REPEAT} for utterance features, comparable with a trimodal "
-                        f"model; {FRAME_REPEAT} for frame-level ones, whose temporal expert costs ~20x)")
+                   help=f"expert copies of the feature (None: 1; published preset: {UTT_REPEAT} for utterance features, "
+                        f"comparable with a trimodal model, {FRAME_REPEAT} for frame-level ones, whose temporal expert costs ~20x)")
     p.add_argument("--jobs", type=bounded(int, 1), default=1, help="runs in parallel (processes)")
     p.add_argument("--save_root", default=None, help="parent of the run directories (default: <config.PATH_TO_SAVED>/unimodal)")
     p.add_argument("--train_lst", default=None, help="folder of the split files (default: config.PATH_TO_TRAIN_LST)")
     p.add_argument("--manifests", default="", help="feature manifests (features.yaml, comma-separated) to register besides config.py's")
     p.add_argument("--no_estimate", action="store_true", help="skip the timed probe that estimates each feature's run time")
+    p.add_argument("--keep", choices=("best", "all", "none"), default="best",
+                   help="checkpoints (best.pth) kept: of each feature's best seed, of every run, or none")
     p.add_argument("--force", action="store_true", help="retrain runs that already have a summary.json")
+    p.add_argument("--progress_every", type=bounded(float, 0), default=20.0,
+                   help="seconds between the progress lines of a run still training (0: only a line per finished run)")
     p.add_argument("train_args", nargs="*", help="extra train.py flags, after --")
     return p
 
@@ -237,12 +384,13 @@ def parse_options(argv):
 
 @cli
 def main(argv=None):
+    line_buffered()
     opts, registry = parse_options(argv)
     plan = plan_runs(opts, registry)
     todo, stale = [], []
     for feature, seed, run_dir in plan:
         changes = None if opts.force else changed_settings(opts, registry, feature, seed, run_dir)
-        if changes == []:  # finished with the same settings
+        if changes == [] and not lacks_model(opts, run_dir):  # finished with the same settings
             continue
         todo.append((opts, registry, feature, seed, run_dir))
         if changes:
@@ -254,8 +402,7 @@ def main(argv=None):
         shown = ", ".join(f"{key} {old!r} -> {new!r}" for key, old, new in changes[:3])
         print(f"{len(stale)} finished runs were trained with other settings and are trained again "
               f"(first: {feature} {opts.dataset_prefix}{seed}: {shown})")
-    if not opts.no_estimate:
-        print_estimates(opts, registry, todo)
+    progress = Progress(todo, {} if opts.no_estimate else print_estimates(opts, registry, todo), opts.jobs)
     start = time.time()
     if opts.jobs > 1:
         import multiprocessing
@@ -271,7 +418,9 @@ def main(argv=None):
                 print(f"error: sweep stopped: {feature} {opts.dataset_prefix}{seed} failed: {error}\n"
                       f"finished runs are kept; fix the problem and rerun the same command to resume", file=sys.stderr)
                 sys.exit(1)
-            print(f"[{done}/{len(todo)}] {feature} {opts.dataset_prefix}{seed}: f-score {f1:.4f} ({seconds:.1f}s)", flush=True)
+            progress.finished(feature, seconds)
+            eta = f"; about {duration(progress.eta())} left" if done < len(todo) else ""
+            print(f"[{done}/{len(todo)}] {feature} {opts.dataset_prefix}{seed}: f-score {f1:.4f} ({seconds:.1f}s){eta}", flush=True)
         if pool is not None:  # workers that exit normally release their semaphores (tqdm's lock); killed ones leak them
             pool.close()
             pool.join()
@@ -279,6 +428,7 @@ def main(argv=None):
         if pool is not None:
             pool.terminate()
             pool.join()
+    keep_models(opts, registry, plan, {task[4] for task in todo})
     print(f"sweep finished in {time.time() - start:.1f}s; summarise with: python eval_avg_performance.py --root {opts.save_root}")
 
 

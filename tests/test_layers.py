@@ -12,6 +12,7 @@ LAYERS = [
     ["engine"],
     ["inference"],
     ["stages", "preprocess", "train", "test", "tune", "ensemble", "evaluate", "eval_avg_performance", "pseudo_label", "describe",
+     "select_features",
      "feature_extraction", "extract"],
     ["benchmarks"],
 ]

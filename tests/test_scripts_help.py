@@ -11,7 +11,7 @@ from toolkit import errors
 
 SCRIPTS = ["train", "test", "ensemble", "evaluate", "eval_avg_performance", "pseudo_label", "stages.sweep",
            "preprocess.check_feat_dim", "preprocess.make_demo_data", "preprocess.make_demo_clips", "preprocess.mer2025_base", "preprocess.parse_vlm_answers",
-           "benchmarks.check_demo_data", "tune", "extract", "preprocess.make_demo_encoders", "describe"]
+           "benchmarks.check_demo_data", "tune", "extract", "preprocess.make_demo_encoders", "describe", "select_features"]
 
 
 class Captured(Exception):

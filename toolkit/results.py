@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 
 from toolkit.errors import UserError
-from toolkit.runs import SUMMARY_FILE
+from toolkit.runs import CHECKPOINT_FILE, SUMMARY_FILE, run_file
 
 MODALITY_LETTERS = {"video": "V", "audio": "A", "text": "T"}
 TABLE_COLUMNS = ["features", "modality", "dim", "model", "runs", "acc_mean", "acc_std", "f1_mean", "f1_std",
-                 "best_epoch", "seconds_per_epoch", "seconds_per_run"]
+                 "best_epoch", "seconds_per_epoch", "seconds_per_run", "best_f1", "best_run", "best_run_model"]
 
 
 SUMMARY_KEYS = ("model", "classes", "features", "acc", "f1", "best_epoch", "seconds_per_epoch")
@@ -92,6 +92,7 @@ def summarize_runs(runs):
     rows = []
     for (names, model), members in groups.items():
         feats = members[0]["features"]
+        best = best_run(members)
         rows.append({
             "features": "+".join(names),
             "modality": "+".join(sorted({MODALITY_LETTERS.get(f["modality"], "?") for f in feats})),
@@ -105,29 +106,44 @@ def summarize_runs(runs):
             "best_epoch": np.mean([m["best_epoch"] for m in members]),
             "seconds_per_epoch": np.mean([m["seconds_per_epoch"] for m in members]),
             "seconds_per_run": np.mean([m.get("seconds_total", np.nan) for m in members]),
+            "best_f1": best["f1"],
+            "best_run": best["run_dir"],
+            "best_run_model": os.path.exists(run_file(best["run_dir"], CHECKPOINT_FILE)),
         })
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     return table.sort_values(["f1_mean", "features"], ascending=[False, True], ignore_index=True)
 
 
+def best_run(runs):
+    """The run of highest weighted F1 among ``runs`` (summary dicts with run_dir); on a tie the first by run dir."""
+    return min(runs, key=lambda r: (-r["f1"], r["run_dir"]))
+
+
 def markdown_table(table):
-    lines = ["| rank | features | modality | dim | model | runs | accuracy | weighted F1 | best epoch | s/epoch |",
-             "|---:|---|---|---:|---|---:|---|---|---:|---:|"]
+    lines = ["| rank | features | modality | dim | model | runs | accuracy | weighted F1 | best epoch | s/epoch | best run (F1) |",
+             "|---:|---|---|---:|---|---:|---|---|---:|---:|---|"]
     for i, r in table.iterrows():
+        model = "" if r.best_run_model else f", no {CHECKPOINT_FILE}"
         lines.append(f"| {i + 1} | {r.features} | {r.modality} | {r.dim} | {r.model} | {r.runs} | "
-                     f"{r.acc_mean:.4f} ± {r.acc_std:.4f} | {r.f1_mean:.4f} ± {r.f1_std:.4f} | {r.best_epoch:.1f} | {r.seconds_per_epoch:.3f} |")
+                     f"{r.acc_mean:.4f} ± {r.acc_std:.4f} | {r.f1_mean:.4f} ± {r.f1_std:.4f} | {r.best_epoch:.1f} | {r.seconds_per_epoch:.3f} | "
+                     f"{r.best_run} ({r.best_f1:.4f}{model}) |")
     return "\n".join(lines) + "\n"
 
 
-def top_features(table_csv, n, modalities="AVT"):
-    """The ``n`` best single features of each modality letter in ``modalities`` from a summary CSV."""
+def single_feature_rows(table_csv, flag="--topn_from"):
+    """The single-feature rows of a summary CSV (eval_avg_performance.py's), best first."""
     if not os.path.exists(table_csv):
-        raise UserError(f"--topn_from {table_csv} not found; run run_eval_unimodal.sh then eval_avg_performance.py first")
+        raise UserError(f"{flag} {table_csv} not found; run run_eval_unimodal.sh then eval_avg_performance.py first")
     table = pd.read_csv(table_csv)
     missing = [c for c in ("features", "modality", "f1_mean") if c not in table.columns]
     if missing:
         raise UserError(f"{table_csv} lacks columns {missing}; write it with eval_avg_performance.py")
-    single = table[~table["features"].str.contains(r"\+", regex=True)].sort_values("f1_mean", ascending=False)
+    return table[~table["features"].str.contains(r"\+", regex=True)].sort_values("f1_mean", ascending=False)
+
+
+def top_features(table_csv, n, modalities="AVT"):
+    """The ``n`` best single features of each modality letter in ``modalities`` from a summary CSV."""
+    single = single_feature_rows(table_csv)
     unknown = set(modalities) - set(MODALITY_LETTERS.values())
     if unknown or not modalities:
         raise UserError(f"--topn_modalities {modalities!r}: use letters from A (audio), V (video), T (text)")

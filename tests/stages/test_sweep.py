@@ -20,7 +20,7 @@ def test_sweep_trains_every_feature_and_resumes(tiny_project, tmp_path, capsys):
     assert "3 runs (3 features × 1 seeds), 0 already done, 3 to train" in out
     for feature in TINY_FEATURES:
         summary = json.load(open(tmp_path / "unimodal" / feature / "seed0" / "summary.json"))
-        assert [f["name"] for f in summary["features"]] == [feature] and summary["repeat"] == 3
+        assert [f["name"] for f in summary["features"]] == [feature] and summary["repeat"] == 1
     first = os.path.getmtime(tmp_path / "unimodal" / "tiny-text-UTT" / "seed0" / "summary.json")
     os.remove(tmp_path / "unimodal" / "tiny-audio-UTT" / "seed0" / "summary.json")  # as if interrupted there
     sweep.main(sweep_argv(tiny_project, tmp_path))
@@ -97,8 +97,8 @@ def test_default_features_skip_other_data_sets(tiny_project, tmp_path, monkeypat
     assert "3 runs (3 features × 1 seeds)" in out
 
 
-def test_frame_features_get_one_expert_copy_and_every_feature_an_estimate(frame_project, tmp_path, capsys):
-    argv = sweep_argv(frame_project, tmp_path, "--feats", "tiny-au-FRM tiny-text-UTT")
+def test_published_preset_gives_frame_features_one_expert_copy_and_every_feature_an_estimate(frame_project, tmp_path, capsys):
+    argv = sweep_argv(frame_project, tmp_path, "--feats", "tiny-au-FRM tiny-text-UTT", "--preset", "published")
     argv.remove("--no_estimate")
     sweep.main(argv)
     out = capsys.readouterr().out
@@ -106,7 +106,7 @@ def test_frame_features_get_one_expert_copy_and_every_feature_an_estimate(frame_
     assert "tiny-au-FRM: ~" in out and "(repeat 1) × 1" in out and "tiny-text-UTT: ~" in out and "(repeat 3) × 1" in out
     summary = json.load(open(tmp_path / "unimodal" / "tiny-au-FRM" / "seed0" / "summary.json"))
     assert summary["repeat"] == 1
-    sweep.main(sweep_argv(frame_project, tmp_path, "--feats", "tiny-au-FRM", "--repeat", "2"))  # asked for: kept
+    sweep.main(sweep_argv(frame_project, tmp_path, "--feats", "tiny-au-FRM", "--preset", "published", "--repeat", "2"))  # asked for: kept
     assert json.load(open(tmp_path / "unimodal" / "tiny-au-FRM" / "seed0" / "summary.json"))["repeat"] == 2
 
 
@@ -126,3 +126,108 @@ def test_parallel_sweep_leaks_no_semaphore(tiny_project, tmp_path):
                           cwd=REPO, env=registered_env(tiny_project, tmp_path), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "[3/3]" in proc.stdout and "leaked semaphore" not in proc.stderr and "Warning" not in proc.stderr, proc.stderr
+
+
+def test_eta_comes_from_the_finished_runs():
+    todo = [(None, None, feature, seed, None) for seed in "01" for feature in ("a", "b")]
+    progress = sweep.Progress(todo, {"a": 10.0, "b": 20.0}, jobs=1)
+    progress.finished("a", 30.0)  # the probe was 3x low
+    assert progress.expected("a") == 30.0 and progress.expected("b") == 60.0
+    assert progress.eta() == 30.0 + 2 * 60.0
+    progress.finished("b", 40.0)
+    assert progress.eta() == 30.0 + 40.0
+    assert sweep.Progress(todo, {}, jobs=2).eta is not None and sweep.duration(185) == "3m05s"
+
+
+def test_parallel_sweep_talks_while_it_runs(tiny_project, tmp_path):
+    """Through a pipe, without PYTHONUNBUFFERED: each finished run's line (with the time left) and the progress
+    lines of runs still training arrive while the sweep is running, not when it ends."""
+    from tests.conftest import registered_env
+
+    import shutil
+
+    shutil.copy(os.path.join(tiny_project["train_lst"], "seed0.npy"), os.path.join(tiny_project["train_lst"], "seed1.npy"))
+    env = {k: v for k, v in registered_env(tiny_project, tmp_path).items() if k != "PYTHONUNBUFFERED"}
+    argv = sweep_argv(tiny_project, tmp_path, "--seeds", "0 1", "--jobs", "2", "--repeat", "1", "--progress_every", "0.001")
+    argv[argv.index("--epochs") + 1] = "4"
+    proc = subprocess.Popen([sys.executable, "-m", "stages.sweep", *argv], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line.rstrip("\n"))
+        if line.startswith("[1/6]"):
+            assert proc.poll() is None, "the first run's line came only when the sweep had ended"
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    finished = [line for line in lines if line.startswith("[")]
+    assert len(finished) == 6 and all(" left" in line for line in finished[:-1]) and " left" not in finished[-1]
+    assert [line.split()[2] for line in finished[:3]] == ["seed0:"] * 3  # seed by seed: every feature ranked once first
+    assert any(line.startswith("  ... tiny-") and "epoch 2/4, best f-score" in line for line in lines)
+
+
+def two_seeds(project):
+    import shutil
+
+    shutil.copy(os.path.join(project["train_lst"], "seed0.npy"), os.path.join(project["train_lst"], "seed1.npy"))
+
+
+def test_best_seed_keeps_its_model_and_the_table_names_it(tiny_project, tmp_path, capsys):
+    import pandas as pd
+
+    import eval_avg_performance
+    import test as predict_script
+    from toolkit.runs import CHECKPOINT_FILE
+
+    two_seeds(tiny_project)
+    sweep.main(sweep_argv(tiny_project, tmp_path, "--seeds", "0 1", "--feats", "tiny-video-UTT tiny-text-UTT"))
+    assert "models kept: the best run of each of 2 features holds best.pth (2 of other seeds removed" in capsys.readouterr().out
+    root = tmp_path / "unimodal"
+    eval_avg_performance.main(["--root", str(root)])
+    table = pd.read_csv(root / "unimodal_summary.csv")
+    for row in table.itertuples():
+        f1 = {seed: json.load(open(root / row.features / seed / "summary.json"))["f1"] for seed in ("seed0", "seed1")}
+        best = max(f1, key=lambda seed: (f1[seed], seed == "seed0"))
+        assert row.best_run == str(root / row.features / best) and row.best_f1 == pytest.approx(f1[best], abs=1e-6) and row.best_run_model
+        assert {seed for seed in f1 if (root / row.features / seed / CHECKPOINT_FILE).exists()} == {best}
+    assert f"{table.best_run[0]} ({table.best_f1[0]:.4f}) |" in (root / "unimodal_summary.md").read_text()
+    pd.DataFrame({"name": tiny_project["names"][:30], "discrete": tiny_project["emos"][:30]}).to_csv(tmp_path / "names.csv", index=False)
+    _, metrics = predict_script.main(["--run", table.best_run[0], "--names", str(tmp_path / "names.csv"), "--out", str(tmp_path / "preds"),
+                                      "--cache_dir", str(tmp_path / "cache"), "--no_progress"])
+    assert 0 <= metrics["f1"] <= 1 and (tmp_path / "preds" / "preds.csv").exists()
+    sweep.main(sweep_argv(tiny_project, tmp_path, "--seeds", "0 1", "--feats", "tiny-video-UTT", "--keep", "all"))
+    assert "1 already done, 1 to train" in capsys.readouterr().out  # the run whose model was removed is trained again
+    assert (root / "tiny-video-UTT" / "seed0" / CHECKPOINT_FILE).exists() and (root / "tiny-video-UTT" / "seed1" / CHECKPOINT_FILE).exists()
+
+
+def test_best_run_without_a_model_is_trained_again_to_keep_it(tiny_project, tmp_path, capsys):
+    from toolkit.runs import CHECKPOINT_FILE
+
+    sweep.main(sweep_argv(tiny_project, tmp_path, "--feats", "tiny-text-UTT", "--keep", "none"))
+    run = tmp_path / "unimodal" / "tiny-text-UTT" / "seed0"
+    f1 = json.load(open(run / "summary.json"))["f1"]
+    assert not (run / CHECKPOINT_FILE).exists()
+    sweep.main(sweep_argv(tiny_project, tmp_path, "--feats", "tiny-text-UTT"))
+    assert "has no best.pth (trained without keeping models); training it again" in capsys.readouterr().out
+    assert (run / CHECKPOINT_FILE).exists() and json.load(open(run / "summary.json"))["f1"] == f1
+
+
+def test_presets_set_the_runs_settings(tiny_project, tmp_path):
+    """default: train.py's settings, one expert copy, a batch of at most a quarter of the training set (90 clips here:
+    22); published: the published script's; flags given override either."""
+    from dataloader.registry import Registry
+    from engine.config import TRAIN_FIELDS
+
+    registry = Registry.from_config()
+
+    def settings(*extra):
+        opts, _ = sweep.parse_options(["--train_lst", tiny_project["train_lst"], *extra])
+        cfg = sweep.run_config(opts, registry, "tiny-text-UTT", "0", str(tmp_path / "run"))
+        return cfg.lr, cfg.batch_size, cfg.epochs, cfg.patience, cfg.repeat
+
+    default = (TRAIN_FIELDS["lr"].default, 22, TRAIN_FIELDS["epochs"].default, TRAIN_FIELDS["patience"].default, 1)
+    assert settings() == default
+    assert settings("--preset", "published") == (1e-4, 512, 80, TRAIN_FIELDS["patience"].default, 3)
+    assert settings("--preset", "published", "--lr", "2e-3", "--repeat", "2") == (2e-3, 512, 80, TRAIN_FIELDS["patience"].default, 2)
+    assert settings("--batch_size", "64", "--", "--patience", "5") == (TRAIN_FIELDS["lr"].default, 64, TRAIN_FIELDS["epochs"].default, 5, 1)
+    env = {**os.environ, "PRESET": "publishd", "PYTHON": sys.executable}  # PRESET reaches --preset
+    proc = subprocess.run(["bash", "run_eval_unimodal.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--preset" in proc.stderr and "'publishd'" in proc.stderr

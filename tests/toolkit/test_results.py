@@ -24,6 +24,8 @@ def test_table_is_mean_and_std_per_feature_sorted_by_f1(tmp_path):
     assert table["features"].tolist() == ["feat-b", "feat-a"]
     assert table.loc[0, "f1_mean"] == pytest.approx(0.75) and table.loc[0, "f1_std"] == pytest.approx(0.05)
     assert table.loc[0, "modality"] == "V" and table.loc[1, "runs"] == 2 and table.loc[1, "best_epoch"] == 3.5
+    assert table["best_run"].tolist() == [str(tmp_path / "feat-b" / "seed1"), str(tmp_path / "feat-a" / "seed1")]
+    assert table["best_f1"].tolist() == [0.8, 0.6] and not table["best_run_model"].any()  # fake runs hold no best.pth
 
 
 def test_mixed_class_lists_and_empty_roots_are_refused(tmp_path):
