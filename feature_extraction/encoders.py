@@ -22,6 +22,7 @@ import numpy as np
 
 from feature_extraction.base import SAMPLE_RATE, ClipError, Extractor
 from feature_extraction.registry import option, register_extractor
+from toolkit.device import DEVICE_HELP, DEVICES
 from toolkit.errors import UserError, bounded
 
 AUDIO_TYPES = {"hubert", "wav2vec2", "wav2vec2-conformer", "wav2vec2-bert", "wavlm", "data2vec-audio", "unispeech",
@@ -44,12 +45,9 @@ def layers_flag(text):
 
 def local_gpu(gpu, env=os.environ):
     """--gpu, else this process's local rank under torchrun (LOCAL_RANK) or srun (SLURM_LOCALID), else 0."""
-    if gpu is not None:
-        return gpu
-    for name in ("LOCAL_RANK", "SLURM_LOCALID"):
-        if env.get(name, "").isdigit():
-            return int(env[name])
-    return 0
+    from toolkit.distributed import local_rank
+
+    return gpu if gpu is not None else local_rank(env=env)
 
 
 # The flags every Hugging Face encoder takes (one Option object each, shared by the registered encoders).
@@ -59,7 +57,7 @@ ENCODER_OPTIONS = (
            "(default: last4 for audio and text, pooled for visual)"),
     option("--batch_size", type=bounded(int, 1), default=16, help="clips (text, audio_llm, video_llm), pieces (audio), "
            "frames (images) or segments (video) per forward pass"),
-    option("--device", default="auto", help="auto, cpu or cuda"),
+    option("--device", default="auto", choices=DEVICES, help=DEVICE_HELP),
     option("--gpu", type=bounded(int, 0), default=None, help="CUDA device index (default: LOCAL_RANK or SLURM_LOCALID "
            "when set, so torchrun/srun processes take one GPU each, else 0)"),
     option("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],

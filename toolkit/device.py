@@ -2,8 +2,6 @@
 import contextlib
 import os
 
-import torch
-
 from toolkit.errors import UserError
 
 
@@ -24,6 +22,8 @@ def add_device_flags(parser, gpu_default=0, gpu_help=GPU_HELP):
 
 def pick_device(device="auto", gpu=0):
     """'auto' → cuda:<gpu> when CUDA is available, else cpu; 'cuda' without CUDA is a UserError."""
+    import torch
+
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":
@@ -44,12 +44,14 @@ def deterministic(device):
     otherwise. The CPU kernels a run uses here are deterministic already, and the switch would import
     PyTorch's compiler stack (about 70 MB of resident memory and a second of start-up), so it is only set for
     CUDA. ``tests/test_train.py::test_same_seed_same_metrics`` checks two CPU runs."""
+    import torch
+
     if device.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+AMP_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}  # torch dtype names
 
 
 def check_amp(device, amp):
@@ -60,13 +62,17 @@ def check_amp(device, amp):
 
 def autocast(device, amp):
     """The forward pass's precision context: CUDA autocast to bf16/fp16, or nothing with --amp off."""
+    import torch
+
     if amp == "off":
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp])
+    return torch.autocast(device_type=device.type, dtype=getattr(torch, AMP_DTYPES[amp]))
 
 
 def grad_scaler(device, amp):
     """fp16 needs loss scaling against underflowing gradients; with bf16 or off the scaler passes through."""
+    import torch
+
     return torch.amp.GradScaler(device.type, enabled=amp == "fp16")
 
 

@@ -94,10 +94,11 @@ class Dist:
 LOCAL_RANK_VARIABLES = ("LOCAL_RANK", "SLURM_LOCALID")  # torchrun, srun
 
 
-def local_rank(default=0):
+def local_rank(default=0, env=None):
     """This process's GPU index on its node: torchrun's LOCAL_RANK or srun's SLURM_LOCALID, else ``default``."""
+    env = os.environ if env is None else env
     for name in LOCAL_RANK_VARIABLES:
-        value = os.environ.get(name, "")
+        value = env.get(name, "")
         if value.isdigit():
             return int(value)
     return default
