@@ -192,15 +192,16 @@ def _scan(arrays):
 
 
 def _write_cache(cache_file, kind, packed):
-    """The packed feature in the kind's format (``.npy``, ``.npz``, ...) and its checksum sidecar."""
-    with atomic_path(cache_file) as tmp:
-        with open(tmp, "wb") as f:
-            kind.save(f, packed)
+    """The packed feature in the kind's format (``.npy``, ``.npz``, ...) and its checksum sidecar. The sidecar
+    goes first, so a process that finds the cache file (another worker building the same cache) finds its sum."""
     parts = kind.parts(packed)
     meta = {"shape": list(parts[0].shape), "dtype": str(parts[0].dtype), "crc32": _scan(parts)[0]}
     with atomic_path(cache_file + SUM_SUFFIX) as tmp:
         with open(tmp, "w") as f:
             json.dump(meta, f)
+    with atomic_path(cache_file) as tmp:
+        with open(tmp, "wb") as f:
+            kind.save(f, packed)
 
 
 def _load_cache(cache_file, spec, present, dtype, mmap):
