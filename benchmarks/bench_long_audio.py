@@ -12,7 +12,7 @@ Cases (each through the runner, ``feature_extraction.runner.extract``, with ``--
   Before: the whole waveform, every 10 s piece prepared at once (``whole_clip=True``). After: the track
   streamed and, past ``AudioEncoder.LONG_S``, decoded and encoded piece by piece.
 
-Each run is a child process of its own, so its peak resident memory (``ru_maxrss``) is that case's alone; the
+Each run is a child process of its own, so its peak resident memory (VmHWM) is that case's alone; the
 table shows it, the child's resident memory when the extraction began (Python, numpy, torch, the model) and
 the extraction's seconds (the median over ``--repeats`` children). The features of the two paths are then
 compared. The track is a voiced tone whose pitch and loudness drift, with pauses, written 10 s at a time.
@@ -21,7 +21,6 @@ Threads: OMP_NUM_THREADS=1 and one torch thread, as on the 2-core machine the fi
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -59,9 +58,11 @@ def write_track(path, minutes):
     return path
 
 
-def rss_mb():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+def memory_mb(field):
+    """VmRSS (resident now) or VmHWM (peak resident) of this process in MB. Not ``ru_maxrss``: a child made by
+    fork and exec starts with its parent's peak there."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":")) / 1024
 
 
 def build(case, path, model):
@@ -85,13 +86,13 @@ def child(case, path, wav, model, out):
     extractor = build(case, path, model)
     warm_up = write_track(os.path.join(out + "-warm-up", "warm-up.wav"), 0.05)  # load every library first
     extract(extractor, [Clip(name="warm-up", audio=warm_up)], out + "-warm-up", Inputs(), workers=0, progress=False)
-    began_mb = rss_mb()
+    began_mb = memory_mb("VmRSS")
     began = time.perf_counter()
     report = extract(extractor, [Clip(name="track", audio=wav)], out, Inputs(), overwrite=True, workers=0, progress=False)
     seconds = time.perf_counter() - began
     if report.failed:
         raise SystemExit(f"{case} {path}: {report.failed}")
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = memory_mb("VmHWM")
     print(json.dumps({"peak_mb": peak_mb, "began_mb": began_mb, "seconds": seconds, "name": extractor.name}))
 
 
