@@ -21,7 +21,7 @@ import dataclasses
 
 from feature_extraction.base import MODALITIES, SOURCES, Extractor
 from toolkit.errors import UserError, did_you_mean, is_plain_name
-from toolkit.plugins import import_submodules
+from toolkit.plugins import import_submodules, register
 
 EXTRACTORS = {}
 _scanned = False
@@ -73,12 +73,8 @@ def register_extractor(name):
         problems = ([] if is_plain_name(name) else [f"{name!r} is not a plain name"]) + _problems(cls)
         if problems:
             raise TypeError(f"extractor {name!r} ({cls.__qualname__}): {'; '.join(problems)}")
-        previous = EXTRACTORS.get(name)
-        if previous is not None and (previous.__module__, previous.__qualname__) != (cls.__module__, cls.__qualname__):
-            raise ValueError(f"extractor name {name!r} is taken by {previous.__module__}.{previous.__qualname__}")
         cls.registered_name = name
-        EXTRACTORS[name] = cls
-        return cls
+        return register(EXTRACTORS, name, cls, "extractor")
 
     return add
 

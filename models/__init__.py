@@ -16,7 +16,7 @@ import os
 
 from models.config import ExpertConfig, config_fields, make_config
 from toolkit.errors import UserError
-from toolkit.plugins import import_submodules
+from toolkit.plugins import import_submodules, register
 
 MODEL_REGISTRY = {}
 TUNE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model-tune.yaml")
@@ -33,11 +33,7 @@ def register_model(name):
         undocumented = [spec.name for spec in config_fields(config_class) if not spec.metadata.get("help")]
         if undocumented:
             raise TypeError(f"model {name!r}: hyper-parameters {', '.join(undocumented)} need a help line (models.config.hparam)")
-        previous = MODEL_REGISTRY.get(name)
-        if previous is not None and (previous.__module__, previous.__qualname__) != (cls.__module__, cls.__qualname__):
-            raise ValueError(f"model name {name!r} is taken by {previous.__module__}.{previous.__qualname__}")
-        MODEL_REGISTRY[name] = cls
-        return cls
+        return register(MODEL_REGISTRY, name, cls, "model")
 
     return add
 
