@@ -339,6 +339,8 @@ def init_worker(threads):
     each line on at once (a pipe would otherwise hold a worker's progress lines until it exits)."""
     import torch
 
+    import engine  # noqa: F401 - loaded once per worker, before its first run
+
     line_buffered()
     torch.set_num_threads(threads)
 
@@ -365,7 +367,7 @@ def build_parser():
     p.add_argument("--keep", choices=("best", "all", "none"), default="best",
                    help="checkpoints (best.pth) kept: of each feature's best seed, of every run, or none")
     p.add_argument("--force", action="store_true", help="retrain runs that already have a summary.json")
-    p.add_argument("--progress_every", type=bounded(float, 0), default=20.0,
+    p.add_argument("--progress_every", type=bounded(float, 0), default=15.0,
                    help="seconds between the progress lines of a run still training (0: only a line per finished run)")
     p.add_argument("train_args", nargs="*", help="extra train.py flags, after --")
     return p
@@ -382,11 +384,8 @@ def parse_options(argv):
     return opts, registry
 
 
-@cli
-def main(argv=None):
-    line_buffered()
-    opts, registry = parse_options(argv)
-    plan = plan_runs(opts, registry)
+def runs_to_train(opts, registry, plan):
+    """The tasks of ``plan`` not finished with these settings (all with --force); says what is done and what is stale."""
     todo, stale = [], []
     for feature, seed, run_dir in plan:
         changes = None if opts.force else changed_settings(opts, registry, feature, seed, run_dir)
@@ -402,25 +401,38 @@ def main(argv=None):
         shown = ", ".join(f"{key} {old!r} -> {new!r}" for key, old, new in changes[:3])
         print(f"{len(stale)} finished runs were trained with other settings and are trained again "
               f"(first: {feature} {opts.dataset_prefix}{seed}: {shown})")
-    progress = Progress(todo, {} if opts.no_estimate else print_estimates(opts, registry, todo), opts.jobs)
-    start = time.time()
-    if opts.jobs > 1:
+    return todo
+
+
+def train_all(opts, todo, pool, progress):
+    """Train ``todo`` (in ``pool``'s workers, or here), a line per finished run; the first failure stops the sweep."""
+    results = pool.imap_unordered(run_one, todo) if pool is not None else map(run_one, todo)
+    for done, (feature, seed, f1, seconds, error) in enumerate(results, 1):
+        if error:
+            print(f"error: sweep stopped: {feature} {opts.dataset_prefix}{seed} failed: {error}\n"
+                  f"finished runs are kept; fix the problem and rerun the same command to resume", file=sys.stderr)
+            sys.exit(1)
+        progress.finished(feature, seconds)
+        eta = f"; about {duration(progress.eta())} left" if done < len(todo) else ""
+        print(f"[{done}/{len(todo)}] {feature} {opts.dataset_prefix}{seed}: f-score {f1:.4f} ({seconds:.1f}s){eta}", flush=True)
+
+
+@cli
+def main(argv=None):
+    line_buffered()
+    opts, registry = parse_options(argv)
+    plan = plan_runs(opts, registry)
+    todo = runs_to_train(opts, registry, plan)
+    pool = None
+    if opts.jobs > 1 and todo:  # started first: the workers load torch while the estimate is measured
         import multiprocessing
 
         threads = max(1, (os.cpu_count() or 1) // opts.jobs)
         pool = multiprocessing.get_context("spawn").Pool(opts.jobs, initializer=init_worker, initargs=(threads,))
-        results = pool.imap_unordered(run_one, todo)
-    else:
-        pool, results = None, map(run_one, todo)
     try:
-        for done, (feature, seed, f1, seconds, error) in enumerate(results, 1):
-            if error:
-                print(f"error: sweep stopped: {feature} {opts.dataset_prefix}{seed} failed: {error}\n"
-                      f"finished runs are kept; fix the problem and rerun the same command to resume", file=sys.stderr)
-                sys.exit(1)
-            progress.finished(feature, seconds)
-            eta = f"; about {duration(progress.eta())} left" if done < len(todo) else ""
-            print(f"[{done}/{len(todo)}] {feature} {opts.dataset_prefix}{seed}: f-score {f1:.4f} ({seconds:.1f}s){eta}", flush=True)
+        progress = Progress(todo, {} if opts.no_estimate else print_estimates(opts, registry, todo), opts.jobs)
+        start = time.time()
+        train_all(opts, todo, pool, progress)
         if pool is not None:  # workers that exit normally release their semaphores (tqdm's lock); killed ones leak them
             pool.close()
             pool.join()
