@@ -143,7 +143,10 @@ def flat_settings(cfg):
 
 class Heartbeat:
     """An epoch callback that prints one line about a long run every ``every`` seconds (epoch, best F1 so far),
-    so a sweep of slow runs is never silent; in a worker process the line goes to the shared stdout."""
+    and one after the first epoch of a process's first run (training has started; the epoch's time), so a sweep
+    of slow runs is never silent; in a worker process the line goes to the shared stdout."""
+
+    started = False  # per process: whether its first run has reported its first epoch
 
     def __init__(self, label, epochs, every):
         self.label, self.epochs, self.every = label, epochs, every
@@ -151,10 +154,12 @@ class Heartbeat:
 
     def __call__(self, end):
         now = time.time()
-        if self.every and now - self.last >= self.every:
+        first = self.every and not Heartbeat.started
+        if first or (self.every and now - self.last >= self.every):
+            Heartbeat.started = True
             self.last = now
-            print(f"  ... {self.label}: epoch {end.epoch}/{self.epochs}, best f-score {end.best_f1:.4f} at epoch {end.best_epoch} "
-                  f"({now - self.start:.0f}s)", flush=True)
+            print(f"  ... {self.label}: epoch {end.epoch}/{self.epochs} ({end.seconds:.2f}s each), best f-score {end.best_f1:.4f} "
+                  f"at epoch {end.best_epoch} ({now - self.start:.0f}s)", flush=True)
 
 
 def run_one(task, **changes):
@@ -254,7 +259,7 @@ def probe_seconds_per_epoch(opts, registry, feature, seed, n_train, n_valid):
 
     step()  # warm-up
     times = []
-    for _ in range(3):
+    for _ in range(2):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
@@ -404,9 +409,8 @@ def runs_to_train(opts, registry, plan):
     return todo
 
 
-def train_all(opts, todo, pool, progress):
-    """Train ``todo`` (in ``pool``'s workers, or here), a line per finished run; the first failure stops the sweep."""
-    results = pool.imap_unordered(run_one, todo) if pool is not None else map(run_one, todo)
+def report_runs(opts, todo, results, progress):
+    """A line per finished run of ``results`` (run_one's answers for ``todo``); the first failure stops the sweep."""
     for done, (feature, seed, f1, seconds, error) in enumerate(results, 1):
         if error:
             print(f"error: sweep stopped: {feature} {opts.dataset_prefix}{seed} failed: {error}\n"
@@ -423,16 +427,16 @@ def main(argv=None):
     opts, registry = parse_options(argv)
     plan = plan_runs(opts, registry)
     todo = runs_to_train(opts, registry, plan)
-    pool = None
-    if opts.jobs > 1 and todo:  # started first: the workers load torch while the estimate is measured
+    pool, start = None, time.time()
+    if opts.jobs > 1 and todo:  # the workers start training while the estimate is measured
         import multiprocessing
 
         threads = max(1, (os.cpu_count() or 1) // opts.jobs)
         pool = multiprocessing.get_context("spawn").Pool(opts.jobs, initializer=init_worker, initargs=(threads,))
     try:
+        results = pool.imap_unordered(run_one, todo) if pool is not None else map(run_one, todo)
         progress = Progress(todo, {} if opts.no_estimate else print_estimates(opts, registry, todo), opts.jobs)
-        start = time.time()
-        train_all(opts, todo, pool, progress)
+        report_runs(opts, todo, results, progress)
         if pool is not None:  # workers that exit normally release their semaphores (tqdm's lock); killed ones leak them
             pool.close()
             pool.join()
