@@ -181,7 +181,7 @@ def run_one(task, **changes):
 
 
 def keep_models(opts, registry, plan, trained):
-    """KEEP=best: each feature's best run (highest F1; the first seed on a tie) keeps its checkpoint; those of
+    """KEEP=best: each feature's best run (highest F1; on a tie the first run dir by name) keeps its checkpoint; those of
     the feature's other runs that this sweep trained (``trained``: their run dirs) are removed. A best run
     without a checkpoint (trained before the sweep kept models) is trained again to write one: same seed, same
     F1. KEEP=all keeps every run's checkpoint, KEEP=none writes none."""
@@ -322,9 +322,10 @@ class Progress:
 
         if feature in self.measured:
             return statistics.fmean(self.measured[feature])
-        ratios = [statistics.fmean(t) / self.estimates[f] for f, t in self.measured.items() if self.estimates.get(f)]
-        if feature in self.estimates and ratios:
-            return self.estimates[feature] * statistics.median(ratios)
+        probed = [f for f in self.measured if self.estimates.get(f)]
+        if feature in self.estimates and probed:  # how far off the probe was, over every probed feature's runs
+            ratio = sum(statistics.fmean(self.measured[f]) for f in probed) / sum(self.estimates[f] for f in probed)
+            return self.estimates[feature] * ratio
         return statistics.fmean(t for times in self.measured.values() for t in times)
 
     def eta(self):

@@ -246,3 +246,11 @@ def test_heartbeat_speaks_after_the_first_epoch_of_a_process_then_every_interval
     monkeypatch.setattr(sweep.Heartbeat, "started", False)
     sweep.Heartbeat("c seed0", 100, every=0)(end(1))  # 0: only a line per finished run
     assert capsys.readouterr().out == ""
+
+
+def test_eta_scales_the_probe_by_how_far_off_it_was_over_all_measured_features():
+    todo = [(None, None, feature, "0", None) for feature in ("a", "b", "c")]
+    progress = sweep.Progress(todo, {"a": 1.0, "b": 9.0, "c": 10.0}, jobs=1)
+    progress.finished("a", 5.0)  # a small feature: its fixed costs make the probe 5x low
+    progress.finished("b", 15.0)
+    assert progress.eta() == pytest.approx(10.0 * (5.0 + 15.0) / (1.0 + 9.0))
