@@ -5,7 +5,7 @@
     python train.py --config saved/select/selected.yaml --folds 3 --save_model         # train the selected set
 
 Each step adds the feature that raises the fold-mean validation weighted F1 most; the selection stops when no
-feature raises it by more than the fold spread. Flags after -- go to train.py for every candidate.
+feature raises it by more than the spread of that gain over the folds. Flags after -- go to train.py for every candidate.
 """
 from toolkit.errors import cli
 

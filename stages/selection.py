@@ -4,8 +4,10 @@ the sweep's per-modality top-n (``train.py --feat_topn N``), which ranks feature
 Starting from no feature, each step trains the current set plus each remaining candidate on every fold (the
 fused model with train.py's settings; flags after ``--`` change them, as for train.py) and keeps the candidate
 whose set has the highest fold-mean validation weighted F1. It stops when no candidate raises that mean by more
-than the fold spread (the population std of the current set's fold F1s: a gain the folds disagree about is not
-taken), or at --max_features. Outputs in --out: selection.json (every step: each candidate's fold F1s, the gain,
+than the fold spread of the gain (the population std over folds of the best candidate's F1 minus the current
+set's, both on the same validation clips: a gain the folds disagree about is not taken), or at --max_features.
+Each step also records the spread of the current set's own fold F1s, a stricter rule (folds of unequal
+difficulty widen it) that stopped after one feature on small folds. Outputs in --out: selection.json (every step: each candidate's fold F1s, the gain,
 the spread, why it stopped) and selected.yaml (``feat: [...]``, for ``train.py --config``).
 """
 import dataclasses
@@ -68,10 +70,12 @@ def greedy_select(base, candidates, folds, registry, max_features=None, say=prin
                 f"{statistics.pstdev(tried[feature]):.4f} ({time.time() - start:.1f}s)", flush=True)
         best = max(tried, key=lambda f: (statistics.fmean(tried[f]), -candidates.index(f)))
         current = statistics.fmean(chosen_f1) if chosen_f1 else 0.0
-        gain, spread = statistics.fmean(tried[best]) - current, statistics.pstdev(chosen_f1) if chosen_f1 else 0.0
-        steps.append({"candidates": tried, "best": best, "gain": gain, "spread": spread, "added": gain > spread})
+        gains = [new - old for new, old in zip(tried[best], chosen_f1)] if chosen_f1 else tried[best]
+        gain, spread = statistics.fmean(tried[best]) - current, statistics.pstdev(gains) if chosen_f1 else 0.0
+        steps.append({"candidates": tried, "best": best, "gain": gain, "spread": spread, "added": gain > spread,
+                      "current_spread": statistics.pstdev(chosen_f1) if chosen_f1 else 0.0})
         if gain <= spread:
-            stop = f"adding {best} raises the fold-mean F1 by {gain:+.4f}, not more than the fold spread {spread:.4f}"
+            stop = f"adding {best} raises the fold-mean F1 by {gain:+.4f}, not more than its fold spread {spread:.4f}"
             say(f"stop: {stop}", flush=True)
             return Selection(chosen, chosen_f1, steps, stop)
         chosen, chosen_f1 = chosen + [best], tried[best]

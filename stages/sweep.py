@@ -143,7 +143,10 @@ def flat_settings(cfg):
 
 class Heartbeat:
     """An epoch callback that prints one line about a long run every ``every`` seconds (epoch, best F1 so far),
-    so a sweep of slow runs is never silent; in a worker process the line goes to the shared stdout."""
+    and one after the first epoch of a process's first run (training has started; the epoch's time), so a sweep
+    of slow runs is never silent; in a worker process the line goes to the shared stdout."""
+
+    started = False  # per process: whether its first run has reported its first epoch
 
     def __init__(self, label, epochs, every):
         self.label, self.epochs, self.every = label, epochs, every
@@ -151,10 +154,12 @@ class Heartbeat:
 
     def __call__(self, end):
         now = time.time()
-        if self.every and now - self.last >= self.every:
+        first = self.every and not Heartbeat.started
+        if first or (self.every and now - self.last >= self.every):
+            Heartbeat.started = True
             self.last = now
-            print(f"  ... {self.label}: epoch {end.epoch}/{self.epochs}, best f-score {end.best_f1:.4f} at epoch {end.best_epoch} "
-                  f"({now - self.start:.0f}s)", flush=True)
+            print(f"  ... {self.label}: epoch {end.epoch}/{self.epochs} ({end.seconds:.2f}s each), best f-score {end.best_f1:.4f} "
+                  f"at epoch {end.best_epoch} ({now - self.start:.0f}s)", flush=True)
 
 
 def run_one(task, **changes):
@@ -176,7 +181,7 @@ def run_one(task, **changes):
 
 
 def keep_models(opts, registry, plan, trained):
-    """KEEP=best: each feature's best run (highest F1; the first seed on a tie) keeps its checkpoint; those of
+    """KEEP=best: each feature's best run (highest F1; on a tie the first run dir by name) keeps its checkpoint; those of
     the feature's other runs that this sweep trained (``trained``: their run dirs) are removed. A best run
     without a checkpoint (trained before the sweep kept models) is trained again to write one: same seed, same
     F1. KEEP=all keeps every run's checkpoint, KEEP=none writes none."""
@@ -254,7 +259,7 @@ def probe_seconds_per_epoch(opts, registry, feature, seed, n_train, n_valid):
 
     step()  # warm-up
     times = []
-    for _ in range(3):
+    for _ in range(2):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
@@ -317,9 +322,10 @@ class Progress:
 
         if feature in self.measured:
             return statistics.fmean(self.measured[feature])
-        ratios = [statistics.fmean(t) / self.estimates[f] for f, t in self.measured.items() if self.estimates.get(f)]
-        if feature in self.estimates and ratios:
-            return self.estimates[feature] * statistics.median(ratios)
+        probed = [f for f in self.measured if self.estimates.get(f)]
+        if feature in self.estimates and probed:  # how far off the probe was, over every probed feature's runs
+            ratio = sum(statistics.fmean(self.measured[f]) for f in probed) / sum(self.estimates[f] for f in probed)
+            return self.estimates[feature] * ratio
         return statistics.fmean(t for times in self.measured.values() for t in times)
 
     def eta(self):
@@ -338,6 +344,8 @@ def init_worker(threads):
     """Worker set-up: its share of the cores (the registry travels with each task), and a stdout that passes
     each line on at once (a pipe would otherwise hold a worker's progress lines until it exits)."""
     import torch
+
+    import engine  # noqa: F401 - loaded once per worker, before its first run
 
     line_buffered()
     torch.set_num_threads(threads)
@@ -365,7 +373,7 @@ def build_parser():
     p.add_argument("--keep", choices=("best", "all", "none"), default="best",
                    help="checkpoints (best.pth) kept: of each feature's best seed, of every run, or none")
     p.add_argument("--force", action="store_true", help="retrain runs that already have a summary.json")
-    p.add_argument("--progress_every", type=bounded(float, 0), default=20.0,
+    p.add_argument("--progress_every", type=bounded(float, 0), default=15.0,
                    help="seconds between the progress lines of a run still training (0: only a line per finished run)")
     p.add_argument("train_args", nargs="*", help="extra train.py flags, after --")
     return p
@@ -382,11 +390,8 @@ def parse_options(argv):
     return opts, registry
 
 
-@cli
-def main(argv=None):
-    line_buffered()
-    opts, registry = parse_options(argv)
-    plan = plan_runs(opts, registry)
+def runs_to_train(opts, registry, plan):
+    """The tasks of ``plan`` not finished with these settings (all with --force); says what is done and what is stale."""
     todo, stale = [], []
     for feature, seed, run_dir in plan:
         changes = None if opts.force else changed_settings(opts, registry, feature, seed, run_dir)
@@ -402,25 +407,37 @@ def main(argv=None):
         shown = ", ".join(f"{key} {old!r} -> {new!r}" for key, old, new in changes[:3])
         print(f"{len(stale)} finished runs were trained with other settings and are trained again "
               f"(first: {feature} {opts.dataset_prefix}{seed}: {shown})")
-    progress = Progress(todo, {} if opts.no_estimate else print_estimates(opts, registry, todo), opts.jobs)
-    start = time.time()
-    if opts.jobs > 1:
+    return todo
+
+
+def report_runs(opts, todo, results, progress):
+    """A line per finished run of ``results`` (run_one's answers for ``todo``); the first failure stops the sweep."""
+    for done, (feature, seed, f1, seconds, error) in enumerate(results, 1):
+        if error:
+            print(f"error: sweep stopped: {feature} {opts.dataset_prefix}{seed} failed: {error}\n"
+                  f"finished runs are kept; fix the problem and rerun the same command to resume", file=sys.stderr)
+            sys.exit(1)
+        progress.finished(feature, seconds)
+        eta = f"; about {duration(progress.eta())} left" if done < len(todo) else ""
+        print(f"[{done}/{len(todo)}] {feature} {opts.dataset_prefix}{seed}: f-score {f1:.4f} ({seconds:.1f}s){eta}", flush=True)
+
+
+@cli
+def main(argv=None):
+    line_buffered()
+    opts, registry = parse_options(argv)
+    plan = plan_runs(opts, registry)
+    todo = runs_to_train(opts, registry, plan)
+    pool, start = None, time.time()
+    if opts.jobs > 1 and todo:  # the workers start training while the estimate is measured
         import multiprocessing
 
         threads = max(1, (os.cpu_count() or 1) // opts.jobs)
         pool = multiprocessing.get_context("spawn").Pool(opts.jobs, initializer=init_worker, initargs=(threads,))
-        results = pool.imap_unordered(run_one, todo)
-    else:
-        pool, results = None, map(run_one, todo)
     try:
-        for done, (feature, seed, f1, seconds, error) in enumerate(results, 1):
-            if error:
-                print(f"error: sweep stopped: {feature} {opts.dataset_prefix}{seed} failed: {error}\n"
-                      f"finished runs are kept; fix the problem and rerun the same command to resume", file=sys.stderr)
-                sys.exit(1)
-            progress.finished(feature, seconds)
-            eta = f"; about {duration(progress.eta())} left" if done < len(todo) else ""
-            print(f"[{done}/{len(todo)}] {feature} {opts.dataset_prefix}{seed}: f-score {f1:.4f} ({seconds:.1f}s){eta}", flush=True)
+        results = pool.imap_unordered(run_one, todo) if pool is not None else map(run_one, todo)
+        progress = Progress(todo, {} if opts.no_estimate else print_estimates(opts, registry, todo), opts.jobs)
+        report_runs(opts, todo, results, progress)
         if pool is not None:  # workers that exit normally release their semaphores (tqdm's lock); killed ones leak them
             pool.close()
             pool.join()

@@ -25,7 +25,7 @@ def select_argv(project, tmp_path, *extra):
             "--train_lst", project["train_lst"], "--cache_dir", str(tmp_path / "cache"), "--epochs", "4", "--lr", "1e-2"]
 
 
-def test_greedy_selection_adds_the_best_feature_while_it_beats_the_fold_spread(tiny_project, tmp_path, capsys):
+def test_greedy_selection_adds_the_best_feature_while_its_gain_beats_the_fold_spread(tiny_project, tmp_path, capsys):
     write_folds(tiny_project)
     selection = select_features.main(select_argv(tiny_project, tmp_path))
     out = capsys.readouterr().out
@@ -36,7 +36,8 @@ def test_greedy_selection_adds_the_best_feature_while_it_beats_the_fold_spread(t
         means = {f: statistics.fmean(scores) for f, scores in step["candidates"].items()}
         assert set(means) == set(TINY_FEATURES) - set(chosen) and means[step["best"]] == max(means.values())
         gain = means[step["best"]] - (statistics.fmean(previous) if previous else 0.0)
-        spread = statistics.pstdev(previous) if previous else 0.0
+        spread = statistics.pstdev([a - b for a, b in zip(step["candidates"][step["best"]], previous)]) if previous else 0.0
+        assert step["current_spread"] == pytest.approx(statistics.pstdev(previous) if previous else 0.0)
         assert step["gain"] == pytest.approx(gain) and step["spread"] == pytest.approx(spread) and step["added"] == (gain > spread)
         if step["added"]:
             chosen, previous = chosen + [step["best"]], step["candidates"][step["best"]]

@@ -163,7 +163,9 @@ def test_parallel_sweep_talks_while_it_runs(tiny_project, tmp_path):
     # seed by seed: the runs are handed out seed0 first, so the two workers' first runs, which end first, are seed0's
     # (the third to end may be a seed1 run that a worker took while the other still trained its seed0 run)
     assert [line.split()[2] for line in finished[:2]] == ["seed0:"] * 2
-    assert any(line.startswith("  ... tiny-") and "epoch 2/4, best f-score" in line for line in lines)
+    progress = [line for line in lines if line.startswith("  ... tiny-")]
+    assert sum("epoch 1/4 (" in line for line in progress) >= 2  # each worker's first run, after its first epoch
+    assert any("epoch 2/4 (" in line and "s each), best f-score" in line for line in progress)
 
 
 def two_seeds(project):
@@ -233,3 +235,24 @@ def test_presets_set_the_runs_settings(tiny_project, tmp_path):
     env = {**os.environ, "PRESET": "publishd", "PYTHON": sys.executable}  # PRESET reaches --preset
     proc = subprocess.run(["bash", "run_eval_unimodal.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--preset" in proc.stderr and "'publishd'" in proc.stderr
+
+
+def test_heartbeat_speaks_after_the_first_epoch_of_a_process_then_every_interval(monkeypatch, capsys):
+    from engine import EpochEnd
+
+    monkeypatch.setattr(sweep.Heartbeat, "started", False)
+    end = lambda epoch: EpochEnd(epoch, 1.0, 1.0, 0.5, 0.4, 0.25, 1, 0.4)  # noqa: E731
+    first, second = sweep.Heartbeat("a seed0", 100, every=1000), sweep.Heartbeat("b seed0", 100, every=1000)
+    first(end(1)), first(end(2)), second(end(1))
+    assert capsys.readouterr().out.splitlines() == ["  ... a seed0: epoch 1/100 (0.25s each), best f-score 0.4000 at epoch 1 (0s)"]
+    monkeypatch.setattr(sweep.Heartbeat, "started", False)
+    sweep.Heartbeat("c seed0", 100, every=0)(end(1))  # 0: only a line per finished run
+    assert capsys.readouterr().out == ""
+
+
+def test_eta_scales_the_probe_by_how_far_off_it_was_over_all_measured_features():
+    todo = [(None, None, feature, "0", None) for feature in ("a", "b", "c")]
+    progress = sweep.Progress(todo, {"a": 1.0, "b": 9.0, "c": 10.0}, jobs=1)
+    progress.finished("a", 5.0)  # a small feature: its fixed costs make the probe 5x low
+    progress.finished("b", 15.0)
+    assert progress.eta() == pytest.approx(10.0 * (5.0 + 15.0) / (1.0 + 9.0))
