@@ -8,11 +8,12 @@ batch's longest clip (at most ``max_frames``; longer clips are sampled uniformly
 every clip has every feature, else ``{name: (B,) bool}``.
 """
 import dataclasses
+import sys
 
 import numpy as np
 import torch
 
-from dataloader.feature_store import feature_of, load_store
+from dataloader.feature_store import feature_of, featureless, load_store
 from dataloader.kinds import kind_of_packed
 from dataloader.packed import Frames, FrameTensor, MappedFeature  # noqa: F401 - re-exported
 from toolkit.errors import UserError
@@ -144,6 +145,26 @@ def build_sample_set(info, classes, feats, rows, split_path="<split>", set_key=T
     )
 
 
+def without_clips(info, dropped, split_path, set_key):
+    """A split section without the clips in ``dropped`` (every per-clip column cut alike), with a note."""
+    keep = [i for i, name in enumerate(info["names"]) if name not in dropped]
+    n = len(info["names"])
+    if len(keep) < n:
+        shown = ", ".join([name for name in info["names"] if name in dropped][:3])
+        which = "training" if set_key == TRAIN_KEY else "validation"
+        print(f"note: {split_path}: {n - len(keep)} of {n} {which} clips have no file for any of the run's features "
+              f"and are left out (first: {shown}); the {which} figures are over the other {len(keep)}",
+              file=sys.stderr, flush=True)
+    if not keep:
+        raise UserError(f"split file {split_path}: no {set_key.split('_')[0]} clip has a file for any of the run's features; "
+                        "extract them or choose other features")
+    return {key: [value[i] for i in keep] if is_per_clip(value, n) else value for key, value in info.items()}
+
+
+def is_per_clip(value, n):
+    return value is not None and not isinstance(value, (str, bytes, dict)) and hasattr(value, "__len__") and len(value) == n
+
+
 def load_split_sets(split_path, specs, classes, device, cache_dir=None, experts=None, pseudo_weight=1.0, allow_missing=False,
                     cache_dtype="float32", mmap=False):
     """(train SampleSet, valid SampleSet) of a split dict file, features loaded once onto ``device``
@@ -151,7 +172,9 @@ def load_split_sets(split_path, specs, classes, device, cache_dir=None, experts=
 
     ``experts`` (keys from ``expert_names``) adds aliases so repeated experts share one tensor.
     ``allow_missing``: clips may lack some feature files (see ``load_store``); the sets then carry a
-    presence mask, and a feature that no training clip has is a UserError."""
+    presence mask, and a feature that no training clip has is a UserError. A clip with no file for any of
+    the features has nothing to learn or predict from: it is left out of its set, with a note that counts them
+    (a single-feature run of the sweep on a feature that some clips lack is trained and scored on the rest)."""
     split = load_split(split_path)
     train_info, valid_info = split[TRAIN_KEY], split[VALID_KEY]
     names = list(train_info["names"]) + list(valid_info["names"])
@@ -163,7 +186,12 @@ def load_split_sets(split_path, specs, classes, device, cache_dir=None, experts=
         if info.get("probs") is not None:
             labels = encode_labels(info["emos"], classes, split_path, key, info["names"])
             soft_targets(info["probs"], np.asarray(labels), len(classes), split_path, key, info["names"])
-    store = load_store(specs, names, cache_dir, allow_missing, cache_dtype, mmap)
+    store = load_store(specs, names, cache_dir, allow_missing, cache_dtype, mmap, keep_featureless=True)
+    dropped = set(featureless(store)) if allow_missing else set()
+    if dropped:
+        train_info, valid_info = (without_clips(info, dropped, split_path, key) for key, info in
+                                  ((TRAIN_KEY, train_info), (VALID_KEY, valid_info)))
+        store = dataclasses.replace(store, rows=store.rows[[i for i, name in enumerate(names) if name not in dropped]])
     rows = store.rows
     kinds = {spec.name: spec.kind for spec in specs}
     feats = {name: kinds[name].to_device(arr, device) for name, arr in store.arrays.items()}

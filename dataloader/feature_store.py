@@ -270,24 +270,31 @@ class Store:
         return {name: int((~p[rows]).sum()) for name, p in self.present.items()}
 
 
-def load_store(specs, names, cache_dir=None, allow_missing=False, dtype="float32", mmap=False):
+def featureless(store):
+    """The names (of ``store.samples``) that have no file for any of the store's features."""
+    if not store.present:
+        return []
+    return [store.samples[i] for i in np.flatnonzero(~np.any(np.stack(list(store.present.values())), axis=0))]
+
+
+def load_store(specs, names, cache_dir=None, allow_missing=False, dtype="float32", mmap=False, keep_featureless=False):
     """Load every feature for ``names`` once (see ``Store``; ``dtype`` and ``mmap`` as in ``load_feature``).
 
     With ``allow_missing`` a clip may lack some features' files, but a clip that lacks every requested
-    feature is a UserError naming it."""
+    feature is a UserError naming it, unless ``keep_featureless`` (the caller then leaves such clips out,
+    see ``featureless``)."""
     samples = sorted(set(names))
     row = {name: i for i, name in enumerate(samples)}
     rows = np.fromiter((row[n] for n in names), dtype=np.int64, count=len(names))
     arrays, present = {}, {}
     for spec in specs:
         arrays[spec.name], present[spec.name] = load_feature(spec, samples, cache_dir, allow_missing, dtype, mmap)
-    if allow_missing and specs:
-        none = np.flatnonzero(~np.any(np.stack(list(present.values())), axis=0))
-        if len(none):
-            shown = ", ".join(samples[i] for i in none[:5])
-            raise UserError(f"{len(none)} clips have no file for any of the features {', '.join(s.name for s in specs)} "
-                            f"(first: {shown}); extract at least one feature for them or remove them from the list")
-    return Store(arrays, rows, present, samples)
+    store = Store(arrays, rows, present, samples)
+    none = featureless(store) if allow_missing and not keep_featureless else []
+    if none:
+        raise UserError(f"{len(none)} clips have no file for any of the features {', '.join(s.name for s in specs)} "
+                        f"(first: {', '.join(none[:5])}); extract at least one feature for them or remove them from the list")
+    return store
 
 
 def load_features(specs, names, cache_dir=None):

@@ -35,6 +35,26 @@ KNOWN_SHOWN = 20  # known feature names listed after an unknown one
 DEFAULT_PATHS = {"PATH_TO_TRAIN_LST": "train_lst", "PATH_TO_CACHE": "cache", "PATH_TO_SAVED": "saved"}
 
 
+def relative_to(config_path):
+    """How a relative path in the file at ``config_path`` is read: against that file's folder. The project's
+    config.py keeps its paths as written (they are resolved against the project root, its folder, where used),
+    so what runs record stays relative; another file (``$MER_CONFIG``) gets absolute paths, so its splits,
+    cache and runs never land in the project's folders."""
+    folder = os.path.dirname(os.path.abspath(config_path))
+    if os.path.samefile(folder, PROJECT_ROOT):
+        return lambda value: value
+    return lambda value: os.path.join(folder, value) if isinstance(value, str) and not os.path.isabs(value) else value
+
+
+def local_entries(entries, local):
+    """A feature dict ``{name: [dim, folder, ...]}`` with its folders read by ``local`` (anything malformed is left
+    as it is for the registry's checks to name)."""
+    if not isinstance(entries, dict):
+        return entries
+    return {name: [entry[0], local(entry[1]), *entry[2:]] if isinstance(entry, (list, tuple)) and len(entry) >= 2 else entry
+            for name, entry in entries.items()}
+
+
 @dataclasses.dataclass(frozen=True)
 class Registry:
     """Registered features ({name: FeatureSpec}), where each came from, class lists and default paths."""
@@ -61,13 +81,13 @@ class Registry:
             raise UserError(f"{path} line {err.lineno}: {err.msg}; fix the Python syntax of the feature dicts") from None
         except Exception as err:  # noqa: BLE001 - any failure of the user's file is theirs to fix
             raise UserError(f"{path} fails when read ({type(err).__name__}: {err}); fix it") from None
-        where = os.path.basename(path)
-        registry = cls.from_dicts(**{m: values.get(d, {}) for m, d in MODALITY_DICTS.items()},
-                                  emo_rules=values.get("EMO_RULE"), default_features=values.get("DEFAULT_FEATURES", ()),
-                                  where=where, **{k: values.get(v, DEFAULT_PATHS[v]) for k, v in
+        where, local = os.path.basename(path), relative_to(path)
+        dicts = {m: local_entries(values.get(d, {}), local) for m, d in MODALITY_DICTS.items()}
+        registry = cls.from_dicts(**dicts, emo_rules=values.get("EMO_RULE"), default_features=values.get("DEFAULT_FEATURES", ()),
+                                  where=where, **{k: local(values.get(v, DEFAULT_PATHS[v])) for k, v in
                                                   (("train_lst", "PATH_TO_TRAIN_LST"), ("cache_dir", "PATH_TO_CACHE"),
                                                    ("save_root", "PATH_TO_SAVED"))})
-        for manifest in [*values.get("FEATURE_MANIFESTS", []), *manifests]:
+        for manifest in [*map(local, values.get("FEATURE_MANIFESTS", [])), *manifests]:
             registry = registry.with_manifest(manifest)
         return registry
 

@@ -1,5 +1,6 @@
 """train.py / test.py with frame-level experts and clips that miss feature files (--allow_missing)."""
 import os
+import re
 
 import numpy as np
 
@@ -79,10 +80,26 @@ def test_run_without_allow_missing_refuses_missing_files_at_prediction(tiny_proj
         predict(model, meta, tiny_project["names"], "cpu", Registry.from_config(), cache_dir="none")
 
 
-def test_clip_missing_every_feature_is_an_error(tiny_project):
+def test_clip_missing_every_feature_is_left_out_with_a_note(tiny_project, tmp_path, capfd):
+    """Nothing to learn or predict from: the clip leaves its set (a unimodal sweep run of a feature that some clips
+    lack trains and scores on the rest); without --allow_missing it stays an error."""
     for feat in tiny_project["folders"]:
         delete(tiny_project, feat, ["clip_0050"])
-    with pytest.raises(UserError, match=r"1 clips have no file for any of the features .*\(first: clip_0050\)"):
+    with pytest.raises(UserError, match=r"clip_0050.*--allow_missing"):
+        run_train(tiny_project, "--epochs", "1")
+    run_train(tiny_project, "--epochs", "1", "--allow_missing")
+    err = capfd.readouterr().err
+    assert re.search(r"note: \S+: 1 of \d+ (training|validation) clips have no file for any of the run's features "
+                     r"and are left out \(first: clip_0050\)", err), err
+    results = np.load(os.path.join(tmp_path / "run", "best_valid_results.npy"), allow_pickle=True).item()
+    assert "clip_0050" not in results["eval_names"] and len(results["eval_names"]) > 0
+
+
+def test_split_whose_validation_clips_all_lack_files_is_an_error(tiny_project):
+    split = np.load(os.path.join(tiny_project["train_lst"], "seed0.npy"), allow_pickle=True).item()
+    for feat in tiny_project["folders"]:
+        delete(tiny_project, feat, list(split["valid_info"]["names"]))
+    with pytest.raises(UserError, match=r"no valid clip has a file for any of the run's features"):
         run_train(tiny_project, "--epochs", "1", "--allow_missing")
 
 

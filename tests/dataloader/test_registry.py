@@ -114,3 +114,19 @@ def test_bad_manifests_are_one_line(tmp_path):
     path.write_text(yaml.safe_dump({"features": {"a-FRM": {"dim": 3, "modality": "video", "level": "frm", "folder": "a"}}}))
     spec = read_manifest(str(path))["a-FRM"]
     assert (spec.dim, spec.level, spec.folder) == (3, "frm", os.path.join(str(tmp_path), "a"))
+
+
+def test_another_config_file_reads_its_relative_paths_against_its_own_folder(tmp_path):
+    """One config file per data set (MER_CONFIG): its splits, cache, runs and folders stay beside it, never in the
+    project's train_lst/ or saved/; the project's own config.py keeps its paths relative."""
+    feature_tree(tmp_path / "features", ["lab-a-UTT"])
+    manifest_root = feature_tree(tmp_path / "more", ["lab-b-UTT"])
+    check_feat_dim.main(["--root", manifest_root, "--manifest", "--modality", "lab-b-UTT=A"])
+    (tmp_path / "mine.py").write_text('FEAT_VIDEO_DICT = {"lab-a-UTT": [4, "features/lab-a-UTT"]}\n'
+                                      'FEATURE_MANIFESTS = ["more/features.yaml"]\nPATH_TO_TRAIN_LST = "splits"\n')
+    registry = Registry.from_config(str(tmp_path / "mine.py"))
+    assert registry.features["lab-a-UTT"].folder == str(tmp_path / "features" / "lab-a-UTT")
+    assert registry.features["lab-b-UTT"].folder == str(tmp_path / "more" / "lab-b-UTT")
+    assert (registry.train_lst, registry.cache_dir, registry.save_root) == tuple(
+        str(tmp_path / name) for name in ("splits", "cache", "saved"))
+    assert Registry.from_config().train_lst == "train_lst"

@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tests.conftest import REPO, TINY_FEATURES, write_project_config
@@ -63,6 +64,19 @@ def test_failed_run_stops_the_sweep_with_a_message(tiny_project, tmp_path, capsy
     err = capsys.readouterr().err
     assert "sweep stopped: tiny-audio-UTT seed0 failed" in err and "clip_0005" in err and "rerun" in err
     assert (tmp_path / "unimodal" / "tiny-video-UTT" / "seed0" / "summary.json").exists()
+
+
+def test_feature_that_some_clips_lack_is_ranked_on_the_others_with_allow_missing(tiny_project, tmp_path, capfd):
+    folder = tiny_project["folders"]["tiny-audio-UTT"][2]
+    for clip in ("clip_0005", "clip_0006", "clip_0090"):
+        os.remove(os.path.join(folder, clip + ".npy"))
+    sweep.main(sweep_argv(tiny_project, tmp_path, "--feats", "tiny-audio-UTT") + ["--allow_missing"])
+    err = capfd.readouterr().err
+    assert "clips have no file for any of the run's features and are left out" in err, err
+    summary = json.load(open(tmp_path / "unimodal" / "tiny-audio-UTT" / "seed0" / "summary.json"))
+    results = np.load(tmp_path / "unimodal" / "tiny-audio-UTT" / "seed0" / "best_valid_results.npy",
+                      allow_pickle=True).item()
+    assert summary["f1"] > 0 and not {"clip_0005", "clip_0006", "clip_0090"} & set(results["eval_names"])
 
 
 def path_without_this_python():
