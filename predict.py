@@ -1,7 +1,7 @@
 """Predict a list of clips with a trained run, or with the average of K fold runs of one configuration.
 
-    python test.py --run saved/demo/seed0 --names data/demo/test.csv --out saved/demo/preds/seed0
-    python test.py --fold_runs saved/demo/fold0 saved/demo/fold1 saved/demo/fold2 --names data/demo/test.csv --out DIR
+    python predict.py --run saved/demo/seed0 --names data/demo/test.csv --out saved/demo/preds/seed0
+    python predict.py --fold_runs saved/demo/fold0 saved/demo/fold1 saved/demo/fold2 --names data/demo/test.csv --out DIR
 
 --names is a CSV with a column ``name`` (a folder or extension in a name is dropped). Writes
 DIR/preds.npz (names, classes, probs[, valence], valid_f1, run_dirs, features; read by ensemble.py) and
@@ -42,7 +42,7 @@ def run(args):
     from dataloader.registry import Registry
     from toolkit.device import pick_device
     from toolkit.metrics import emotion_metrics, format_report
-    from inference.predict import load_runs, predict_runs
+    from inference.predictor import load_runs, predict_runs
     from toolkit.runs import PredictionsDir
     from toolkit.tables import encode_labels, read_table
 
@@ -79,7 +79,7 @@ def write_outputs(folder, args, preds, metrics):
 
     from toolkit.io import save_text
     from toolkit.metrics import save_report
-    from inference.predict import save_preds
+    from inference.predictor import save_preds
 
     classes = preds["classes"]
     csv = pd.DataFrame({"name": preds["names"], "discrete": [classes[i] for i in preds["probs"].argmax(1)]})
