@@ -21,7 +21,7 @@ environment variable --api_key_env and never written anywhere.
 import dataclasses
 import os
 
-from stages.describe import DescribeConfig, run
+from stages.vlm_questions import DescribeConfig, run
 from toolkit.errors import ArgumentParser, UserError, bounded, cli
 
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(DescribeConfig) if f.default is not dataclasses.MISSING}

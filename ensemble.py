@@ -29,7 +29,7 @@ from toolkit.errors import ArgumentParser, UserError, bounded, cli
 
 def build_parser():
     p = ArgumentParser(description=__doc__)
-    p.add_argument("--preds", nargs="+", required=True, metavar="NPZ", help="prediction files of the members (test.py DIR/preds.npz)")
+    p.add_argument("--preds", nargs="+", required=True, metavar="NPZ", help="prediction files of the members (predict.py DIR/preds.npz)")
     p.add_argument("--method", choices=["vote", "soft", "weighted"], default="soft", help="how to combine members")
     p.add_argument("--out", required=True, help="submission CSV to write (name,discrete); probabilities go to <out>.npz")
     p.add_argument("--candidates", help="CSV with column 'name': rows and order of the submission (default: the first member's names)")
@@ -53,7 +53,7 @@ def check_args(args):
 
 def load_validation(path, classes, truth, truth_path):
     """Labeled validation predictions of one member: {path, names, probs, labels, valid_f1}."""
-    from inference.predict import load_preds, read_summary
+    from inference.predictor import load_preds, read_summary
     from toolkit.tables import encode_labels, index_of
 
     if os.path.isdir(path):
@@ -75,7 +75,7 @@ def load_validation(path, classes, truth, truth_path):
 def load_valid_results(run_dir, n_classes):
     """{names, probs, labels} of a run's best_valid_results.npy, read as plain data and checked."""
     from toolkit.io import load_npy_data
-    from inference.predict import check_probs
+    from inference.predictor import check_probs
 
     path = os.path.join(run_dir, "best_valid_results.npy")
     if not os.path.isfile(path):
@@ -158,7 +158,7 @@ def run(args):
     import pandas as pd
 
     from toolkit.io import remove_stale_temps, save_text
-    from inference.predict import load_preds, save_preds
+    from inference.predictor import load_preds, save_preds
     from inference.rerank import Rules, apply_rules, load_rules
     from toolkit.tables import read_table
     from inference.voting import aligned_probs, check_same_classes, check_same_names, combine, member_weights

@@ -1,5 +1,5 @@
 """Mean ± std over seeds of every feature list's runs: a ranked table (printed, CSV, Markdown) and a bar chart.
-Each row also names its best run (highest F1), the one `test.py --run` predicts with when it holds best.pth.
+Each row also names its best run (highest F1), the one `predict.py --run` predicts with when it holds best.pth.
 
     python eval_avg_performance.py --root saved/unimodal               # the unimodal sweep
     python eval_avg_performance.py --root saved/seed0 saved/seed1 --out saved/multimodal_summary
@@ -61,7 +61,7 @@ def main(argv=None):
     print(f"{len(table)} rows from {int(table['runs'].sum())} runs; wrote {prefix}.csv, .md, .png")
     best = table.iloc[0]
     if best["best_run_model"]:
-        print(f"predict with the best run of {best['features']}: python test.py --run {best['best_run']} --names CLIPS.csv --out DIR")
+        print(f"predict with the best run of {best['features']}: python predict.py --run {best['best_run']} --names CLIPS.csv --out DIR")
 
 
 if __name__ == "__main__":

@@ -224,7 +224,7 @@ def labeled_split(args, lst):
 
 def run(args):
     from dataloader.registry import Registry
-    from inference.predict import load_inputs, load_runs, predict
+    from inference.predictor import load_inputs, load_runs, predict
     from toolkit.device import pick_device
     from toolkit.io import save_json, save_split
 

@@ -5,8 +5,8 @@
     python tune.py --model moe --trials 50 --jobs 4 -- --patience 10       # 4 workers; flags after -- go to train.py
     python train.py --config saved/tune/<study>/best.yaml                 # train the best settings on every fold
 
-The searched values are the model config fields with a `search` space (models/config.py) plus lr, l2 and
-batch_size (stages/tune.py OPTIM_SPACE). The same command resumes the study. --out (saved/tune/<study>)
+The searched values are the model config fields with a `search` space (models/hparams.py) plus lr, l2 and
+batch_size (stages/search.py OPTIM_SPACE). The same command resumes the study. --out (saved/tune/<study>)
 gets study.db (or study.journal), best.yaml, trials.csv, history.png and importance.png.
 """
 from toolkit.errors import cli
@@ -14,7 +14,7 @@ from toolkit.errors import cli
 
 @cli
 def main(argv=None):
-    from stages.tune import run
+    from stages.search import run
 
     return run(argv, __doc__)
 

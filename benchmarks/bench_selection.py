@@ -74,7 +74,7 @@ def evaluate(bench, features, root):
     import torch
 
     import engine
-    from inference.predict import load_runs, predict_runs
+    from inference.predictor import load_runs, predict_runs
     from toolkit.metrics import emotion_metrics
     from toolkit.tables import encode_labels
 

@@ -143,7 +143,7 @@ def sections():
 
 
 def model_settings(model):
-    """(config class, {name: default}) of model ``model`` (models/model-tune.yaml overrides included)."""
+    """(config class, {name: default}) of model ``model`` (models/hparams.yaml overrides included)."""
     from models import model_config_class, model_defaults
 
     return model_config_class(model), model_defaults(model)
@@ -184,7 +184,7 @@ def from_dict(values, where):
 
 def model_config(model, values, where):
     """Model ``model``'s config dataclass with ``values`` (a dict, an instance of its class, or None) over its defaults."""
-    from models.config import make_config
+    from models.hparams import make_config
 
     config_class, defaults = model_settings(model)
     if values is None:

@@ -35,7 +35,8 @@ def member_weights(members, method):
     missing = [m["path"] for m in members if m.get("valid_f1") is None or not m["valid_f1"] > 0]
     if missing:
         raise UserError(f"--method weighted needs each member's validation F1, but {missing[0]} has none "
-                        f"({len(missing)} members lack it); predict with test.py from run dirs that have summary.json, or use soft")
+                        f"({len(missing)} members lack it); write the predictions with predict.py from run dirs that have "
+                        "summary.json, or use soft")
     return [m["valid_f1"] for m in members]
 
 

@@ -1,26 +1,28 @@
 """Model registry: ``get_model(name, args)`` builds a registered model by name (as in timm's create_model).
 
-A model is one file in this package: a config dataclass extending ``models.config.ExpertConfig`` (the
+A model is one file in this package: a config dataclass extending ``models.hparams.ExpertConfig`` (the
 hyper-parameters with their defaults, help lines and rules) and a class decorated with
 ``@register_model("name")`` whose ``config_class`` is that dataclass. Every module of the package is
 imported on the first use of the registry, so a new file needs no other edit: ``train.py`` shows its
 hyper-parameters as flags and the contract tests (tests/models/test_contract.py) check it.
 
-``models/model-tune.yaml`` may override the code defaults per model (a section per model name, keys as in
+``models/hparams.yaml`` may override the code defaults per model (a section per model name, keys as in
 its config); it is empty unless someone tunes. Checkpoints keep the hyper-parameters of their run, so the
 file never changes how a saved model is rebuilt.
 """
 import dataclasses
 import os
+import sys
 
-
-from models.config import ExpertConfig, config_fields, make_config
+from models.hparams import ExpertConfig, config_fields, make_config
 from toolkit.errors import UserError
 from toolkit.plugins import import_submodules, register
 
 MODEL_REGISTRY = {}
-TUNE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model-tune.yaml")
+HPARAMS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hparams.yaml")
+OLD_HPARAMS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model-tune.yaml")  # its name before
 _scanned = False
+_noted = set()
 
 
 def register_model(name):
@@ -29,10 +31,10 @@ def register_model(name):
     def add(cls):
         config_class = getattr(cls, "config_class", None)
         if not (isinstance(config_class, type) and issubclass(config_class, ExpertConfig) and dataclasses.is_dataclass(config_class)):
-            raise TypeError(f"model {name!r} ({cls.__qualname__}) needs config_class: a dataclass extending models.config.ExpertConfig")
+            raise TypeError(f"model {name!r} ({cls.__qualname__}) needs config_class: a dataclass extending models.hparams.ExpertConfig")
         undocumented = [spec.name for spec in config_fields(config_class) if not spec.metadata.get("help")]
         if undocumented:
-            raise TypeError(f"model {name!r}: hyper-parameters {', '.join(undocumented)} need a help line (models.config.hparam)")
+            raise TypeError(f"model {name!r}: hyper-parameters {', '.join(undocumented)} need a help line (models.hparams.hparam)")
         return register(MODEL_REGISTRY, name, cls, "model")
 
     return add
@@ -66,26 +68,41 @@ def model_config_class(name):
     return model_class(name).config_class
 
 
-def tune_overrides(name):
-    """Model ``name``'s section of model-tune.yaml ({} when it has none); a malformed file is a UserError."""
+def hparams_file():
+    """HPARAMS_FILE, or a user's file under the old name (model-tune.yaml) when only that one exists: it is read,
+    with a one-line note (once) to rename it. Both present is refused, so no override is silently dropped."""
+    if not os.path.exists(OLD_HPARAMS_FILE):
+        return HPARAMS_FILE
+    if os.path.exists(HPARAMS_FILE):
+        raise UserError(f"{OLD_HPARAMS_FILE} is the old name of {HPARAMS_FILE}: move its sections into "
+                        f"{os.path.basename(HPARAMS_FILE)} and delete it")
+    if OLD_HPARAMS_FILE not in _noted:
+        _noted.add(OLD_HPARAMS_FILE)
+        print(f"note: reading {OLD_HPARAMS_FILE}; it is now named {os.path.basename(HPARAMS_FILE)}: rename it", file=sys.stderr)
+    return OLD_HPARAMS_FILE
+
+
+def hparams_overrides(name):
+    """Model ``name``'s section of models/hparams.yaml ({} when it has none); a malformed file is a UserError."""
     from toolkit.io import read_yaml
 
-    tune = read_yaml(TUNE_FILE, "model defaults", "fix or empty it", missing_ok=True) or {}
-    if not isinstance(tune, dict):
-        raise UserError(f"{TUNE_FILE} must map model names to {{hyper-parameter: value}}; it holds a {type(tune).__name__}")
-    unknown = [key for key in tune if key not in known_models()]
+    path = hparams_file()
+    overrides = read_yaml(path, "model defaults", "fix or empty it", missing_ok=True) or {}
+    if not isinstance(overrides, dict):
+        raise UserError(f"{path} must map model names to {{hyper-parameter: value}}; it holds a {type(overrides).__name__}")
+    unknown = [key for key in overrides if key not in known_models()]
     if unknown:
-        raise UserError(f"{TUNE_FILE}: unknown model {unknown[0]!r}; known models: {', '.join(known_models())}")
-    section = tune.get(name) or {}
+        raise UserError(f"{path}: unknown model {unknown[0]!r}; known models: {', '.join(known_models())}")
+    section = overrides.get(name) or {}
     if not isinstance(section, dict):
-        raise UserError(f"{TUNE_FILE}: section {name!r} must map hyper-parameters to values, got {section!r}")
+        raise UserError(f"{path}: section {name!r} must map hyper-parameters to values, got {section!r}")
     return section
 
 
 def model_defaults(name):
-    """{hyper-parameter: default} of model ``name``: its config's code defaults with model-tune.yaml's overrides."""
+    """{hyper-parameter: default} of model ``name``: its config's code defaults with models/hparams.yaml's overrides."""
     config_class = model_config_class(name)
-    return dataclasses.asdict(make_config(config_class, tune_overrides(name), f"{TUNE_FILE} [{name}]"))
+    return dataclasses.asdict(make_config(config_class, hparams_overrides(name), f"{hparams_file()} [{name}]"))
 
 
 def model_hparams(name):

@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dataloader.kinds import DEFAULT, kind_named
-from models.config import ExpertConfig
+from models.hparams import ExpertConfig
 from models.noise import SampleDropout, sample_rand, sample_transformer
 
 
@@ -115,7 +115,7 @@ def build_expert(kind, dim, cfg):
 class FeatureExpertModel(nn.Module):
     """Base class: one expert (encoder + classifier head) per feature in an ``nn.ModuleDict``.
 
-    ``cfg`` is the model's config (an ``ExpertConfig`` subclass, see models/config.py). ``feat_levels`` {feature: kind name} gives each feature's kind (default "utt"), and the kind names
+    ``cfg`` is the model's config (an ``ExpertConfig`` subclass, see models/hparams.py). ``feat_levels`` {feature: kind name} gives each feature's kind (default "utt"), and the kind names
     its expert (``EXPERTS``): "utt" an ``UtteranceExpert``, "frm" a ``TemporalExpert`` (frame_dim wide,
     frame_layers, frame_heads, frame_input_dropout). ``expert_dropout`` p:
     in training, each present expert of each sample is dropped from the fusion with probability p (at least

@@ -10,7 +10,7 @@ import dataclasses
 import torch.nn as nn
 
 from models import register_model
-from models.config import ExpertConfig, count
+from models.hparams import ExpertConfig, count
 from models.fusion_parts import FusionBaseline
 from models.noise import SampleDropout
 

@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from models import register_model
-from models.config import ExpertConfig, count, hparam
+from models.hparams import ExpertConfig, count, hparam
 from models.fusion_parts import FusionBaseline
 from models.noise import SampleDropout
 

@@ -6,7 +6,7 @@ import torch.nn as nn
 
 from models import register_model
 from models.base import FeatureExpertModel
-from models.config import ExpertConfig, count, hparam
+from models.hparams import ExpertConfig, count, hparam
 from models.noise import SampleDropout
 
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from models import register_model
-from models.config import ExpertConfig, count
+from models.hparams import ExpertConfig, count
 from models.fusion_parts import FusionBaseline
 from models.noise import SampleDropout
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 
 from models import register_model
-from models.config import ExpertConfig, count
+from models.hparams import ExpertConfig, count
 from models.fusion_parts import FusionBaseline, pair_sides
 from models.noise import SampleDropout
 

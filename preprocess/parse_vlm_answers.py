@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from stages import vlm  # noqa: E402
+from stages import vlm_answers  # noqa: E402
 from toolkit.errors import ArgumentParser, UserError, cli  # noqa: E402
 from toolkit.io import PROJECT_ROOT  # noqa: E402
 
@@ -67,7 +67,7 @@ def read_names(path):
     names = []
     for i, name in enumerate(raw, 2):
         if name.strip():
-            key = vlm.clip_name(name)
+            key = vlm_answers.clip_name(name)
             if key is None:
                 raise UserError(f"--names {path} line {i}: {name!r} cannot name a clip file")
             names.append(key)
@@ -287,14 +287,14 @@ def main(argv=None):
 
     classes = Registry.from_config().classes(args.emo_rule)
     expected = read_names(args.names) if args.names else None
-    records = vlm.read_answers(args.answers)
-    result = vlm.parse_answers(records, classes, expected)
+    records = vlm_answers.read_answers(args.answers)
+    result = vlm_answers.parse_answers(records, classes, expected)
     if not result.parsed:
         counts = ", ".join(f"{r} {len(n)}" for r, n in result.skipped.items()) or "no clip of --names has an answer"
         raise UserError(f"no usable answer among the {result.read} read from {args.answers} ({counts}); "
                         "answers must hold a JSON object with a label or scores over the classes (see prompt.txt)")
 
-    missing = [n for reason, names in result.skipped.items() if reason != vlm.UNREADABLE for n in names]
+    missing = [n for reason, names in result.skipped.items() if reason != vlm_answers.UNREADABLE for n in names]
     summary = {
         "answers": args.answers, "out": args.out, "summary": summary_path, "classes": classes,
         "read": result.read, "duplicates": result.duplicates, "not_in_names": len(result.not_expected),

@@ -12,7 +12,7 @@ import ensemble
 from tests.conftest import REPO
 from toolkit.errors import UserError
 from toolkit.io import save_json, save_npy
-from inference.predict import load_preds, save_preds
+from inference.predictor import load_preds, save_preds
 from inference.voting import combine
 
 CLASSES = ["neutral", "angry", "happy", "sad", "worried", "surprise"]

@@ -144,7 +144,7 @@ def test_bad_flags_are_one_line(release, capsys, argv, culprit):
 
 
 def test_training_never_imports_the_extraction_packages():
-    code = ("import sys, train, test, tune, ensemble, pseudo_label, engine.runner, inference.predict, stages.sweep; "
+    code = ("import sys, train, predict, test, tune, ensemble, pseudo_label, engine.runner, inference.predictor, stages.sweep; "
             "import extract; extract.parse_args(['--data', '.', '--modality', 'opensmile']); "
             "print(sorted(m for m in ('av', 'transformers', 'opensmile', 'cv2', 'skimage') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)

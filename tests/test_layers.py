@@ -11,7 +11,7 @@ LAYERS = [
     ["models"],
     ["engine"],
     ["inference"],
-    ["stages", "preprocess", "train", "test", "tune", "ensemble", "evaluate", "eval_avg_performance", "pseudo_label", "describe",
+    ["stages", "preprocess", "train", "predict", "test", "tune", "ensemble", "evaluate", "eval_avg_performance", "pseudo_label", "describe",
      "select_features",
      "feature_extraction", "extract"],
     ["benchmarks"],
@@ -58,5 +58,5 @@ def test_no_import_runs_upward():
 
 def test_the_check_sees_an_upward_import(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("def f():\n    from inference.predict import load_run\n")
+    bad.write_text("def f():\n    from inference.predictor import load_run\n")
     assert list(imported_tops(bad)) == [(2, "inference")] and LAYER_OF["inference"] > LAYER_OF["toolkit"]

@@ -9,7 +9,7 @@ import torch
 import train
 from dataloader.registry import Registry
 from engine.config import load_run_config
-from inference.predict import load_run, predict
+from inference.predictor import load_run, predict
 from tests.conftest import REPO
 from toolkit.io import TRAIN_KEY, VALID_KEY, load_split
 

@@ -13,7 +13,7 @@ import train
 from tests.conftest import REPO
 from toolkit.errors import UserError
 from toolkit.io import load_split, save_split
-from inference.predict import load_run, predict
+from inference.predictor import load_run, predict
 
 
 @pytest.fixture

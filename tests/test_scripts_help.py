@@ -9,7 +9,7 @@ from tests.conftest import REPO
 from tests.toolkit.test_help import undocumented_defaults
 from toolkit import errors
 
-SCRIPTS = ["train", "test", "ensemble", "evaluate", "eval_avg_performance", "pseudo_label", "stages.sweep",
+SCRIPTS = ["train", "predict", "ensemble", "evaluate", "eval_avg_performance", "pseudo_label", "stages.sweep",
            "preprocess.check_feat_dim", "preprocess.make_demo_data", "preprocess.make_demo_clips", "preprocess.mer2025_base", "preprocess.parse_vlm_answers",
            "benchmarks.check_demo_data", "tune", "extract", "preprocess.make_demo_encoders", "describe", "select_features"]
 

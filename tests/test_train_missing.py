@@ -1,4 +1,4 @@
-"""train.py / test.py with frame-level experts and clips that miss feature files (--allow_missing)."""
+"""train.py / predict.py with frame-level experts and clips that miss feature files (--allow_missing)."""
 import os
 
 import numpy as np
@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import yaml
 
-import test as test_script
+import predict as predict_script
 import train
 from toolkit.errors import UserError
-from inference.predict import load_run, predict
+from inference.predictor import load_run, predict
 
 
 def run_train(project, *extra):
@@ -57,11 +57,11 @@ def test_allow_missing_trains_reports_and_predicts(frame_project, tmp_path):
     run_dir = tmp_path / "run"
     log = (run_dir / "info.log").read_text()
     assert "clips missing each feature (train/valid" in log and "tiny-audio-UTT 2/8" in log
-    # test.py follows the run's rule: clips with missing files are predicted
+    # predict.py follows the run's rule: clips with missing files are predicted
     names_csv = tmp_path / "names.csv"
     pd.DataFrame({"name": p["names"], "discrete": p["emos"]}).to_csv(names_csv, index=False)
     cache = p["argv"][p["argv"].index("--cache_dir") + 1]
-    preds, metrics = test_script.run(test_script.build_parser().parse_args(
+    preds, metrics = predict_script.run(predict_script.build_parser().parse_args(
         ["--run", str(run_dir), "--names", str(names_csv), "--out", str(tmp_path / "out"), "--cache_dir", cache, "--no_progress"]))
     assert preds["probs"].shape == (120, 6) and np.isfinite(preds["probs"]).all()
     results = np.load(run_dir / "best_valid_results.npy", allow_pickle=True).item()

@@ -119,10 +119,10 @@ class RunDir:
 
 
 class PredictionsDir(RunDir):
-    """test.py's output folder (preds.npz, preds.csv, metrics.json, confusion.png), claimed and replaced as a run
+    """predict.py's output folder (preds.npz, preds.csv, metrics.json, confusion.png), claimed and replaced as a run
     directory is: earlier predictions there are kept as ``.<leaf>.prev-<their time>`` unless ``overwrite``."""
 
-    marker, flag, kind = "preds.npz", "--out", "folder of test.py's predictions"
+    marker, flag, kind = "preds.npz", "--out", "folder of predict.py's predictions"
 
 
 @contextlib.contextmanager

@@ -1,6 +1,6 @@
 """Settings as dataclasses: one description of a value (type, default, help, rule) that gives the flags, the
 ``--help`` text, the YAML loading and the checks, for a run (``engine.config.TrainConfig``) and for every model
-(``models.config.ExpertConfig`` and its subclasses).
+(``models.hparams.ExpertConfig`` and its subclasses).
 
 A field is declared with ``setting(default, help, **rule)``; the rule keys are
 
@@ -173,7 +173,7 @@ def add_flags(group, cls, prefix="", switches=True, skip=(), only=None, defaults
     given (default SUPPRESS), so a caller can tell a flag given equal to its default from an absent one.
     ``switches``: bool fields that default to False are ``--name`` switches; else they take true/false.
     ``only``: just these fields; ``defaults``: {name: value} shown instead of the code defaults (e.g. a
-    model's defaults with models/model-tune.yaml applied)."""
+    model's defaults with models/hparams.yaml applied)."""
     for spec in fields(cls):
         if spec.name in skip or spec.metadata.get("flag") is False or (only is not None and spec.name not in only):
             continue

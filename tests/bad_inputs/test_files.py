@@ -12,13 +12,13 @@ import torch
 
 import ensemble
 import eval_avg_performance
-import test as test_script
+import predict as predict_script
 import train
 from preprocess import mer2025_base
 from tests.bad_inputs.helpers import assert_one_line_error, run_main, snapshot
 from tests.toolkit.test_results import fake_run
 from toolkit.io import save_json, save_npy, save_split
-from inference.predict import save_preds
+from inference.predictor import save_preds
 
 CLASSES = ["neutral", "angry", "happy", "sad", "worried", "surprise"]
 
@@ -86,8 +86,8 @@ def test_crafted_checkpoint_runs_nothing(tmp_path, capsys):
     assert_payload_is_live(path, marker, lambda p: torch.load(p, weights_only=False))
     (tmp_path / "names.csv").write_text("name\na\n")
     before = snapshot(tmp_path)
-    code, _, err = run_main(test_script.main, ["--run", str(run_dir), "--names", str(tmp_path / "names.csv"),
-                                               "--out", str(tmp_path / "out"), "--no_progress"], capsys)
+    code, _, err = run_main(predict_script.main, ["--run", str(run_dir), "--names", str(tmp_path / "names.csv"),
+                                                  "--out", str(tmp_path / "out"), "--no_progress"], capsys)
     assert_one_line_error(code, err, path, "refusing to load")
     assert not marker.exists() and snapshot(tmp_path) == before
 
@@ -173,8 +173,8 @@ def test_failed_run_is_no_model(tmp_path, capsys, how):
     fake_run(tmp_path / "sweep", "feat-a", "audio", 0, 0.5)
     mark_failed(tmp_path / "sweep" / "feat-a" / "seed1", how)
     before = snapshot(tmp_path)
-    code, _, err = run_main(test_script.main, ["--run", run_dir, "--names", str(tmp_path / "names.csv"),
-                                               "--out", str(tmp_path / "out"), "--no_progress"], capsys)
+    code, _, err = run_main(predict_script.main, ["--run", run_dir, "--names", str(tmp_path / "names.csv"),
+                                                  "--out", str(tmp_path / "out"), "--no_progress"], capsys)
     assert_one_line_error(code, err, run_dir, "failed")
     code, _, err = run_main(ensemble.main, ["--preds", good, "--out", str(tmp_path / "sub.csv"), "--fit_rerank",
                                             "--valid_preds", run_dir, "--rerank_out", str(tmp_path / "rules.yaml")], capsys)
@@ -231,8 +231,8 @@ def test_args_yaml_with_a_yaml_tag_runs_nothing(tmp_path, capsys):
     (run_dir / "args.yaml").write_text(f"model: !!python/object/apply:pathlib.Path.touch [{str(marker)!r}]\n")
     (tmp_path / "names.csv").write_text("name\na\n")
     before = snapshot(tmp_path)
-    code, _, err = run_main(test_script.main, ["--run", str(run_dir), "--names", str(tmp_path / "names.csv"),
-                                               "--out", str(tmp_path / "out"), "--no_progress"], capsys)
+    code, _, err = run_main(predict_script.main, ["--run", str(run_dir), "--names", str(tmp_path / "names.csv"),
+                                                  "--out", str(tmp_path / "out"), "--no_progress"], capsys)
     assert_one_line_error(code, err, str(run_dir / "args.yaml"), "line 1")
     assert not marker.exists() and snapshot(tmp_path) == before
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import train
-from inference.predict import save_preds
+from inference.predictor import save_preds
 from tests.bad_inputs.helpers import assert_one_line_error, run_main, run_script_on_a_full_disk, snapshot
 from tests.conftest import registered_env
 from toolkit.errors import WriteError, cli
@@ -33,12 +33,12 @@ def test_train_save_model(tiny_project, tmp_path, limit, culprit):
     assert snapshot(tmp_path) == before and not (tmp_path / "run").exists()  # no half run, no staging folder
 
 
-def test_test_py_keeps_the_earlier_predictions(tiny_project, tmp_path, capsys):
+def test_predict_py_keeps_the_earlier_predictions(tiny_project, tmp_path, capsys):
     run_dir = tmp_path / "run"
     assert run_main(train.main, tiny_project["argv"] + ["--epochs", "2", "--no_plots", "--save_model"], capsys)[0] == 0
     names = tmp_path / "names.csv"
     names.write_text("name\n" + "".join(f"{n}\n" for n in tiny_project["names"]))
-    argv = ["test.py", "--run", run_dir, "--names", names, "--out", tmp_path / "preds", "--cache_dir", "none", "--no_progress"]
+    argv = ["predict.py", "--run", run_dir, "--names", names, "--out", tmp_path / "preds", "--cache_dir", "none", "--no_progress"]
     env = registered_env(tiny_project, tmp_path)
     proc = run_script_on_a_full_disk(argv[0], 1 << 30, *argv[1:], env=env)  # the earlier predictions
     assert proc.returncode == 0, proc.stderr

@@ -1,4 +1,4 @@
-"""Bad model hyper-parameters, on the command line or in models/model-tune.yaml: one line, nothing written."""
+"""Bad model hyper-parameters, on the command line or in models/hparams.yaml: one line, nothing written."""
 import pytest
 
 import models
@@ -36,10 +36,11 @@ BAD_TUNE = [
 
 
 @pytest.mark.parametrize("text,culprits", BAD_TUNE, ids=[t.split("\n")[0] + "..." + t.split("\n")[1] for t, _ in BAD_TUNE])
-def test_a_bad_model_tune_yaml_is_one_line(tiny_project, tmp_path, capsys, monkeypatch, text, culprits):
-    tune = tmp_path / "model-tune.yaml"
+def test_a_bad_hparams_yaml_is_one_line(tiny_project, tmp_path, capsys, monkeypatch, text, culprits):
+    tune = tmp_path / "hparams.yaml"
     tune.write_text(text)
-    monkeypatch.setattr(models, "TUNE_FILE", str(tune))
+    monkeypatch.setattr(models, "HPARAMS_FILE", str(tune))
+    monkeypatch.setattr(models, "OLD_HPARAMS_FILE", str(tmp_path / "model-tune.yaml"))
     before = snapshot(tmp_path)
     argv = tiny_project["argv"] + ["--epochs", "1"] + (["--model", "auto_attention"] if "auto_attention" in text else [])
     code, _, err = run_main(train.main, argv, capsys)

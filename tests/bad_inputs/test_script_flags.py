@@ -4,7 +4,7 @@ import pytest
 import ensemble
 import evaluate
 import pseudo_label
-import test as test_script
+import predict as predict_script
 from tests.bad_inputs.helpers import assert_one_line_error, run_main, snapshot
 from stages import sweep
 
@@ -16,8 +16,8 @@ CASES = [
     (pseudo_label, ["--runs", "r", "--vlm", "v.csv", "--unlabeled", "u.csv", "--dataset", "seed0", "--out_dataset", "x",
                     "--max_per_class", "-1"], "--max_per_class"),
     (pseudo_label, ["--runs", "r"], "required"),
-    (test_script, ["--run", "r", "--names", "n.csv", "--out", "o", "--batch_size", "0"], "--batch_size"),
-    (test_script, ["--run", "r", "--fold_runs", "a", "--names", "n.csv", "--out", "o"], "--fold_runs"),
+    (predict_script, ["--run", "r", "--names", "n.csv", "--out", "o", "--batch_size", "0"], "--batch_size"),
+    (predict_script, ["--run", "r", "--fold_runs", "a", "--names", "n.csv", "--out", "o"], "--fold_runs"),
     (ensemble, ["--preds", "a.npz", "--method", "median", "--out", "s.csv"], "--method"),
     *[(ensemble, ["--preds", "a.npz", "--out", "s.csv", "--fit_rerank", "--valid_preds", "r", "--rerank_out", "r.yaml",
                   "--min_gain", gain], "--min_gain") for gain in ("-1", "nan", "inf")],
@@ -36,9 +36,9 @@ def test_bad_flags_are_one_line(script, argv, culprit, tmp_path, monkeypatch, ca
     assert snapshot(tmp_path) == {}
 
 
-def test_test_py_out_at_an_existing_file_is_one_line(tmp_path, monkeypatch, capsys):
+def test_predict_py_out_at_an_existing_file_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "preds").write_text("mine")
-    code, _, err = run_main(test_script.main, ["--run", "r", "--names", "n.csv", "--out", "preds"], capsys)
+    code, _, err = run_main(predict_script.main, ["--run", "r", "--names", "n.csv", "--out", "preds"], capsys)
     assert_one_line_error(code, err, "--out", "preds is a file")
     assert sorted(snapshot(tmp_path)) == ["preds"] and (tmp_path / "preds").read_text() == "mine"

@@ -13,11 +13,11 @@ import optuna
 import pytest
 
 import tune
-from stages import tune as tuning
-from stages.tune_workers import WORKER_PID
+from stages import search
+from stages.search_workers import WORKER_PID
 from tests.bad_inputs.helpers import REPO, assert_one_line_error, run_main, run_script, snapshot
 from tests.conftest import registered_env
-from tests.stages.test_tune import tune_argv
+from tests.stages.test_search import tune_argv
 from tests.test_train_folds import write_folds
 
 SLOW = ("--epochs", "20")  # a trial then takes seconds, long enough to be caught running
@@ -71,7 +71,7 @@ class Tune:
 
 
 def storage_of(out):
-    return tuning.open_storage(f"journal:{out}/study.journal") if os.path.exists(out / "study.journal") else f"sqlite:///{out}/study.db"
+    return search.open_storage(f"journal:{out}/study.journal") if os.path.exists(out / "study.journal") else f"sqlite:///{out}/study.db"
 
 
 def trials(storage):
@@ -162,10 +162,10 @@ def test_out_at_an_existing_file_is_one_line(folds, tmp_path, capsys):
 
 def test_the_journal_lock_of_a_killed_process_is_free_at_once(tmp_path):
     """A worker killed while it appends to the journal does not hold up the others."""
-    from stages.tune_workers import JournalLock
+    from stages.search_workers import JournalLock
 
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]); "
-                               "from stages.tune_workers import JournalLock; JournalLock(sys.argv[2]).acquire(); "
+                               "from stages.search_workers import JournalLock; JournalLock(sys.argv[2]).acquire(); "
                                "print('held', flush=True); time.sleep(60)", REPO, str(tmp_path / "j.flock")],
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"

@@ -80,7 +80,7 @@ def test_a_new_kind_reads_packs_caches_and_trains(frame_project, stats_kind, tmp
     args = yaml.safe_load(open(run_file(run_dir, ARGS_FILE)))
     assert args["feat_levels"] == {"au-STATS": "stats", "tiny-au-FRM": "frm"}
 
-    from inference.predict import load_run, predict
+    from inference.predictor import load_run, predict
 
     model, meta = load_run(str(run_dir), "cpu")
     assert isinstance(model.experts["au-STATS"], UtteranceExpert) and isinstance(model.experts["tiny-au-FRM"], TemporalExpert)

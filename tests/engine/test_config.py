@@ -24,7 +24,7 @@ import torch
 
 from models import register_model
 from models.base import FeatureExpertModel
-from models.config import ExpertConfig, hparam
+from models.hparams import ExpertConfig, hparam
 
 
 @dataclasses.dataclass

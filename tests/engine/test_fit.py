@@ -48,7 +48,7 @@ def test_derived_values_live_on_the_result_and_in_args_yaml(tiny_project, tmp_pa
     stored = yaml.safe_load(open(run_file(tmp_path / "run", ARGS_FILE)))
     assert stored["n_train"] == 90 and stored["feat_dims"] == result.feat_dims and stored["num_classes"] == 6
     assert stored["feat_levels"] == {k: "utt" for k in result.feat_dims} and stored["run_dir"] == str(tmp_path / "run")
-    from inference.predict import load_run
+    from inference.predictor import load_run
 
     _, meta = load_run(str(tmp_path / "run"), "cpu")
     assert meta["feat_dims"] == result.feat_dims and meta["valid_f1"] == result.summary["f1"]

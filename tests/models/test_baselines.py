@@ -1,5 +1,5 @@
 """The field's fusion baselines (lf_dnn, attention, tfn, lmf, misa, mmim, mult): each trains and predicts
-through train.py and test.py, and the parts the contract tests do not reach (TFN's pairwise product, the
+through train.py and predict.py, and the parts the contract tests do not reach (TFN's pairwise product, the
 extra training losses of MISA and MMIM, MulT's null key, one feature alone) behave."""
 import json
 
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-import test as test_script
+import predict as predict_script
 import train
 from models import create_model, model_class, model_defaults
 from tests.models.test_contract import CLASSES, FEAT_DIMS, LEVELS, batch, random_store, some_absent
@@ -31,7 +31,7 @@ def test_trains_and_predicts_from_the_scripts(name, tiny_project, tmp_path):
     names = tiny_project["names"]
     csv = tmp_path / "names.csv"
     pd.DataFrame({"name": names, "discrete": tiny_project["emos"]}).to_csv(csv, index=False)
-    preds, metrics = test_script.main(["--run", str(run_dir), "--names", str(csv), "--out", str(tmp_path / "out"),
+    preds, metrics = predict_script.main(["--run", str(run_dir), "--names", str(csv), "--out", str(tmp_path / "out"),
                                        "--cache_dir", tiny_project["argv"][3], "--no_progress"])
     assert preds["probs"].shape == (len(names), 6) and np.isfinite(preds["probs"]).all()
     assert metrics["f1"] > 1 / 6, "three epochs on the easy tiny data beat chance on the clips trained on"

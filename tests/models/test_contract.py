@@ -84,8 +84,8 @@ def check_frame_features(name):
 
 
 def check_checkpoint_round_trip(name, tmp_path):
-    """save_checkpoint (train.py's meta) → inference.predict.load_run rebuilds a model with identical outputs."""
-    from inference.predict import load_run
+    """save_checkpoint (train.py's meta) → inference.predictor.load_run rebuilds a model with identical outputs."""
+    from inference.predictor import load_run
     from toolkit.runs import ARGS_FILE, CHECKPOINT_FILE, save_checkpoint
 
     model = build(name, seed=7)
@@ -125,7 +125,7 @@ def check_loss_and_backward(name):
 
 def check_config(name):
     """The model's config extends ExpertConfig; every field is documented, and model_defaults mirrors it."""
-    from models.config import ExpertConfig
+    from models.hparams import ExpertConfig
 
     cls = model_class(name)
     model = build(name)

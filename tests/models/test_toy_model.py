@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from models import register_model
 from models.base import FeatureExpertModel
-from models.config import ExpertConfig, hparam
+from models.hparams import ExpertConfig, hparam
 
 
 @dataclasses.dataclass
@@ -85,7 +85,7 @@ def test_a_new_model_file_is_checked_by_the_contract(toy_model, check, tmp_path)
 
 
 def test_a_new_model_trains_and_is_rebuilt_from_its_checkpoint(toy_model, tiny_project, tmp_path, capsys):
-    from inference.predict import load_run
+    from inference.predictor import load_run
 
     summary = train.run(train.parse_args(tiny_project["argv"] + ["--model", toy_model, "--epochs", "2", "--no_plots",
                                                                  "--save_model", "--temperature", "0.5"]))

@@ -178,7 +178,7 @@ def test_best_seed_keeps_its_model_and_the_table_names_it(tiny_project, tmp_path
     import pandas as pd
 
     import eval_avg_performance
-    import test as predict_script
+    import predict as predict_script
     from toolkit.runs import CHECKPOINT_FILE
 
     two_seeds(tiny_project)

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from stages import vlm
+from stages import vlm_answers
 
 CLASSES = ["neutral", "angry", "happy", "sad", "worried", "surprise"]
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -18,11 +18,11 @@ ZH = {"推理过程": "眉头微皱，语气迟疑，综合判断人物的情绪
 
 
 def parse(text):
-    return vlm.parse_answer(text, CLASSES)
+    return vlm_answers.parse_answer(text, CLASSES)
 
 
 def skip_reason(text):
-    with pytest.raises(vlm.SkipAnswer) as err:
+    with pytest.raises(vlm_answers.SkipAnswer) as err:
         parse(text)
     return err.value.reason
 
@@ -121,31 +121,31 @@ def test_other_key_spellings_and_nesting():
 def test_truncated():
     text = json.dumps(ZH, ensure_ascii=False)
     for cut in (0.2, 0.5, 0.95):
-        assert skip_reason("```json\n" + text[: int(len(text) * cut)]) == vlm.TRUNCATED
+        assert skip_reason("```json\n" + text[: int(len(text) * cut)]) == vlm_answers.TRUNCATED
 
 
 @pytest.mark.parametrize("text", ["I cannot determine the emotion.", "{label: sad, maybe}", "```json\n{\"label\" \"sad\"}\n```"])
 def test_unparseable(text):
-    assert skip_reason(text) == vlm.UNPARSEABLE
+    assert skip_reason(text) == vlm_answers.UNPARSEABLE
 
 
 @pytest.mark.parametrize("text", ["", "   \n", None])
 def test_empty(text):
-    assert skip_reason(text) == vlm.EMPTY
+    assert skip_reason(text) == vlm_answers.EMPTY
 
 
 @pytest.mark.parametrize("label", ["contempt", "fear", "disgust", "happy/sad"])
 def test_out_of_class_label(label):
-    assert skip_reason(json.dumps(dict(ZH, label=label))) == vlm.OUT_OF_CLASS
+    assert skip_reason(json.dumps(dict(ZH, label=label))) == vlm_answers.OUT_OF_CLASS
 
 
 def test_object_without_label_or_scores():
-    assert skip_reason('{"推理过程": "无法判断", "贡献度": {"视频": 1}}') == vlm.NO_EMOTION
+    assert skip_reason('{"推理过程": "无法判断", "贡献度": {"视频": 1}}') == vlm_answers.NO_EMOTION
 
 
 def test_other_class_lists():
-    assert vlm.parse_answer('{"label": "Happiness"}', ["happy", "sad"]).label == "happy"
-    assert vlm.normalize_label("worry", ["happy", "sad"]) is None
+    assert vlm_answers.parse_answer('{"label": "Happiness"}', ["happy", "sad"]).label == "happy"
+    assert vlm_answers.normalize_label("worry", ["happy", "sad"]) is None
 
 
 @pytest.mark.parametrize("prompt", ["prompt.txt", "prompt_zh.txt"])
@@ -160,10 +160,10 @@ def test_prompt_examples_parse(prompt):
 
 def test_parse_answers_counts_duplicates_and_expected():
     records = [("a", '{"label": "sad"}'), ("b", ""), ("a", "garbage"), ("c", '{"label": "x"}'),
-               ("d", '{"label": "happy"}'), ("b", '{"label": "angry"}'), ("line 7", vlm.BAD_RECORD)]
-    result = vlm.parse_answers(records, CLASSES, expected=["b", "a", "c", "e"])
+               ("d", '{"label": "happy"}'), ("b", '{"label": "angry"}'), ("line 7", vlm_answers.BAD_RECORD)]
+    result = vlm_answers.parse_answers(records, CLASSES, expected=["b", "a", "c", "e"])
     assert list(result.parsed) == ["b", "a"] and result.parsed["a"].label == "sad"  # a parsable answer wins
-    assert result.skipped == {vlm.OUT_OF_CLASS: ["c"], vlm.UNREADABLE: ["line 7"], vlm.NO_ANSWER: ["e"]}
+    assert result.skipped == {vlm_answers.OUT_OF_CLASS: ["c"], vlm_answers.UNREADABLE: ["line 7"], vlm_answers.NO_ANSWER: ["e"]}
     assert result.not_expected == ["d"] and result.duplicates == 2 and result.read == 7
     assert result.label_counts(CLASSES)["sad"] == 1
 
@@ -178,26 +178,26 @@ def timed_parse(text, limit=10.0):
     start = time.perf_counter()
     try:
         result = parse(text)
-    except vlm.SkipAnswer as skip:
+    except vlm_answers.SkipAnswer as skip:
         result = skip
     assert time.perf_counter() - start < limit, f"took {time.perf_counter() - start:.2f} s"
     return result
 
 
 @pytest.mark.parametrize("text,reason", [
-    ("{" * 200_000, vlm.TRUNCATED),  # every brace opens, none closes
-    ('{"a":' * 150_000, vlm.TRUNCATED),
-    ("{'x" * 300_000, vlm.TRUNCATED),  # strings opened by quotes inside braces that never close
-    ("{a}" * 300_000, vlm.UNPARSEABLE),  # many balanced spans, none JSON
-    ("x" * 5_000_000, vlm.TOO_LONG),
-    ("{" * 5_000_000, vlm.TOO_LONG),
+    ("{" * 200_000, vlm_answers.TRUNCATED),  # every brace opens, none closes
+    ('{"a":' * 150_000, vlm_answers.TRUNCATED),
+    ("{'x" * 300_000, vlm_answers.TRUNCATED),  # strings opened by quotes inside braces that never close
+    ("{a}" * 300_000, vlm_answers.UNPARSEABLE),  # many balanced spans, none JSON
+    ("x" * 5_000_000, vlm_answers.TOO_LONG),
+    ("{" * 5_000_000, vlm_answers.TOO_LONG),
 ])
 def test_pathological_answers_finish_quickly(text, reason):
     assert timed_parse(text).reason == reason
 
 
 def test_answer_after_a_megabyte_of_braces_is_found():
-    text = "{" * (vlm.MAX_ANSWER_CHARS - 100) + json.dumps({"label": "sad"})
+    text = "{" * (vlm_answers.MAX_ANSWER_CHARS - 100) + json.dumps({"label": "sad"})
     assert timed_parse(text).label == "sad"
 
 
@@ -212,13 +212,13 @@ def test_stray_brace_and_odd_quote_before_the_answer():
     "{'label': 'sad', 'x': " + "[" * 5_000 + "]" * 5_000 + "}",
 ])
 def test_deep_nesting_is_unparseable_not_a_crash(text):
-    assert timed_parse(text).reason == vlm.UNPARSEABLE
+    assert timed_parse(text).reason == vlm_answers.UNPARSEABLE
 
 
 def test_deep_nesting_is_one_skipped_answer_in_a_batch():
     records = [("deep", "[" * 100_000), ("deeper", '{"a":' * 50_000 + "1" + "}" * 50_000), ("ok", '{"label": "sad"}')]
-    result = vlm.parse_answers(records, CLASSES)
-    assert list(result.parsed) == ["ok"] and result.skipped == {vlm.UNPARSEABLE: ["deep", "deeper"]}
+    result = vlm_answers.parse_answers(records, CLASSES)
+    assert list(result.parsed) == ["ok"] and result.skipped == {vlm_answers.UNPARSEABLE: ["deep", "deeper"]}
 
 
 def test_huge_scores_are_rescaled_not_zeroed():
@@ -243,15 +243,15 @@ def test_tied_label_is_not_a_disagreement():
     '{"sad": 1' + "0" * 400 + ', "happy": 1}',  # an integer beyond the float range
 ])
 def test_non_finite_score_skips_the_answer(scores):
-    with pytest.raises(vlm.SkipAnswer) as err:
+    with pytest.raises(vlm_answers.SkipAnswer) as err:
         parse('{"label": "happy", "scores": ' + scores + "}")
-    assert err.value.reason == vlm.NON_FINITE and "sad" in str(err.value)
+    assert err.value.reason == vlm_answers.NON_FINITE and "sad" in str(err.value)
 
 
 def test_negative_scores_are_clipped_and_all_negative_is_no_score():
     a = parse('{"scores": {"sad": -1e308, "happy": 2}}')
     assert a.label == "happy" and "negative_score" in a.notes
-    assert skip_reason('{"scores": {"sad": -1, "happy": -2}}') == vlm.NO_EMOTION  # no label is invented
+    assert skip_reason('{"scores": {"sad": -1, "happy": -2}}') == vlm_answers.NO_EMOTION  # no label is invented
     b = parse('{"label": "sad", "scores": {"sad": -1, "happy": -2}}')
     np.testing.assert_array_equal(b.scores, np.eye(6)[3])
 
@@ -266,24 +266,24 @@ def test_read_answers_folder_rejects_non_utf8_and_dangling_files(tmp_path):
     (tmp_path / "a.txt").write_text('{"label": "sad"}', encoding="utf-8")
     (tmp_path / "b.txt").write_bytes('{"label": "伤心"}'.encode("gbk"))
     with pytest.raises(UserError, match=r"b\.txt is not UTF-8 text \(byte 0x.. on line 1\)"):
-        vlm.read_answers(str(tmp_path))
+        vlm_answers.read_answers(str(tmp_path))
     (tmp_path / "b.txt").unlink()
     os.symlink(tmp_path / "gone", tmp_path / "c.txt")
     with pytest.raises(UserError, match=r"cannot read answer file .*c\.txt"):
-        vlm.read_answers(str(tmp_path))
+        vlm_answers.read_answers(str(tmp_path))
     (tmp_path / "c.txt").unlink()
     (tmp_path / "d.json").mkdir()  # a folder named like an answer is not one
-    assert vlm.read_answers(str(tmp_path)) == [("a", '{"label": "sad"}')]
+    assert vlm_answers.read_answers(str(tmp_path)) == [("a", '{"label": "sad"}')]
 
 
 def test_jsonl_deep_lines_and_bad_names_are_unreadable_records(tmp_path):
     path = tmp_path / "answers.jsonl"
     path.write_text("\n".join(["[" * 100_000, json.dumps({"name": "", "answer": "x"}), json.dumps({"name": "a\u0000b", "answer": "x"}),
                                json.dumps({"name": "\ud800", "answer": "x"}), json.dumps({"name": "ok", "answer": '{"label": "sad"}'})]))
-    records = vlm.read_answers(str(path))
-    assert [n for n, r in records if r is vlm.BAD_RECORD] == ["line 1", "line 2", "line 3", "line 4"]
+    records = vlm_answers.read_answers(str(path))
+    assert [n for n, r in records if r is vlm_answers.BAD_RECORD] == ["line 1", "line 2", "line 3", "line 4"]
     assert records[-1] == ("ok", '{"label": "sad"}')
     deep = tmp_path / "deep.json"
     deep.write_text("[" * 100_000)
     with pytest.raises(Exception, match="no line is a JSON object"):
-        vlm.read_answers(str(deep))
+        vlm_answers.read_answers(str(deep))

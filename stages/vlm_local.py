@@ -10,7 +10,7 @@ InternVL also hold a video processor, which needs torchvision; where it is missi
 import numpy as np
 
 from feature_extraction.encoders import locate, pick_dtype, transformers_offline
-from stages.describe_api import Reply
+from stages.vlm_endpoint import Reply
 from toolkit.errors import UserError
 
 

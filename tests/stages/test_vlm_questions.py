@@ -11,8 +11,8 @@ import pytest
 import describe
 from benchmarks.chat_server import ChatServer
 from preprocess import parse_vlm_answers
-from stages import vlm
-from stages.describe import question_text
+from stages import vlm_answers
+from stages.vlm_questions import question_text
 from tests.bad_inputs.helpers import assert_one_line_error
 from tests.feature_extraction.media import write_release
 
@@ -162,7 +162,7 @@ def test_local_chat_models_answer_through_their_processor(kind, sees, release, c
     assert code == 0 and "0 generations" in stdout and "5 answered before" in stdout
     assert answers == {n: open(os.path.join(out, f"{n}.txt"), encoding="utf-8").read() for n in records}
     # random weights answer gibberish: each answer is a per-clip skip, and the parse script says so in one line
-    result = vlm.parse_answers(vlm.read_answers(out), ["neutral", "angry", "happy", "sad", "worried", "surprise"])
+    result = vlm_answers.parse_answers(vlm_answers.read_answers(out), ["neutral", "angry", "happy", "sad", "worried", "surprise"])
     assert result.parsed == {} and sum(len(v) for v in result.skipped.values()) == 5
     try:
         parse_vlm_answers.main(["--answers", out, "--out", str(tmp_path / "vlm.csv")])
@@ -187,8 +187,8 @@ def test_a_local_model_that_is_not_a_chat_model_is_refused(release, chat_models,
 def test_retry_after_is_waited_for(server):
     import time
 
-    from stages.describe import Question
-    from stages.describe_api import ChatEndpoint, retry_after
+    from stages.vlm_questions import Question
+    from stages.vlm_endpoint import ChatEndpoint, retry_after
 
     limited = server(script={"句子0": ["429", "ok"]}, retry_after="0.4")
     endpoint = ChatEndpoint(limited.base, "canned", key_env="DESCRIBE_UNSET_KEY", timeout=5, retries=2, backoff=0.01)

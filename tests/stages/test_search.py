@@ -10,7 +10,7 @@ import yaml
 import train
 import tune
 from models import known_models
-from stages import tune as tuning
+from stages import search
 from tests.bad_inputs.helpers import assert_one_line_error, run_main, run_script, snapshot
 from tests.conftest import registered_env
 from tests.test_train_folds import write_folds
@@ -23,7 +23,7 @@ def tune_argv(project, out, *flags):
 
 
 def trials_of(out):
-    storage = f"sqlite:///{out}/study.db" if os.path.exists(out / "study.db") else tuning.open_storage(f"journal:{out}/study.journal")
+    storage = f"sqlite:///{out}/study.db" if os.path.exists(out / "study.db") else search.open_storage(f"journal:{out}/study.journal")
     (summary,) = optuna.get_all_study_summaries(storage)
     return optuna.load_study(study_name=summary.study_name, storage=storage).get_trials()
 
@@ -36,12 +36,12 @@ def folds(tiny_project):
 
 def test_every_model_search_space_is_well_formed():
     for model in known_models():
-        space = tuning.search_space(model)
-        assert set(tuning.OPTIM_SPACE) <= set(space)
+        space = search.search_space(model)
+        assert set(search.OPTIM_SPACE) <= set(space)
         for name, values in space.items():
-            tuning.check_space(name, values, model)
-    assert "hidden_dim" in tuning.search_space("moe") and "heads" in tuning.search_space("auto_attention")
-    assert "lr" not in tuning.search_space("moe", fixed=["lr"])
+            search.check_space(name, values, model)
+    assert "hidden_dim" in search.search_space("moe") and "heads" in search.search_space("auto_attention")
+    assert "lr" not in search.search_space("moe", fixed=["lr"])
 
 
 def test_study_writes_its_outputs_and_best_yaml_reproduces_the_best_trial(folds, tmp_path, capsys):
@@ -131,7 +131,7 @@ def test_help_shows_every_default_and_train_never_imports_optuna():
     from tests.conftest import REPO
     from tests.toolkit.test_help import undocumented_defaults
 
-    assert undocumented_defaults(tuning.build_parser()) == []
+    assert undocumented_defaults(search.build_parser()) == []
     code = "import sys, train, engine; train.parse_args(['--folds', '3']); print(sorted(m for m in sys.modules if 'optuna' in m))"
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr

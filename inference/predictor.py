@@ -5,7 +5,7 @@
     runs = load_runs(["saved/folds/fold1", ...], device)
     out = predict_runs(runs, names, device)            # probabilities averaged over the runs
 
-Prediction files (``test.py`` writes them, ``ensemble.py`` reads them) are ``.npz`` files with
+Prediction files (``predict.py`` writes them, ``ensemble.py`` reads them) are ``.npz`` files with
 ``names, classes, probs[, valence], valid_f1, run_dirs, features``: see ``save_preds`` / ``load_preds``.
 """
 import os
@@ -199,15 +199,15 @@ def load_preds(path):
     from toolkit.tables import check_unique
 
     if not os.path.isfile(path):
-        raise UserError(f"prediction file {path} not found; write it with test.py --out DIR (DIR/preds.npz)")
+        raise UserError(f"prediction file {path} not found; write it with predict.py --out DIR (DIR/preds.npz)")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
-        raise UserError(f"prediction file {path} is not an .npz written by test.py ({exc.__class__.__name__})") from None
+        raise UserError(f"prediction file {path} is not an .npz written by predict.py ({exc.__class__.__name__})") from None
     missing = [k for k in ("names", "classes", "probs") if k not in arrays]
     if missing:
-        raise UserError(f"prediction file {path} lacks {', '.join(missing)}; write it with test.py")
+        raise UserError(f"prediction file {path} lacks {', '.join(missing)}; write it with predict.py")
     names, classes, probs = arrays["names"].tolist(), arrays["classes"].tolist(), arrays["probs"]
     if probs.shape != (len(names), len(classes)):
         raise UserError(f"prediction file {path}: probs has shape {probs.shape}, expected ({len(names)}, {len(classes)})")

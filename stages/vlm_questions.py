@@ -1,8 +1,8 @@
 """Ask a VLM about every clip (prompt.txt, or another prompt file) and keep its raw answers as
 ``<out>/<name>.txt``: the folder form that ``preprocess/parse_vlm_answers.py --answers <out>`` reads.
 
-Backends: an OpenAI-compatible chat endpoint (``stages.describe_api``) or a local transformers model
-(``stages.describe_local``). Each clip becomes one question: a few frames spread over the clip, the audio
+Backends: an OpenAI-compatible chat endpoint (``stages.vlm_endpoint``) or a local transformers model
+(``stages.vlm_local``). Each clip becomes one question: a few frames spread over the clip, the audio
 track where the backend takes it, and the prompt with the clip's subtitle in place of ``<<SUBTITLE>>``.
 
 Beside the answers: ``<out>/describe.jsonl`` (per answered clip: the inputs the model saw, tokens, attempts,
@@ -21,7 +21,7 @@ import time
 from feature_extraction import decode
 from feature_extraction.base import Clip, ClipError
 from feature_extraction.runner import write_failures
-from stages.vlm import NOT_ANSWERS
+from stages.vlm_answers import NOT_ANSWERS
 from toolkit.errors import UserError
 from toolkit.io import remove_stale_temps, resolve, save_json, save_text
 
@@ -216,11 +216,11 @@ def answer_clips(backend, todo, template, cfg, report):
 
 def build_backend(cfg):
     if cfg.api_base:
-        from stages.describe_api import ChatEndpoint
+        from stages.vlm_endpoint import ChatEndpoint
 
         return ChatEndpoint(cfg.api_base, cfg.model, cfg.api_key_env, cfg.send_audio, cfg.image_size, cfg.max_tokens,
                             cfg.temperature, cfg.timeout, cfg.retries, cfg.backoff, cfg.concurrency)
-    from stages.describe_local import LocalModel
+    from stages.vlm_local import LocalModel
     from toolkit.device import pick_device
 
     return LocalModel(cfg.model, pick_device(cfg.device), cfg.dtype, cfg.max_tokens)

@@ -128,7 +128,7 @@ def _worker_main(task, conn):
     signal.signal(signal.SIGTERM, _interrupt)
     from tqdm import tqdm
 
-    from stages.tune import work
+    from stages.search import work
 
     tqdm.set_lock(threading.RLock())  # not tqdm's default named semaphore, which a killed worker would leak
     try:
@@ -198,7 +198,7 @@ def fail_running(plan, workers):
     """Mark the RUNNING trials of ``workers`` [(pid, start time)] failed; returns their numbers."""
     from optuna.trial import TrialState
 
-    from stages.tune import load_study
+    from stages.search import load_study
 
     study = load_study(plan)
     numbers = [t.number for pid, started in workers for t in trials_of(study, pid, started) if t.state == TrialState.RUNNING]
@@ -212,7 +212,7 @@ def replace_dead(workers, process, task, started, deaths):
     for the rest of its share (more deaths than --jobs stop the command with one line)."""
     from optuna.trial import TrialState
 
-    from stages.tune import load_study
+    from stages.search import load_study
 
     plan, (_, _, share, done) = workers.plan, task
     failed = fail_running(plan, [(process.pid, started)])

@@ -1,4 +1,4 @@
-"""test.py and inference/predict.py: rebuild runs, predict in batches, average fold runs, score labels."""
+"""predict.py and inference/predictor.py: rebuild runs, predict in batches, average fold runs, score labels."""
 import json
 import os
 import subprocess
@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import test as test_script
+import predict as predict_script
 import train
 from dataloader.registry import CONFIG_VARIABLE, Registry
 from tests.conftest import REPO, TINY_FEATURES, make_tiny_project, write_project_config
 from toolkit.errors import UserError
 from toolkit.metrics import emotion_metrics
-from inference.predict import load_preds, load_run, load_runs, predict
+from inference.predictor import load_preds, load_run, load_runs, predict
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +39,8 @@ def trained(tmp_path_factory):
                "order": [project["names"][i] for i in order], "base": base}
 
 
-def run_test(trained, out, *argv):
-    return test_script.run(test_script.build_parser().parse_args(
+def run_predict(trained, out, *argv):
+    return predict_script.run(predict_script.build_parser().parse_args(
         list(argv) + ["--names", trained["names_csv"], "--out", str(out), "--cache_dir", trained["cache"], "--no_progress"]))
 
 
@@ -67,7 +67,7 @@ def test_predictions_match_the_runs_validation_results(trained):
 
 
 def test_outputs_and_metrics(trained, tmp_path, capsys):
-    preds, metrics = run_test(trained, tmp_path / "out", "--run", trained["runs"][0])
+    preds, metrics = run_predict(trained, tmp_path / "out", "--run", trained["runs"][0])
     out = tmp_path / "out"
     assert {"preds.npz", "preds.csv", "metrics.json", "confusion.png"} <= set(os.listdir(out))
     saved = load_preds(str(out / "preds.npz"))
@@ -91,13 +91,13 @@ def test_outputs_and_metrics(trained, tmp_path, capsys):
 def test_without_labels_only_predictions(trained, tmp_path):
     names_csv = tmp_path / "candidates.csv"
     pd.DataFrame({"name": trained["names"][:10]}).to_csv(names_csv, index=False)
-    test_script.run(test_script.build_parser().parse_args(
+    predict_script.run(predict_script.build_parser().parse_args(
         ["--run", trained["runs"][0], "--names", str(names_csv), "--out", str(tmp_path / "out"), "--cache_dir", trained["cache"], "--no_progress"]))
     assert sorted(os.listdir(tmp_path / "out")) == ["preds.csv", "preds.npz"]
 
 
 def test_fold_runs_average_probabilities(trained, tmp_path):
-    preds, _ = run_test(trained, tmp_path / "folds", "--fold_runs", *trained["runs"])
+    preds, _ = run_predict(trained, tmp_path / "folds", "--fold_runs", *trained["runs"])
     singles = [predict(*load_run(r, "cpu"), trained["order"], "cpu", Registry.from_config(), cache_dir=trained["cache"]) for r in trained["runs"]]
     np.testing.assert_allclose(preds["probs"], np.mean([s["probs"] for s in singles], axis=0), rtol=1e-6)
     f1s = [json.load(open(os.path.join(r, "summary.json")))["f1"] for r in trained["runs"]]
@@ -115,9 +115,9 @@ def test_fold_runs_must_share_features(trained, tmp_path):
 def test_unknown_label_is_refused_before_writing(trained, tmp_path):
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"name": ["clip_0000", "clip_0001"], "discrete": ["happy", "joyful"]}).to_csv(bad, index=False)
-    args = test_script.build_parser().parse_args(["--run", trained["runs"][0], "--names", str(bad), "--out", str(tmp_path / "out")])
+    args = predict_script.build_parser().parse_args(["--run", trained["runs"][0], "--names", str(bad), "--out", str(tmp_path / "out")])
     with pytest.raises(UserError, match=r"1 labels are not one of .*'joyful'"):
-        test_script.run(args)
+        predict_script.run(args)
     assert not (tmp_path / "out").exists()
 
 
@@ -127,7 +127,7 @@ def test_run_without_checkpoint_is_one_line(tmp_path):
     (run_dir / "args.yaml").write_text("model: moe\n")
     names = tmp_path / "names.csv"
     names.write_text("name\nclip_0000\n")
-    proc = subprocess.run([sys.executable, "test.py", "--run", str(run_dir), "--names", str(names), "--out", str(tmp_path / "out")],
+    proc = subprocess.run([sys.executable, "predict.py", "--run", str(run_dir), "--names", str(names), "--out", str(tmp_path / "out")],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -138,15 +138,15 @@ def test_run_without_checkpoint_is_one_line(tmp_path):
 def test_predictions_already_in_out_are_kept_unless_overwrite(trained, tmp_path, capsys):
     """As train.py keeps an earlier run: the earlier predictions move to .<out>.prev-<time>, --overwrite replaces them."""
     out = tmp_path / "preds"
-    run_test(trained, out, "--run", trained["runs"][0])
+    run_predict(trained, out, "--run", trained["runs"][0])
     first = (out / "preds.csv").read_text()
-    run_test(trained, out, "--run", trained["runs"][1])
+    run_predict(trained, out, "--run", trained["runs"][1])
     kept = [d for d in os.listdir(tmp_path) if d.startswith(".preds.prev-")]
     assert len(kept) == 1 and f"kept as {tmp_path / kept[0]}" in capsys.readouterr().out
     assert (tmp_path / kept[0] / "preds.csv").read_text() == first
     assert sorted(os.listdir(tmp_path / kept[0])) == sorted(os.listdir(out)) == ["confusion.png", "metrics.json", "preds.csv", "preds.npz"]
     assert load_preds(str(out / "preds.npz"))["run_dirs"] == [trained["runs"][1]]
-    run_test(trained, out, "--run", trained["runs"][2], "--overwrite")
+    run_predict(trained, out, "--run", trained["runs"][2], "--overwrite")
     assert load_preds(str(out / "preds.npz"))["run_dirs"] == [trained["runs"][2]]
     assert sorted(os.listdir(tmp_path)) == sorted(["preds", *kept])  # nothing more kept, no lock or staging left
 
@@ -157,7 +157,38 @@ def test_a_folder_of_other_files_is_refused_and_left_as_it_was(trained, tmp_path
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     before = snapshot(tmp_path)
-    code, _, err = run_main(test_script.main, ["--run", trained["runs"][0], "--names", trained["names_csv"],
-                                               "--out", str(tmp_path / "mine"), "--no_progress"], capsys)
+    code, _, err = run_main(predict_script.main, ["--run", trained["runs"][0], "--names", trained["names_csv"],
+                                                  "--out", str(tmp_path / "mine"), "--no_progress"], capsys)
     assert_one_line_error(code, err, "--out", str(tmp_path / "mine"), "preds.npz", "left untouched")
     assert snapshot(tmp_path) == before
+
+
+def test_test_py_is_the_old_name_of_predict_py(tmp_path):
+    """test.py notes the new name in one line on stderr, then behaves as predict.py: same help, same exit codes."""
+    from tests.bad_inputs.helpers import run_script
+
+    old, new = run_script("test.py", "--help"), run_script("predict.py", "--help")
+    assert old.returncode == new.returncode == 0 and new.stderr == ""
+    assert old.stderr == "test.py is now predict.py; it runs the same\n"
+    assert old.stdout.startswith("usage: test.py") and new.stdout.startswith("usage: predict.py")
+    assert old.stdout.split("\n\n", 1)[1] == new.stdout.split("\n\n", 1)[1] and "--fold_runs" in new.stdout  # after the usage
+    bad = ["--run", str(tmp_path / "no-run"), "--names", str(tmp_path / "no.csv"), "--out", str(tmp_path / "out")]
+    old, new = run_script("test.py", *bad), run_script("predict.py", *bad)
+    assert old.returncode == new.returncode == 2 and "no.csv" in new.stderr
+    assert old.stderr.splitlines() == ["test.py is now predict.py; it runs the same", *new.stderr.splitlines()]
+
+
+def test_the_code_tells_users_to_run_predict_py(tmp_path):
+    """No script, module or shell script but the alias itself names test.py; the messages name predict.py."""
+    skip = {".git", ".venv", "tests", "data", "saved", "cache", "train_lst"}
+    naming_test_py = []
+    for folder, dirs, files in os.walk(REPO):
+        dirs[:] = [d for d in dirs if d not in skip and not d.startswith(".")]
+        for name in files:
+            path = os.path.join(folder, name)
+            if name.endswith((".py", ".sh")) and os.path.relpath(path, REPO) != "test.py":
+                if "test.py" in open(path, encoding="utf-8").read():
+                    naming_test_py.append(os.path.relpath(path, REPO))
+    assert naming_test_py == []
+    with pytest.raises(UserError, match="write it with predict.py --out DIR"):
+        load_preds(str(tmp_path / "missing.npz"))

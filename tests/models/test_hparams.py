@@ -1,4 +1,4 @@
-"""Model configs: defaults in code, model-tune.yaml overrides, flags and help from the fields, checkpoints
+"""Model configs: defaults in code, models/hparams.yaml overrides, flags and help from the fields, checkpoints
 of older or newer versions."""
 import argparse
 import dataclasses
@@ -10,13 +10,13 @@ import models
 import train
 from engine.flags import build_parser, model_flag_prefix
 from models import config_from_checkpoint, create_model, known_models, model_config_class, model_defaults, model_hparams
-from models.config import ExpertConfig, hparam
+from models.hparams import ExpertConfig, hparam
 from toolkit.errors import UserError
 from toolkit.schema import flag_type
 
 
 @pytest.mark.parametrize("name", known_models())
-def test_defaults_are_the_code_defaults_when_model_tune_yaml_overrides_nothing(name):
+def test_defaults_are_the_code_defaults_when_hparams_yaml_overrides_nothing(name):
     assert model_defaults(name) == dataclasses.asdict(model_config_class(name)())
 
 
@@ -27,15 +27,48 @@ def test_model_defaults_keep_the_tuned_values_of_both_models():
     assert "fused_head" not in attention and "heads" not in moe
 
 
-def test_model_tune_yaml_overrides_the_code_defaults_and_a_flag_wins(tmp_path, monkeypatch):
-    tune = tmp_path / "model-tune.yaml"
+def use_hparams_files(monkeypatch, folder):
+    """models/hparams.yaml and its old name (model-tune.yaml) in ``folder``; returns their paths."""
+    new, old = folder / "hparams.yaml", folder / "model-tune.yaml"
+    monkeypatch.setattr(models, "HPARAMS_FILE", str(new))
+    monkeypatch.setattr(models, "OLD_HPARAMS_FILE", str(old))
+    monkeypatch.setattr(models, "_noted", set())
+    return new, old
+
+
+def test_hparams_yaml_overrides_the_code_defaults_and_a_flag_wins(tmp_path, monkeypatch):
+    tune, _ = use_hparams_files(monkeypatch, tmp_path)
     tune.write_text("moe:\n  hidden_dim: 32\n  aux_weight: 2\n")
-    monkeypatch.setattr(models, "TUNE_FILE", str(tune))
     defaults = model_defaults("moe")
     assert defaults["hidden_dim"] == 32 and defaults["aux_weight"] == 2.0 and type(defaults["aux_weight"]) is float
     assert model_defaults("auto_attention")["hidden_dim"] == 128
     assert train.parse_config([]).hparams.hidden_dim == 32 and train.parse_config(["--hidden_dim", "16"]).hparams.hidden_dim == 16
     assert create_model("moe", {"a-UTT": 4}, 6).cfg.hidden_dim == 32
+
+
+def test_a_users_model_tune_yaml_is_read_with_a_note_to_rename_it(tmp_path, monkeypatch, capsys):
+    new, old = use_hparams_files(monkeypatch, tmp_path)
+    old.write_text("moe:\n  hidden_dim: 32\n")
+    assert model_defaults("moe")["hidden_dim"] == 32 and model_defaults("moe")["hidden_dim"] == 32
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"note: reading {old}; it is now named hparams.yaml: rename it"]  # once per process
+    old.rename(new)
+    assert model_defaults("moe")["hidden_dim"] == 32 and capsys.readouterr().err == ""
+
+
+def test_model_tune_yaml_beside_hparams_yaml_is_refused(tmp_path, monkeypatch):
+    new, old = use_hparams_files(monkeypatch, tmp_path)
+    new.write_text("")
+    old.write_text("moe:\n  hidden_dim: 32\n")
+    with pytest.raises(UserError, match="model-tune.yaml is the old name of .*hparams.yaml: move its sections into hparams.yaml"):
+        model_defaults("moe")
+
+
+def test_models_config_is_the_old_name_of_models_hparams():
+    from models import config, hparams
+
+    public = [name for name in vars(hparams) if not name.startswith("_")]
+    assert public and all(getattr(config, name) is getattr(hparams, name) for name in public)
 
 
 @pytest.mark.parametrize("name", known_models())
@@ -73,7 +106,7 @@ def test_a_checkpoint_config_ignores_unknown_keys_and_fills_new_ones():
 
 
 def test_load_run_rebuilds_an_older_checkpoint(tmp_path):
-    from inference.predict import load_run
+    from inference.predictor import load_run
     from toolkit.runs import ARGS_FILE, CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 
     cfg = model_config_class("auto_attention")(hidden_dim=16, heads=2)
@@ -127,7 +160,7 @@ def test_a_name_taken_by_another_class_is_refused():
 
 
 def test_make_config_checks_types_ranges_and_heads():
-    from models.config import make_config
+    from models.hparams import make_config
 
     config = model_config_class("auto_attention")
     with pytest.raises(UserError, match="where: hidden_dim must be a whole number, got 1.5"):

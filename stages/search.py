@@ -1,6 +1,6 @@
 """Hyper-parameter search with Optuna over K folds (``tune.py`` is its command line).
 
-Search space: every field of the model's config dataclass with ``search`` metadata (models/config.py:
+Search space: every field of the model's config dataclass with ``search`` metadata (models/hparams.py:
 ``(low, high)`` uniform, integers for int fields; ``(low, high, "log")`` log-uniform; ``[a, b, ...]`` a
 choice) plus OPTIM_SPACE for the optimiser. A flag given after ``--`` fixes its value and leaves the space.
 
@@ -15,7 +15,7 @@ The same command resumes it: finished and pruned trials count toward --trials; a
 killed command is marked failed and its place is tried again. One tune command per study at a time (--jobs
 gives it several workers; a second command on the same --out is refused): the remaining trials are shared out
 before the workers start, so none is lost or run twice. A worker that is killed (the out-of-memory killer) has
-its trial marked failed and a new worker takes over its share (stages/tune_workers.py).
+its trial marked failed and a new worker takes over its share (stages/search_workers.py).
 """
 import dataclasses
 import hashlib
@@ -168,7 +168,7 @@ def open_storage(spec):
     if spec.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-        from stages.tune_workers import JournalLock
+        from stages.search_workers import JournalLock
 
         path = spec[len("journal:"):]
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -204,7 +204,7 @@ def make_pruner(plan):
 def load_study(plan, worker=0, done=0):
     import optuna
 
-    from stages.tune_workers import quiet_reported_failures
+    from stages.search_workers import quiet_reported_failures
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     quiet_reported_failures()
@@ -239,7 +239,7 @@ def work(task):
         import torch
 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // plan.jobs))
-    from stages.tune_workers import finished_elsewhere_is_one_line, tagged
+    from stages.search_workers import finished_elsewhere_is_one_line, tagged
 
     try:
         with finished_elsewhere_is_one_line(plan):
@@ -276,7 +276,7 @@ def prepare_study(plan):
 
 
 def run_workers(plan, remaining, done):
-    """Share ``remaining`` trials among --jobs worker processes (spawned and watched by stages/tune_workers.py;
+    """Share ``remaining`` trials among --jobs worker processes (spawned and watched by stages/search_workers.py;
     in-process with one job)."""
     jobs = min(plan.jobs, remaining)
     shares = [remaining // jobs + (i < remaining % jobs) for i in range(jobs)]
@@ -284,7 +284,7 @@ def run_workers(plan, remaining, done):
     if jobs == 1:
         errors = [work(tasks[0])]
     else:
-        from stages.tune_workers import supervise
+        from stages.search_workers import supervise
 
         errors = supervise(plan, tasks)
     errors = [e for e in errors if e]
@@ -449,7 +449,7 @@ def run(argv, description=__doc__):
     cut = argv.index("--") if "--" in argv else len(argv)
     opts = build_parser(description).parse_args(argv[:cut])
     plan = build_plan(opts, argv[cut + 1:])
-    from stages.tune_workers import claim_out
+    from stages.search_workers import claim_out
 
     start = time.time()
     with claim_out(plan.out):  # a second tune command on this --out is refused
