@@ -6,7 +6,7 @@ Edit the three feature dictionaries to add your own features. Each entry is
 
 where the folder holds one ``<sample>.npy`` per clip (shape ``(dim,)`` or ``(1, dim)``). A name ending in
 ``-FRM`` is a frame-level feature: ``(T, dim)`` per clip, T varying, modelled by a temporal expert (see
-README.md, "Frame-level features"). An optional third field says the level explicitly or selects columns:
+docs/06-frames-and-missing-modalities.md). An optional third field says the level explicitly or selects columns:
 
     "openface-AU-FRM": [35, "<folder>"]                                   # frame level from the suffix
     "openface-AU-FRM": [17, "<folder>", {"level": "frm", "columns": "-35:-18"}]  # 17 of the last 35 columns

@@ -3,7 +3,7 @@
     python benchmarks/bench_sweep.py [--jobs 1 2] [--repeats 1] [--seeds 0 1 2 3 4] [--no_single]
 
 Each sweep is a fresh `bash run_eval_unimodal.sh` (FORCE=1, its own SAVE_ROOT) with --preset (default
-published: lr 1e-4, batch 512, 80 epochs, REPEAT=3, the settings of the README's table); "one run" is a fresh
+published: lr 1e-4, batch 512, 80 epochs, REPEAT=3, the settings of the table in docs/10-benchmarks.md); "one run" is a fresh
 `python train.py` process with the published settings, start-up included. Target: the full demo sweep under
 10 minutes on 2 cores. benchmarks/bench_ranking.py times both presets against a tuned reference.
 """

@@ -14,7 +14,7 @@ from models.noise import SampleDropout
 class MoEConfig(ExpertConfig):
     """Defaults chosen with benchmarks/bench_quality.py: small experts and strong input dropout (chosen on the
     demo's 1,200 training clips), and a fused head with an MLP of width 256, chosen by mean rank over three
-    structurally different sets (demo, demo-alt, mfeat; README, "Benchmarks"): a linear fused head let the
+    structurally different sets (demo, demo-alt, mfeat; docs/10-benchmarks.md): a linear fused head let the
     gated average of weak experts' logits dominate and lost 3-4 points to early fusion on two of them."""
 
     fused_head: bool = hparam(True, 'add a head over all expert hiddens as one more gated "expert"', search=[True, False])
