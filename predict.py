@@ -1,4 +1,3 @@
-<<<<<<<< HEAD:predict.py
 """Predict a list of clips with a trained run, or with the average of K fold runs of one configuration.
 
     python predict.py --run saved/demo/seed0 --names data/demo/test.csv --out saved/demo/preds/seed0
@@ -96,13 +95,7 @@ def write_outputs(folder, args, preds, metrics):
 @cli
 def main(argv=None):
     return run(build_parser().parse_args(argv))
-========
-"""The old name of predict.py: it prints a one-line note and runs predict.py with the same arguments."""
-import sys
->>>>>>>> helper-d:test.py
 
-import predict
 
 if __name__ == "__main__":
-    print("test.py is now predict.py; it runs the same", file=sys.stderr)
-    predict.main()
+    main()

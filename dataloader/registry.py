@@ -55,6 +55,18 @@ def local_entries(entries, local):
             for name, entry in entries.items()}
 
 
+def unique_paths(paths):
+    """``paths`` without repeats of one file, in order: a manifest included twice (the registration step run
+    again appends its line again) is read once, not refused as registering its own names twice."""
+    seen, unique = set(), []
+    for path in paths:
+        key = os.path.realpath(resolve(path)) if isinstance(path, (str, os.PathLike)) else id(path)
+        if key not in seen:
+            seen.add(key)
+            unique.append(path)
+    return unique
+
+
 @dataclasses.dataclass(frozen=True)
 class Registry:
     """Registered features ({name: FeatureSpec}), where each came from, class lists and default paths."""
@@ -87,7 +99,7 @@ class Registry:
                                   where=where, **{k: local(values.get(v, DEFAULT_PATHS[v])) for k, v in
                                                   (("train_lst", "PATH_TO_TRAIN_LST"), ("cache_dir", "PATH_TO_CACHE"),
                                                    ("save_root", "PATH_TO_SAVED"))})
-        for manifest in [*map(local, values.get("FEATURE_MANIFESTS", [])), *manifests]:
+        for manifest in unique_paths([*map(local, values.get("FEATURE_MANIFESTS", [])), *manifests]):
             registry = registry.with_manifest(manifest)
         return registry
 

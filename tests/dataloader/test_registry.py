@@ -130,3 +130,15 @@ def test_another_config_file_reads_its_relative_paths_against_its_own_folder(tmp
     assert (registry.train_lst, registry.cache_dir, registry.save_root) == tuple(
         str(tmp_path / name) for name in ("splits", "cache", "saved"))
     assert Registry.from_config().train_lst == "train_lst"
+
+
+def test_the_registration_step_run_twice_registers_once(tmp_path, capsys):
+    """--emit-config >> config.py run again appends the same include line again: the manifest is read once."""
+    root = feature_tree(tmp_path / "feats", ["twice-UTT"])
+    code, out, _ = run_main(check_feat_dim.main, ["--root", root, "--emit-config", "--modality", "*=A"], capsys)
+    assert code == 0
+    config = tmp_path / "config.py"
+    config.write_text(out + out)
+    assert [line.startswith("FEATURE_MANIFESTS = ") for line in config.read_text().splitlines()].count(True) == 2
+    registry = Registry.from_config(str(config), manifests=[os.path.join(root, "features.yaml")])
+    assert registry.features["twice-UTT"].modality == "audio"
