@@ -110,6 +110,18 @@ def test_published_preset_gives_frame_features_one_expert_copy_and_every_feature
     assert json.load(open(tmp_path / "unimodal" / "tiny-au-FRM" / "seed0" / "summary.json"))["repeat"] == 2
 
 
+def test_the_probe_takes_the_p95_frame_count_check_feat_dim_prints(frame_project, capsys):
+    import re
+
+    from preprocess import check_feat_dim
+    from tests.conftest import project_registry
+
+    check_feat_dim.main(["--root", os.path.join(frame_project["root"], "features")])
+    p95 = re.search(r"tiny-au-FRM, .*p95 (\d+),", capsys.readouterr().out).group(1)
+    spec = project_registry(frame_project).lookup(["tiny-au-FRM"])[0]
+    assert sweep.frame_length(spec) == int(p95) >= 20  # T = 3..29: the p95 is near the top
+
+
 def test_no_seeds_is_one_line(tiny_project, tmp_path, capsys):
     from tests.bad_inputs.helpers import assert_one_line_error, run_main
 
