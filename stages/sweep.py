@@ -283,8 +283,9 @@ def print_estimates(opts, registry, todo):
         per_run = estimates[feature] = probe_seconds_per_epoch(opts, registry, feature, seed, n_train, n_valid) * args.epochs
         total += per_run * count
         lines.append((per_run, f"  {feature}: ~{per_run:.{0 if per_run >= 10 else 1}f}s per run (repeat {args.repeat}) × {count}"))
-    print(f"estimated time (all {args.epochs} epochs, lr {args.lr:g}, batch {args.batch_size}; early stopping ends runs sooner; "
-          f"refined from each finished run): ~{total / max(1, opts.jobs) / 60:.1f} min")
+    print(f"first estimate, from a few timed training steps per feature: ~{total / max(1, opts.jobs) / 60:.1f} min (all "
+          f"{args.epochs} epochs, lr {args.lr:g}, batch {args.batch_size}; early stopping ends runs sooner, reading data and "
+          "other jobs on the machine make them longer; each finished run's line gives the time left, measured)")
     for _, line in sorted(lines, reverse=True):
         print(line)
     return estimates

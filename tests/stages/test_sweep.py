@@ -102,7 +102,8 @@ def test_published_preset_gives_frame_features_one_expert_copy_and_every_feature
     argv.remove("--no_estimate")
     sweep.main(argv)
     out = capsys.readouterr().out
-    assert "estimated time (all 2 epochs" in out
+    first = out.index("first estimate, from a few timed training steps per feature: ~")
+    assert "(all 2 epochs" in out[first:] and first < out.index("[1/2] ") and "left" in out[out.index("[1/2] "):]
     assert "tiny-au-FRM: ~" in out and "(repeat 1) × 1" in out and "tiny-text-UTT: ~" in out and "(repeat 3) × 1" in out
     summary = json.load(open(tmp_path / "unimodal" / "tiny-au-FRM" / "seed0" / "summary.json"))
     assert summary["repeat"] == 1
