@@ -89,8 +89,9 @@ def build_inputs(args, source):
         detector.detector()  # a missing cascade is reported before any clip is read
     save_wav = None if args.save_wav is None else (args.save_wav or os.path.join(args.data, "audio"))
     out = os.path.join(features_root(args), ".openface")
-    return Inputs(fps=args.fps, faces=args.faces, detector=detector, save_wav=save_wav,
-                  openface_bin=args.openface_bin, openface_out=out, allow_partial=args.allow_partial)
+    return Inputs(fps=args.fps, faces=args.faces, detector=detector, save_wav=save_wav, openface_bin=args.openface_bin,
+                  openface_dir=args.openface_dir or os.path.join(args.data, "openface"), openface_out=out,
+                  allow_partial=args.allow_partial)
 
 
 @cli

@@ -78,11 +78,11 @@ def prepare(root, clips, hidden, layers, base):
     data = os.path.join(root, "release")
     make_demo_clips.main(["--out", data, "--clips", str(clips), "--overwrite"])
     models = {}
+    build, folder = make_demo_encoders.build_encoder, make_demo_encoders.encoder_folder
     for kind in ("hubert", "bert", "vit", "videomae") + LLM_KINDS:
-        models[kind] = make_demo_encoders.build_encoder(kind, os.path.join(root, "models", kind), hidden, layers)
+        models[kind] = build(kind, os.path.join(root, "models", folder(kind)), hidden, layers)
         if base and kind in make_demo_encoders.BASE_BUILDERS:
-            models[f"{kind}-base"] = make_demo_encoders.build_encoder(kind, os.path.join(root, "models", f"{kind}-base"),
-                                                                      base=True)
+            models[f"{kind}-base"] = build(kind, os.path.join(root, "models", folder(kind, base=True)), base=True)
     return data, models
 
 

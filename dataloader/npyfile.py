@@ -4,6 +4,7 @@ column selection, the threaded read of many files and the finiteness check over 
 The feature kinds (dataloader/kinds.py) build on these; nothing here knows what a kind is."""
 import concurrent.futures
 import errno
+import math
 import os
 import re
 import threading
@@ -124,6 +125,20 @@ def npy_header(path):
             return f.read(size), shape, fortran, dtype
     except Exception:  # noqa: BLE001 - np.load reports the problem with its own message
         return None
+
+
+def frame_counts(paths):
+    """T of every ``(T, C)`` file with T > 0 among ``paths``, read from its header alone (files of other
+    shapes, and unreadable ones, are left out)."""
+    shapes = [parsed[1] for parsed in map(npy_header, paths) if parsed is not None]
+    return [shape[0] for shape in shapes if len(shape) == 2 and shape[0] > 0]
+
+
+def nearest_rank(values, q):
+    """The ``q``-th percentile of ``values`` by nearest rank: the smallest of them with at least q % of all at
+    or below it (one of the values, so a percentile of frame counts is a frame count)."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 def raw_reader(spec, first_path):

@@ -70,6 +70,10 @@ class Extractor:
         """The extractor from ``extract.py``'s parsed flags (an argparse Namespace holding ``options``)."""
         raise NotImplementedError
 
+    def check_inputs(self, clips, inputs):
+        """Before any clip is read (``clips``: those to do; ``inputs``: the runner's Inputs): a problem that every
+        clip would share (e.g. CSVs without the asked columns) as one UserError. Default: none."""
+
     def prepare(self, item):
         """Worker-side preprocessing of one decoded input (default: none). May raise ClipError."""
         return item

@@ -201,6 +201,24 @@ def _read_openface_table(path):
     return table
 
 
+def missing_columns(path, header, columns):
+    """Why the OpenFace CSV ``path`` with column names ``header`` cannot give ``columns`` (the groups it does
+    hold and the --columns value that works), or None when it can."""
+    names = openface_columns(columns)
+    missing = [c for c in ["success", "confidence", *names] if c not in header]
+    if not missing:
+        return None
+    held = [g for g in ("au_r", "au_c", "pose", "gaze") if set(OPENFACE_COLUMNS[g]) <= set(header)]
+    usable = [g for g in held if set(OPENFACE_COLUMNS[g]) & set(names)] or held  # what was asked, else what is there
+    if missing[0] in ("success", "confidence"):
+        fix = "it is not a per-frame CSV of OpenFace 2's FeatureExtraction; make it with that tool"
+    elif usable:
+        fix = f"it holds the column groups {', '.join(held)}: use --columns {','.join(usable)}"
+    else:
+        fix = "it holds none of the groups au_r, au_c, pose, gaze; make it with FeatureExtraction -aus -pose -gaze"
+    return f"OpenFace CSV {path} has no column {missing[0]!r} (--columns {columns}); {fix}"
+
+
 def parse_openface_csv(path, columns="au", min_confidence=0.8):
     """(T, C) float32 of the ``columns`` of an OpenFace 2 per-frame CSV, keeping the frames OpenFace
     tracked (``success == 1``) with ``confidence >= min_confidence``, in frame order."""
@@ -209,9 +227,9 @@ def parse_openface_csv(path, columns="au", min_confidence=0.8):
     names = openface_columns(columns)
     min_confidence = _check_confidence(min_confidence)
     table = _read_openface_table(path)
-    missing = [c for c in ["success", "confidence", *names] if c not in table.columns]
-    if missing:
-        raise ClipError(f"OpenFace CSV {path} has no column {missing[0]!r}")
+    problem = missing_columns(path, table.columns, columns)
+    if problem:
+        raise ClipError(problem)
     if "frame" in table.columns:
         table = table.sort_values("frame", kind="stable")
     numeric = table[["success", "confidence", *names]].apply(pd.to_numeric, errors="coerce")
@@ -249,6 +267,27 @@ class OpenFaceExtractor(Extractor):
         self.min_confidence = _check_confidence(min_confidence)
         self.name = "openface-" + self.columns.replace(",", "+")
         self.levels = _check_levels(levels, self.name)
+
+    def check_inputs(self, clips, inputs):
+        """Before any clip: no CSV for any clip and no binary to make them, or a first CSV without the asked
+        columns, would fail every clip; either stops the run in one line."""
+        first = next((clip.openface_csv for clip in clips if clip.openface_csv), None)
+        if first is None:
+            if clips and not inputs.openface_bin:
+                folder = inputs.openface_dir
+                where = (f"none of the {len(clips)} clips has one" if folder is None else f"{folder} does not exist"
+                         if not os.path.isdir(folder) else f"{folder} holds none of the {len(clips)} clips")
+                raise UserError(f"no OpenFace CSV: {where}; point --openface_dir DIR at the folder of the "
+                                "<name>.csv (or <name>/<name>.csv) files, or make them with --openface_bin PATH "
+                                "(OpenFace 2's FeatureExtraction)")
+            return
+        try:
+            header = _read_openface_table(first).columns
+        except ClipError:
+            return  # an unreadable file is its own clip's failure
+        problem = missing_columns(first, header, self.columns)
+        if problem:
+            raise UserError(f"{problem} (checked on the first CSV, before any clip)")
 
     def prepare(self, item):
         return parse_openface_csv(item, self.columns, self.min_confidence)

@@ -30,6 +30,7 @@ class Inputs:
     detector: object = None  # feature_extraction.faces.HaarFaces for faces=detect
     save_wav: str | None = None  # folder that receives <name>.wav decoded from the video, reused afterwards
     openface_bin: str | None = None
+    openface_dir: str | None = None  # where the clips' CSVs were looked for (named in messages)
     openface_out: str | None = None
     allow_partial: bool = False  # use what decodes of a stream cut short (decode.check_complete) instead of failing
 
@@ -68,7 +69,7 @@ class Inputs:
         if clip.openface_csv:
             return clip.openface_csv
         if not self.openface_bin:
-            raise ClipError("no OpenFace CSV (make them with --openface_bin, or place <name>.csv under --openface_dir)")
+            raise ClipError("no OpenFace CSV (place <name>.csv under --openface_dir DIR, or make them with --openface_bin PATH)")
         if not clip.video:
             raise ClipError("no video file")
         from feature_extraction.handcrafted import run_openface
@@ -232,6 +233,7 @@ def extract(extractor, clips, out_root, inputs, overwrite=False, shard=(0, 1), w
     started = time.perf_counter()
     report = Report(total=len(clips))
     todo = pending_clips(clips, extractor, out_root, overwrite, shard, report)
+    extractor.check_inputs(todo, inputs)
     loader = torch.utils.data.DataLoader(ClipStream(todo, extractor, inputs), batch_size=None, shuffle=False,
                                          num_workers=workers, collate_fn=_keep, prefetch_factor=4 if workers else None)
     window, held, size = [], 0, extractor.batch_size * WINDOW_BATCHES

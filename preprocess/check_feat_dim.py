@@ -14,9 +14,10 @@ suggested --modality and nothing is written. A folder name with a control charac
 
 One line per feature folder: ``NAME, dim=C, files=N``. Utterance-level files hold ``(C,)`` (``(1, C)`` is
 accepted and squeezed); frame-level folders (``-FRM``) hold ``(T, C)`` with T varying and get
-``NAME, dim=C, files=N, T=min..max (p50 X, p95 Y, from K of N files)`` over the files read (pick
---max_frames of train.py from it). Without ``--all`` up to ``--sample`` evenly spaced files per folder are
-read; ``--all`` reads every file. The files read must have the same shape (the same C, 2-D and T > 0 for
+``NAME, dim=C, files=N, T=min..max (p50 X, p95 Y, from K of N files)``: frame counts from the header of every
+file (K: those holding (T, C) with T > 0), nearest-rank percentiles (pick --max_frames of train.py from them),
+the same with or without ``--all``. Without ``--all`` up to ``--sample`` evenly spaced files per folder are
+read whole; ``--all`` reads every file. The files read must have the same shape (the same C, 2-D and T > 0 for
 frame level), real numeric values and only finite ones; any problem is listed with the offending files and
 the exit status is non-zero.
 """
@@ -31,6 +32,7 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from dataloader.feature_store import read_npy  # noqa: E402
+from dataloader.npyfile import frame_counts, nearest_rank  # noqa: E402
 from dataloader.kinds import kind_for_name  # noqa: E402
 from dataloader.registry import MANIFEST_NAME, MODALITY_LETTERS, Registry, write_manifest  # noqa: E402
 from toolkit.errors import ArgumentParser, UserError, bounded, cli  # noqa: E402
@@ -84,17 +86,15 @@ def inspect(folder, name, sample=SAMPLE):
     """Check one feature folder, reading ``sample`` evenly spaced files (None: all); returns a dict with dim,
     files, read, frames, a list of problems and the first offending file."""
     files = sorted(f for f in list_folder(folder) if f.endswith(".npy"))
-    info = {"name": name, "folder": folder, "files": len(files), "read": 0, "dim": None, "frames": None,
+    info = {"name": name, "folder": folder, "files": len(files), "dim": None, "frames": None,
             "problems": [], "first_bad": None}
     if not files:
         info["problems"].append(f"no .npy files in {folder}")
         return info
     kind = kind_for_name(name)  # the kind the folder name implies (a -FRM name: frames)
     bad = collections.defaultdict(list)  # problem kind -> [file (detail)]
-    shapes, lengths = {}, []
-    chosen = sampled(files, sample)
-    info["read"] = len(chosen)
-    for f in tqdm(chosen, desc=name, unit="file", leave=False, disable=None):
+    shapes = {}
+    for f in tqdm(sampled(files, sample), desc=name, unit="file", leave=False, disable=None):
         array, problem = load(os.path.join(folder, f))
         if problem is None:
             dim, problem = kind.file_dim(array.shape)
@@ -103,8 +103,6 @@ def inspect(folder, name, sample=SAMPLE):
             info["first_bad"] = info["first_bad"] or os.path.join(folder, f)
             continue
         shapes[f] = dim
-        if kind.frames:
-            lengths.append(array.shape[0])
         if not np.all(np.isfinite(array)):
             bad["NaN/inf values"].append(f)
             info["first_bad"] = info["first_bad"] or os.path.join(folder, f)
@@ -114,8 +112,9 @@ def inspect(folder, name, sample=SAMPLE):
         if wrong:
             bad[f"dim differs from {info['dim']}"] = wrong
             info["first_bad"] = info["first_bad"] or os.path.join(folder, wrong[0].split(" ")[0])
-    if lengths:
-        info["frames"] = (min(lengths), max(lengths), float(np.percentile(lengths, 50)), float(np.percentile(lengths, 95)))
+    lengths = frame_counts([os.path.join(folder, f) for f in files]) if kind.frames else []
+    if lengths:  # every file's header, read or not: the same figures with and without --all
+        info["frames"] = (min(lengths), max(lengths), nearest_rank(lengths, 50), nearest_rank(lengths, 95), len(lengths))
     for kind, items in bad.items():
         more = f" and {len(items) - SHOW} more" if len(items) > SHOW else ""
         info["problems"].append(f"{len(items)} file(s) with {kind}: {', '.join(items[:SHOW])}{more}")
@@ -135,8 +134,8 @@ def shown(name):
 def report_line(info, known):
     line = f"{shown(info['name'])}, dim={info['dim']}, files={info['files']}"
     if info["frames"]:
-        lo, hi, p50, p95 = info["frames"]
-        line += f", T={lo}..{hi} (p50 {p50:g}, p95 {p95:g}, from {info['read']} of {info['files']} files)"
+        lo, hi, p50, p95, counted = info["frames"]
+        line += f", T={lo}..{hi} (p50 {p50}, p95 {p95}, from {counted} of {info['files']} files)"
     if info["dim"] is not None and info["name"] in known and known[info["name"]] != info["dim"]:
         line += f"  (config.py says dim={known[info['name']]})"
     return line

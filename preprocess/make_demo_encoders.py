@@ -198,6 +198,11 @@ BASE_BUILDERS = {"hubert": lambda t, corpus: (t.HubertConfig(), t.Wav2Vec2Featur
                  "videomae": lambda t, corpus: (t.VideoMAEConfig(), t.VideoMAEImageProcessor())}
 
 
+def encoder_folder(kind, base=False):
+    """The folder name of a built encoder: ``tiny-<kind>`` at the small size, ``base-<kind>`` at base size."""
+    return f"{'base' if base else 'tiny'}-{kind}"
+
+
 def build_encoder(kind, out_dir, hidden=32, layers=2, seed=0, corpus=CORPUS, base=False):
     """Write a random ``kind`` encoder with its processor/tokenizer to ``out_dir`` (atomically); return it.
     ``base``: the base-size architecture instead (``hidden`` and ``layers`` are then ignored)."""
@@ -240,7 +245,7 @@ def read_corpus(path):
 def main(argv=None):
     parser = ArgumentParser(description=__doc__)
     parser.add_argument("--out", default=os.path.join("data", "demo_clips", "models"),
-                        help="folder that receives one sub-folder per encoder, named tiny-<kind>")
+                        help="folder that receives one sub-folder per encoder, named tiny-<kind> (base-<kind> with --base)")
     parser.add_argument("--kinds", nargs="+", default=list(DEMO_KINDS), choices=sorted(BUILDERS), metavar="KIND",
                         help=f"encoders to build, of: {', '.join(BUILDERS)}")
     parser.add_argument("--hidden", type=bounded(int, 4), default=64, help="hidden size (even)")
@@ -254,8 +259,8 @@ def main(argv=None):
         raise UserError(f"--hidden {args.hidden}: use an even size (2 attention heads)")
     corpus = read_corpus(args.corpus) if args.corpus else CORPUS
     for kind in args.kinds:
-        path = build_encoder(kind, os.path.join(args.out, f"tiny-{kind}"), args.hidden, args.layers, args.seed, corpus,
-                            base=args.base)
+        path = build_encoder(kind, os.path.join(args.out, encoder_folder(kind, args.base)), args.hidden, args.layers,
+                             args.seed, corpus, base=args.base)
         print(f"wrote {path}")
 
 

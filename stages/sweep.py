@@ -214,16 +214,13 @@ def keep_models(opts, registry, plan, trained):
               "removed; KEEP=all keeps them); the ranking table names them")
 
 
-def frame_length(spec, files=20):
-    """Typical frames per clip of a frame-level feature: the p95 of T over up to ``files`` file headers."""
-    import numpy as np
+def frame_length(spec):
+    """Typical frames per clip of a frame-level feature: the p95 of T over every file's header (the figure
+    check_feat_dim.py prints)."""
+    from dataloader.npyfile import frame_counts, nearest_rank
 
-    from dataloader.npyfile import npy_header
-
-    names = sorted(os.listdir(spec.folder))
-    headers = [npy_header(os.path.join(spec.folder, name)) for name in names[:: max(1, len(names) // files)][:files]]
-    lengths = [h[1][0] for h in headers if h is not None and len(h[1]) == 2]
-    return int(np.percentile(lengths, 95)) if lengths else 1
+    lengths = frame_counts([os.path.join(spec.folder, name) for name in sorted(os.listdir(spec.folder)) if name.endswith(".npy")])
+    return nearest_rank(lengths, 95) if lengths else 1
 
 
 def probe_seconds_per_epoch(opts, registry, feature, seed, n_train, n_valid):
@@ -286,8 +283,9 @@ def print_estimates(opts, registry, todo):
         per_run = estimates[feature] = probe_seconds_per_epoch(opts, registry, feature, seed, n_train, n_valid) * args.epochs
         total += per_run * count
         lines.append((per_run, f"  {feature}: ~{per_run:.{0 if per_run >= 10 else 1}f}s per run (repeat {args.repeat}) × {count}"))
-    print(f"estimated time (all {args.epochs} epochs, lr {args.lr:g}, batch {args.batch_size}; early stopping ends runs sooner; "
-          f"refined from each finished run): ~{total / max(1, opts.jobs) / 60:.1f} min")
+    print(f"first estimate, from a few timed training steps per feature: ~{total / max(1, opts.jobs) / 60:.1f} min (all "
+          f"{args.epochs} epochs, lr {args.lr:g}, batch {args.batch_size}; early stopping ends runs sooner, reading data and "
+          "other jobs on the machine make them longer; each finished run's line gives the time left, measured)")
     for _, line in sorted(lines, reverse=True):
         print(line)
     return estimates

@@ -150,3 +150,40 @@ def test_training_never_imports_the_extraction_packages():
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def openface_release(root, names, drop=()):
+    """A release of OpenFace CSVs only (openface/<name>.csv), the clips listed in names.csv."""
+    from tests.feature_extraction.test_handcrafted import good_rows, write_openface_csv
+
+    os.makedirs(root)
+    with open(os.path.join(root, "names.csv"), "w") as f:
+        f.write("name\n" + "\n".join(names) + "\n")
+    for name in names:
+        write_openface_csv(os.path.join(root, "openface", f"{name}.csv"), good_rows(3), drop=drop)
+    return root
+
+
+def test_openface_csvs_without_the_asked_columns_stop_before_any_clip_and_say_what_works(tmp_path, capsys):
+    from feature_extraction.handcrafted import OPENFACE_COLUMNS
+
+    data = openface_release(str(tmp_path / "release"), ["c1", "c2", "c3"], drop=OPENFACE_COLUMNS["au_c"])
+    argv = ["--data", data, "--names", os.path.join(data, "names.csv"), "--modality", "openface", "--level", "utt", "frm",
+            "--workers", "0", "--no_progress"]
+    code, _, err = run_main(extract.main, argv, capsys)
+    line = assert_one_line_error(code, err, os.path.join(data, "openface", "c1.csv"), "'AU01_c'",
+                                 "column groups au_r, pose, gaze", "use --columns au_r", "before any clip")
+    assert "c2" not in line and not os.path.exists(os.path.join(data, "features"))  # one line, no clip tried
+    code, out, err = run_main(extract.main, argv + ["--columns", "au_r"], capsys)
+    assert code == 0, err
+    assert "3 clips written" in out and np.load(os.path.join(data, "features", "openface-au_r-FRM", "c2.npy")).shape == (3, 17)
+
+
+def test_no_openface_folder_names_the_flags_that_give_one(tmp_path, capsys):
+    data = openface_release(str(tmp_path / "release"), ["c1", "c2"])
+    argv = ["--data", data, "--names", os.path.join(data, "names.csv"), "--modality", "openface", "--workers", "0", "--no_progress"]
+    os.rename(os.path.join(data, "openface"), os.path.join(data, "of"))
+    code, _, err = run_main(extract.main, argv, capsys)
+    assert_one_line_error(code, err, f"{os.path.join(data, 'openface')} does not exist", "--openface_dir DIR", "--openface_bin PATH")
+    code, out, err = run_main(extract.main, argv + ["--openface_dir", os.path.join(data, "of")], capsys)
+    assert code == 0 and "2 clips written" in out, err

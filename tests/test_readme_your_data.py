@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 from tests.conftest import REPO
 
@@ -29,7 +30,11 @@ def fresh_copy(dest):
         shutil.copy2(os.path.join(REPO, rel), os.path.join(dest, rel))
 
 
-def test_the_readme_walkthrough_runs_on_a_new_feature_tree(tmp_path):
+@pytest.mark.parametrize("text", [True, False], ids=["with-text", "without-text"])
+def test_the_readme_walkthrough_runs_on_a_new_feature_tree(tmp_path, text):
+    """``text`` False: a release with no text feature (no roberta folder; the block's '*roberta*=T' matches
+    nothing and step 4's default --topn_modalities AVT fuses audio and video with a note)."""
+    renamed = {old: new for old, new in RENAMED.items() if text or "roberta" not in old}
     repo, data = tmp_path / "repo", tmp_path / "mydata"
     fresh_copy(repo)
     python = os.path.dirname(sys.executable)
@@ -37,8 +42,8 @@ def test_the_readme_walkthrough_runs_on_a_new_feature_tree(tmp_path):
                     "--n_unlabeled", "80", "--n_test", "60"], cwd=repo, check=True, capture_output=True)
     features = data / "features"
     for name in os.listdir(features):
-        if name in RENAMED:
-            os.rename(features / name, features / RENAMED[name])
+        if name in renamed:
+            os.rename(features / name, features / renamed[name])
         else:
             shutil.rmtree(features / name)  # fewer features: a shorter sweep
     env = {**os.environ, "PATH": python + os.pathsep + os.environ["PATH"], "DATA": str(data),
@@ -51,7 +56,10 @@ def test_the_readme_walkthrough_runs_on_a_new_feature_tree(tmp_path):
     out = proc.stdout
     assert "Traceback" not in proc.stderr
     table = pd.read_csv(repo / "saved" / "mine" / "unimodal" / "unimodal_summary.csv")
-    assert set(table["features"]) == set(RENAMED.values())  # the sweep found exactly the new features
+    assert set(table["features"]) == set(renamed.values())  # the sweep found exactly the new features
+    assert set(table["modality"]) == set("AVT" if text else "AV")
+    notes = [line for line in proc.stderr.splitlines() if "no single-feature rows of modality T" in line]
+    assert len(notes) == (0 if text else 2)  # step 4: one note per seed
     submission = pd.read_csv(repo / "saved" / "mine" / "submission.csv")
     assert submission["name"].tolist() == pd.read_csv(data / "test.csv")["name"].tolist()
     f1 = float(re.findall(r"weighted F1\D*([0-9.]+)", out)[-1])

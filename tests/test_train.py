@@ -114,3 +114,39 @@ def test_bad_input_is_one_line_without_traceback(tmp_path, argv, message):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and re.search(message, lines[0]), proc.stderr
     assert not run_dir.exists()
+
+
+def test_top_n_on_a_release_without_text_features(tmp_path, monkeypatch, capsys):
+    """A release with audio and video features only: sweep, table, then --feat_topn with the default modalities
+    (AVT) fuses the audio and video features and says, in one line, that there is no text row."""
+    import shutil
+
+    import eval_avg_performance
+    from dataloader.registry import CONFIG_VARIABLE
+    from stages import sweep
+    from tests.conftest import make_tiny_project, write_project_config
+    from toolkit.io import save_split
+
+    project = make_tiny_project(tmp_path)
+    shutil.rmtree(project["folders"].pop("tiny-text-UTT")[2])
+    monkeypatch.setenv(CONFIG_VARIABLE, write_project_config(project, default_features=list(project["folders"])))
+    info = lambda sl: {k: project[k][sl] for k in ("names", "emos", "vals")}  # noqa: E731
+    save_split(os.path.join(project["train_lst"], "seed1.npy"), info(slice(0, 90)), info(slice(90, 120)))
+    cache, unimodal = str(tmp_path / "cache"), str(tmp_path / "unimodal")
+    sweep.main(["--seeds", "0 1", "--epochs", "3", "--train_lst", project["train_lst"], "--save_root", unimodal,
+                "--no_estimate", "--", "--cache_dir", cache, "--no_plots"])
+    eval_avg_performance.main(["--root", unimodal])
+    table = os.path.join(unimodal, "unimodal_summary.csv")
+    assert sorted(pd.read_csv(table)["modality"]) == ["A", "V"]
+    capsys.readouterr()
+    train.main(["--feat_topn", "2", "--topn_from", table, "--epochs", "3", "--train_lst", project["train_lst"],
+                "--cache_dir", cache, "--run_dir", str(tmp_path / "fused"), "--no_progress", "--no_plots"])
+    captured = capsys.readouterr()
+    assert captured.err.count("note:") == 1 and "no single-feature rows of modality T" in captured.err
+    assert "--topn_modalities AV" in captured.err and captured.out.splitlines()[-1].startswith("BEST:")
+    summary = json.load(open(tmp_path / "fused" / "summary.json"))
+    assert [f["name"] for f in summary["features"]] == ["tiny-audio-UTT", "tiny-video-UTT"]
+    with pytest.raises(SystemExit) as refused:  # no requested modality has a row: an error that says what the table holds
+        train.main(["--feat_topn", "2", "--topn_from", table, "--topn_modalities", "T", "--train_lst", project["train_lst"]])
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and err.count("\n") == 1 and table in err and "use --topn_modalities AV" in err

@@ -1,6 +1,7 @@
 """Collect run directories' summary.json files into mean ± std tables (one row per feature list)."""
 import json
 import os
+import sys
 
 import numpy as np
 import pandas as pd
@@ -142,15 +143,25 @@ def single_feature_rows(table_csv, flag="--topn_from"):
 
 
 def top_features(table_csv, n, modalities="AVT"):
-    """The ``n`` best single features of each modality letter in ``modalities`` from a summary CSV."""
+    """The ``n`` best single features of each modality letter in ``modalities`` from a summary CSV. A modality
+    with no row in the table (a release without text features) is left out with a note on stderr; none of them
+    having a row is an error that says what the table holds."""
     single = single_feature_rows(table_csv)
+    modalities = modalities.upper()
     unknown = set(modalities) - set(MODALITY_LETTERS.values())
     if unknown or not modalities:
         raise UserError(f"--topn_modalities {modalities!r}: use letters from A (audio), V (video), T (text)")
-    chosen = []
-    for letter in modalities:
-        picked = single[single["modality"] == letter]["features"].head(n).tolist()
-        if not picked:
-            raise UserError(f"{table_csv} has no single-feature rows of modality {letter}; drop it from --topn_modalities")
-        chosen += picked
-    return chosen
+    picked = {letter: single[single["modality"] == letter]["features"].head(n).tolist() for letter in modalities}
+    present = "".join(letter for letter in modalities if picked[letter])
+    if not present:
+        held = single["modality"].value_counts()
+        holds = ", ".join(f"{count} of modality {letter}" for letter, count in held.items())
+        fix = (f"it holds {holds}: use --topn_modalities {''.join(sorted(held.index))}" if holds else
+               "it holds no single-feature row: run run_eval_unimodal.sh then eval_avg_performance.py")
+        raise UserError(f"{table_csv} has no single-feature rows of modality {', '.join(modalities)} "
+                        f"(--topn_modalities {modalities}); {fix}")
+    if present != modalities:
+        absent = "".join(letter for letter in modalities if not picked[letter])
+        print(f"note: {table_csv} has no single-feature rows of modality {', '.join(absent)}; fusing the top {n} of "
+              f"{', '.join(present)} only (--topn_modalities {present} says so without this note)", file=sys.stderr, flush=True)
+    return [name for letter in present for name in picked[letter]]

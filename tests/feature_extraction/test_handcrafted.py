@@ -192,11 +192,23 @@ def test_failed_and_unsure_frames_are_dropped_and_the_rest_kept_in_frame_order(t
     assert len(parse_openface_csv(path, "pose", min_confidence=0.0)) == 5  # success=0 stays out
 
 
-def test_a_missing_column_names_the_file_and_the_column(tmp_path):
+def test_a_missing_column_names_the_file_the_groups_it_holds_and_the_columns_that_work(tmp_path):
     path = write_openface_csv(tmp_path / "clip7.csv", good_rows(), drop=("AU45_c", "AU28_c"))
     assert parse_openface_csv(path, "au_r").shape == (4, 17)
-    with pytest.raises(ClipError, match=r"clip7\.csv has no column 'AU28_c'"):
+    with pytest.raises(ClipError) as err:
         parse_openface_csv(path, "au")
+    assert str(err.value) == (f"OpenFace CSV {path} has no column 'AU28_c' (--columns au); it holds the column groups "
+                              "au_r, pose, gaze: use --columns au_r")
+    with pytest.raises(ClipError, match="use --columns au_r,gaze$"):  # what was asked and is there
+        parse_openface_csv(path, "au,gaze")
+    with pytest.raises(ClipError, match="holds the column groups au_r, pose, gaze: use --columns au_r,pose,gaze$"):
+        parse_openface_csv(path, "au_c")  # nothing asked is there: every group it holds
+    bare = write_openface_csv(tmp_path / "bare.csv", good_rows(), drop=OPENFACE_COLUMNS["all"])
+    with pytest.raises(ClipError, match="holds none of the groups au_r, au_c, pose, gaze; make it with FeatureExtraction"):
+        parse_openface_csv(bare, "pose")
+    other = write_openface_csv(tmp_path / "other.csv", good_rows(), drop=("success",))
+    with pytest.raises(ClipError, match="no column 'success' .*not a per-frame CSV of OpenFace 2's FeatureExtraction"):
+        parse_openface_csv(other, "pose")
 
 
 def test_no_usable_frame_is_a_clip_error_naming_the_file(tmp_path):

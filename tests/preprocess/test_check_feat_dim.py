@@ -47,12 +47,18 @@ def test_one_line_per_folder(root, capsys):
     assert out.splitlines() == [
         "my-hubert-UTT, dim=8, files=5",
         "mystery-UTT, dim=3, files=2",
-        "openface-AU-FRM, dim=17, files=3, T=5..30 (p50 9, p95 27.9, from 3 of 3 files)",
+        "openface-AU-FRM, dim=17, files=3, T=5..30 (p50 9, p95 30, from 3 of 3 files)",
     ]
-    code, out = run(["--root", str(root), "--all"], capsys)
-    assert code == 0 and "openface-AU-FRM, dim=17, files=3, T=5..30 (p50 9, p95 27.9, from 3 of 3 files)" in out
-    code, out = run(["--root", str(root), "--sample", "2"], capsys)  # the first and the last file
-    assert code == 0 and "openface-AU-FRM, dim=17, files=3, T=5..30 (p50 17.5, p95 28.75, from 2 of 3 files)" in out
+
+
+def test_frame_counts_are_the_same_with_and_without_all(tmp_path, capsys):
+    """Frame counts come from every file's header, nearest rank: --all, a sample and --emit-config print one figure."""
+    lengths = np.random.default_rng(0).permutation(np.arange(101, 141))  # T = 101..140 in a shuffled file order
+    write_folder(tmp_path / "features", "my-au-FRM", [np.zeros((t, 3), np.float32) for t in lengths])
+    expected = "my-au-FRM, dim=3, files=40, T=101..140 (p50 120, p95 138, from 40 of 40 files)"
+    for argv in ([], ["--all"], ["--sample", "5"], ["--emit-config", "--modality", "*=V"]):
+        code, out = run(["--root", str(tmp_path / "features"), *argv], capsys)
+        assert code == 0 and out.splitlines()[0].lstrip("# ") == expected, argv
 
 
 def test_sample_is_evenly_spaced():
@@ -98,7 +104,7 @@ def test_all_names_wrong_shape_and_nan_files(root, capsys):
     (folder / "clip_902.npy").write_bytes(b"not numpy")
 
     code, out = run(["--root", str(root), "--sample", "1"], capsys)  # the first file only: nothing found
-    assert code == 0 and "T=5..5 (p50 5, p95 5, from 1 of 3 files)" in out
+    assert code == 0 and "T=5..30 (p50 9, p95 30, from 3 of 3 files)" in out
     for argv in (["--all"], []):  # 8 files: the default sample reads them all
         with pytest.raises(SystemExit) as err:
             script.main(["--root", str(root), *argv])

@@ -116,12 +116,25 @@ def test_published_preset_gives_frame_features_one_expert_copy_and_every_feature
     argv.remove("--no_estimate")
     sweep.main(argv)
     out = capsys.readouterr().out
-    assert "estimated time (all 2 epochs" in out
+    first = out.index("first estimate, from a few timed training steps per feature: ~")
+    assert "(all 2 epochs" in out[first:] and first < out.index("[1/2] ") and "left" in out[out.index("[1/2] "):]
     assert "tiny-au-FRM: ~" in out and "(repeat 1) × 1" in out and "tiny-text-UTT: ~" in out and "(repeat 3) × 1" in out
     summary = json.load(open(tmp_path / "unimodal" / "tiny-au-FRM" / "seed0" / "summary.json"))
     assert summary["repeat"] == 1
     sweep.main(sweep_argv(frame_project, tmp_path, "--feats", "tiny-au-FRM", "--preset", "published", "--repeat", "2"))  # asked for: kept
     assert json.load(open(tmp_path / "unimodal" / "tiny-au-FRM" / "seed0" / "summary.json"))["repeat"] == 2
+
+
+def test_the_probe_takes_the_p95_frame_count_check_feat_dim_prints(frame_project, capsys):
+    import re
+
+    from preprocess import check_feat_dim
+    from tests.conftest import project_registry
+
+    check_feat_dim.main(["--root", os.path.join(frame_project["root"], "features")])
+    p95 = re.search(r"tiny-au-FRM, .*p95 (\d+),", capsys.readouterr().out).group(1)
+    spec = project_registry(frame_project).lookup(["tiny-au-FRM"])[0]
+    assert sweep.frame_length(spec) == int(p95) >= 20  # T = 3..29: the p95 is near the top
 
 
 def test_no_seeds_is_one_line(tiny_project, tmp_path, capsys):

@@ -49,3 +49,18 @@ def test_top_features_per_modality(tmp_path):
         top_features(str(csv), 1, "X")
     with pytest.raises(UserError, match="not found"):
         top_features(str(tmp_path / "nope.csv"), 1)
+
+
+def test_top_features_leave_out_a_modality_without_rows_with_a_note(tmp_path, capsys):
+    for name, modality, f1 in [("v1", "video", 0.6), ("v2", "video", 0.7), ("a1", "audio", 0.4)]:
+        fake_run(tmp_path, name, modality, 0, f1)
+    csv = tmp_path / "table.csv"
+    summarize_runs(find_runs([str(tmp_path)])).to_csv(csv, index=False)
+    assert top_features(str(csv), 2, "AVT") == ["a1", "v2", "v1"]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"note: {csv} has no single-feature rows of modality T;")
+    assert "--topn_modalities AV" in err
+    assert top_features(str(csv), 1, "av") == ["a1", "v2"] and capsys.readouterr().err == ""
+    with pytest.raises(UserError, match=r"no single-feature rows of modality T \(--topn_modalities T\); it holds 2 of "
+                                        r"modality V, 1 of modality A: use --topn_modalities AV"):
+        top_features(str(csv), 1, "T")
