@@ -42,8 +42,6 @@ PATH_TO_CACHE = "cache"
 PATH_TO_SAVED = "saved"
 
 DEMO_FEATURES = os.path.join("data", "demo", "features")
-MER_SCALE_FEATURES = os.path.join("data", "mer", "features")
-DEMO_CLIPS_FEATURES = os.path.join("data", "demo_clips", "features")
 
 FEAT_VIDEO_DICT = {
     # embedded demo data (python preprocess/make_demo_data.py)
@@ -53,31 +51,21 @@ FEAT_VIDEO_DICT = {
     "demo-au-FRM": [17, os.path.join(DEMO_FEATURES, "demo-au-FRM")],  # frame level: (T, 17) AU intensities
     # the VLM's per-class scores (preprocess/parse_vlm_answers.py --as_feature ... --fill uniform)
     "vlm-scores-UTT": [6, os.path.join(DEMO_FEATURES, "vlm-scores-UTT")],
-    # synthetic data at MER2025 scale (make_demo_data.py --scale mer), used by benchmarks/
-    "clip-vit-large-patch14-UTT": [768, os.path.join(MER_SCALE_FEATURES, "clip-vit-large-patch14-UTT")],
-    "InternVL_2_5-UTT": [4096, os.path.join(MER_SCALE_FEATURES, "InternVL_2_5-UTT")],
-    # extracted from the raw-clip demo (bash run_demo_clips.sh: make_demo_clips.py, then extract.py)
-    "tiny-vit-UTT": [64, os.path.join(DEMO_CLIPS_FEATURES, "tiny-vit-UTT")],  # a small random ViT on the face crops
-    "tiny-internvl-UTT": [64, os.path.join(DEMO_CLIPS_FEATURES, "tiny-internvl-UTT")],  # a small random video LLM
-    "openface-au-FRM": [35, os.path.join(DEMO_CLIPS_FEATURES, "openface-au-FRM")],  # OpenFace 2 AUs per frame
 }
 
 FEAT_AUDIO_DICT = {
     "demo-hubert-UTT": [768, os.path.join(DEMO_FEATURES, "demo-hubert-UTT")],
     "demo-wav2vec2-UTT": [256, os.path.join(DEMO_FEATURES, "demo-wav2vec2-UTT")],
-    "chinese-hubert-large-UTT": [1024, os.path.join(MER_SCALE_FEATURES, "chinese-hubert-large-UTT")],
-    "whisper-large-v2-UTT": [1280, os.path.join(MER_SCALE_FEATURES, "whisper-large-v2-UTT")],
-    "tiny-hubert-UTT": [64, os.path.join(DEMO_CLIPS_FEATURES, "tiny-hubert-UTT")],
-    "eGeMAPSv02-UTT": [88, os.path.join(DEMO_CLIPS_FEATURES, "eGeMAPSv02-UTT")],  # openSMILE functionals
 }
 
 FEAT_TEXT_DICT = {
     "demo-roberta-UTT": [768, os.path.join(DEMO_FEATURES, "demo-roberta-UTT")],
     "demo-macbert-UTT": [64, os.path.join(DEMO_FEATURES, "demo-macbert-UTT")],
-    "chinese-roberta-wwm-ext-large-UTT": [1024, os.path.join(MER_SCALE_FEATURES, "chinese-roberta-wwm-ext-large-UTT")],
-    "tiny-bert-UTT": [64, os.path.join(DEMO_CLIPS_FEATURES, "tiny-bert-UTT")],
 }
 
+# The raw-clip demo (run_demo_clips.sh passes --manifests data/demo_clips/features/features.yaml) and the
+# benchmarks' synthetic sets (benchmarks/) register their features themselves, so names that extract.py gives
+# real data by default (eGeMAPSv02-UTT, openface-au-FRM, <model folder>-UTT) stay free for yours.
 # Feature manifests (features.yaml) whose features are registered too, e.g. "data/mine/features/features.yaml".
 FEATURE_MANIFESTS = []
 

@@ -26,8 +26,8 @@ FEATS="['eGeMAPSv02-UTT','openface-au-FRM','tiny-hubert-UTT','tiny-bert-UTT','ti
 "$PYTHON" preprocess/mer2025_base.py --label_csv "$DATA/track1_train_disdim.csv" --save_root train_lst/demo_clips \
     --stratify --overwrite
 # one labeled clip has no audio stream and one no subtitle: --allow_missing masks their missing experts
-"$PYTHON" train.py --train_lst train_lst/demo_clips --dataset seed0 --feat "$FEATS" --allow_missing --run_dir saved/demo_clips \
-    --overwrite "$@"
+"$PYTHON" train.py --train_lst train_lst/demo_clips --dataset seed0 --feat "$FEATS" --manifests "$DATA/features/features.yaml" \
+    --allow_missing --run_dir saved/demo_clips --overwrite "$@"
 # The VLM step: a local video LLM answers prompt.txt about each candidate clip (frames + subtitle), and its answers
 # go through the text encoder into a feature folder. With a real VLM (--model FOLDER, or --api_base URL --model NAME
 # for a vLLM server or a provider) the same commands make the paper's VLM labels and description feature.

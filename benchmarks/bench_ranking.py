@@ -85,11 +85,13 @@ def demo_small(seeds):
 
 
 def demo_clips():
-    """The raw-clip demo's features as config.py registers them (bash run_demo_clips.sh writes them)."""
-    from dataloader.registry import Registry
+    """The raw-clip demo's features, as its manifest registers them (bash run_demo_clips.sh writes both)."""
+    from dataloader.registry import read_manifest
 
-    names = ("eGeMAPSv02-UTT", "openface-au-FRM", "tiny-hubert-UTT", "tiny-bert-UTT", "tiny-vit-UTT")
-    specs = Registry.from_config(os.path.join(REPO, "config.py")).lookup(list(names))
+    manifest = os.path.join(CLIPS_ROOT, "features", "features.yaml")
+    if not os.path.exists(manifest):
+        raise SystemExit(f"demo-clips: no {manifest}; make the raw-clip demo's features with `bash run_demo_clips.sh`")
+    specs = list(read_manifest(manifest).values())
     missing = [s.name for s in specs if not os.path.isdir(s.folder)]
     if missing:
         raise SystemExit(f"demo-clips: no feature folder {missing[0]}; make them with `bash run_demo_clips.sh`")

@@ -35,6 +35,18 @@ CACHE = os.path.join(DATA, "bench_cache")
 WARMUP = 2
 
 
+def mer_scale_manifest():
+    """DATA/features/features.yaml for the synthetic MER-scale features (make_demo_data.py --scale mer): they are
+    registered through it, here and in the timed train.py process, not in config.py, so their real-model names
+    stay free for a user's features. Returns its path."""
+    from dataloader.registry import write_manifest
+    from preprocess.make_demo_data import FEATURES
+
+    entries = {name: {"dim": dim, "modality": modality, "level": "utt", "folder": name}
+               for name, (modality, _, dim, _) in FEATURES["mer"].items()}
+    return write_manifest(os.path.join(DATA, "features"), entries, "benchmarks/bench_train.py")
+
+
 def ensure_data():
     if not os.path.exists(os.path.join(DATA, "labels.csv")):
         subprocess.run([sys.executable, "preprocess/make_demo_data.py", "--scale", "mer", "--out", DATA], cwd=REPO, check=True)
@@ -48,7 +60,8 @@ def train_config(epochs, run_dir, **changes):
     the previous run in ``run_dir`` (the benchmark's scratch folder)."""
     from engine import TrainConfig
 
-    return TrainConfig(dataset="seed0", train_lst=SPLITS, cache_dir=CACHE, feat=list(FEATS), epochs=epochs, patience=0,
+    return TrainConfig(dataset="seed0", train_lst=SPLITS, cache_dir=CACHE, feat=list(FEATS), manifests=[mer_scale_manifest()],
+                       epochs=epochs, patience=0,
                        run_dir=run_dir, overwrite=True, no_plots=True, no_progress=True, device="cpu").replace(**changes)
 
 
@@ -205,7 +218,7 @@ def main():
     from dataloader.registry import Registry
     from toolkit.io import load_split, split_path
 
-    registry = Registry.from_config()
+    registry = Registry.from_config(manifests=[mer_scale_manifest()])
     split = load_split(split_path(SPLITS, "seed0"))
     names = split[TRAIN_KEY]["names"] + split[VALID_KEY]["names"]
     specs = registry.lookup(FEATS)
