@@ -163,8 +163,23 @@ def test_a_folder_of_other_files_is_refused_and_left_as_it_was(trained, tmp_path
     assert snapshot(tmp_path) == before
 
 
+def test_test_py_is_the_old_name_of_predict_py(tmp_path):
+    """test.py notes the new name in one line on stderr, then behaves as predict.py: same help, same exit codes."""
+    from tests.bad_inputs.helpers import run_script
+
+    old, new = run_script("test.py", "--help"), run_script("predict.py", "--help")
+    assert old.returncode == new.returncode == 0 and new.stderr == ""
+    assert old.stderr == "test.py is now predict.py; it runs the same\n"
+    assert old.stdout.startswith("usage: test.py") and new.stdout.startswith("usage: predict.py")
+    assert old.stdout.split("\n\n", 1)[1] == new.stdout.split("\n\n", 1)[1] and "--fold_runs" in new.stdout  # after the usage
+    bad = ["--run", str(tmp_path / "no-run"), "--names", str(tmp_path / "no.csv"), "--out", str(tmp_path / "out")]
+    old, new = run_script("test.py", *bad), run_script("predict.py", *bad)
+    assert old.returncode == new.returncode == 2 and "no.csv" in new.stderr
+    assert old.stderr.splitlines() == ["test.py is now predict.py; it runs the same", *new.stderr.splitlines()]
+
+
 def test_the_code_tells_users_to_run_predict_py(tmp_path):
-    """No script, module or shell script names test.py; the messages name predict.py."""
+    """No script, module or shell script but the alias itself names test.py; the messages name predict.py."""
     skip = {".git", ".venv", "tests", "data", "saved", "cache", "train_lst"}
     naming_test_py = []
     for folder, dirs, files in os.walk(REPO):

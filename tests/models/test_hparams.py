@@ -46,6 +46,31 @@ def test_hparams_yaml_overrides_the_code_defaults_and_a_flag_wins(tmp_path, monk
     assert create_model("moe", {"a-UTT": 4}, 6).cfg.hidden_dim == 32
 
 
+def test_a_users_model_tune_yaml_is_read_with_a_note_to_rename_it(tmp_path, monkeypatch, capsys):
+    new, old = use_hparams_files(monkeypatch, tmp_path)
+    old.write_text("moe:\n  hidden_dim: 32\n")
+    assert model_defaults("moe")["hidden_dim"] == 32 and model_defaults("moe")["hidden_dim"] == 32
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"note: reading {old}; it is now named hparams.yaml: rename it"]  # once per process
+    old.rename(new)
+    assert model_defaults("moe")["hidden_dim"] == 32 and capsys.readouterr().err == ""
+
+
+def test_model_tune_yaml_beside_hparams_yaml_is_refused(tmp_path, monkeypatch):
+    new, old = use_hparams_files(monkeypatch, tmp_path)
+    new.write_text("")
+    old.write_text("moe:\n  hidden_dim: 32\n")
+    with pytest.raises(UserError, match="model-tune.yaml is the old name of .*hparams.yaml: move its sections into hparams.yaml"):
+        model_defaults("moe")
+
+
+def test_models_config_is_the_old_name_of_models_hparams():
+    from models import config, hparams
+
+    public = [name for name in vars(hparams) if not name.startswith("_")]
+    assert public and all(getattr(config, name) is getattr(hparams, name) for name in public)
+
+
 @pytest.mark.parametrize("name", known_models())
 def test_help_shows_every_hyper_parameter_with_its_help_and_default(name):
     text = " ".join(build_parser(name).format_help().split())
