@@ -17,8 +17,8 @@ Afterwards: python preprocess/check_feat_dim.py --root <out> --emit-config >> co
 Threads: the encoder computes with --threads N PyTorch threads. By default (auto) N is the CPUs this process may
 use (affinity mask, cgroup quota), less the machine's other load when it is shared, divided by torchrun's
 LOCAL_WORLD_SIZE; OMP_NUM_THREADS (or MKL_NUM_THREADS) replaces that choice when set, and --threads N wins over
-both. The --workers decoding processes compute with one thread each and are not subtracted: they wait on a
-full queue while a CPU encoder is the slower part. On a busy machine, --threads 1 is often much faster.
+both. The --workers decoding processes compute with one thread each and are not subtracted: decoding is the
+small part of a CPU encoder's work, and they wait on a full queue meanwhile. The count chosen is printed first.
 """
 import argparse
 import os
