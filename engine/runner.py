@@ -41,7 +41,6 @@ def run(config, registry=None, callbacks=(), quiet=False):
     FoldsResult). ``registry``: the features (default: config.py's plus ``config.manifests``); ``callbacks``
     are called after every epoch; ``quiet``: print nothing (the run's files and info.log are the same)."""
     from dataloader.registry import Registry
-
     from toolkit.threads import setup_threads
 
     registry = registry or Registry.from_config(manifests=config.manifests)
