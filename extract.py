@@ -13,6 +13,12 @@ Clips whose outputs exist are skipped (--overwrite redoes them); --shard K/N (or
 splits the clips between processes with no coordination. Clips that cannot be used (no audio stream,
 unreadable file, no subtitle, no face) are listed at the end and in <out>/extract-<name>.failed.csv.
 Afterwards: python preprocess/check_feat_dim.py --root <out> --emit-config >> config.py
+
+Threads: the encoder computes with --threads N PyTorch threads. By default (auto) N is the CPUs this process may
+use (affinity mask, cgroup quota), less the machine's other load when it is shared, divided by torchrun's
+LOCAL_WORLD_SIZE; OMP_NUM_THREADS (or MKL_NUM_THREADS) replaces that choice when set, and --threads N wins over
+both. The --workers decoding processes compute with one thread each and are not subtracted: decoding is the
+small part of a CPU encoder's work, and they wait on a full queue meanwhile. The count chosen is printed first.
 """
 import argparse
 import os
@@ -21,6 +27,7 @@ from feature_extraction.encoders import local_gpu  # noqa: F401 (extract.local_g
 from feature_extraction.registry import (add_options, build_extractor, check_needed, describe_extractors, extractor_class,
                                          known_extractors)
 from toolkit.errors import ArgumentParser, UserError, bounded, cli, is_plain_name
+from toolkit.threads import add_thread_flag, describe_threads, setup_threads
 
 
 def feature_name(text):
@@ -69,6 +76,7 @@ def parse_args(argv=None):
     src.add_argument("--openface_bin", help="OpenFace 2 FeatureExtraction binary: run it for clips without a CSV")
     run = parser.add_argument_group("run")
     run.add_argument("--workers", type=bounded(int, 0), default=2, help="decoding processes (0: decode in the main process)")
+    add_thread_flag(run)
     run.add_argument("--shard", help="K/N: this process does the clips of shard K of N (0-based)")
     run.add_argument("--overwrite", action="store_true", help="redo clips whose outputs exist")
     run.add_argument("--no_progress", action="store_true", help="no progress bar")
@@ -107,11 +115,12 @@ def main(argv=None):
     if source == "text":
         subtitles = args.subtitles or os.path.join(args.data, "subtitle_chieng.csv")
     clips = find_clips(args.data, args.names or (), subtitles=subtitles, lang=args.lang, openface_dir=args.openface_dir)
+    setup_threads(args.threads)
     extractor = build_extractor(args.modality, args, levels)
     out = features_root(args)
     inputs = build_inputs(args, extractor.source)
     print(f"{extractor.describe()}: {len(clips)} clips → {', '.join(os.path.join(out, f'{extractor.name}-{lv}') for lv in levels)}"
-          + (f" (shard {shard[0]}/{shard[1]})" if shard[1] > 1 else ""), flush=True)
+          + (f" (shard {shard[0]}/{shard[1]})" if shard[1] > 1 else "") + f"; {describe_threads()}", flush=True)
     report = extract(extractor, clips, out, inputs, overwrite=args.overwrite, shard=shard, workers=args.workers,
                      progress=not args.no_progress)
     failures = os.path.join(out, f"extract-{extractor.name}" + (f".shard{shard[0]}of{shard[1]}" if shard[1] > 1 else "") + ".failed.csv")

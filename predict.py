@@ -18,6 +18,7 @@ import os
 
 from toolkit.device import add_device_flags
 from toolkit.errors import ArgumentParser, UserError, bounded, cli
+from toolkit.threads import add_thread_flag
 
 
 def build_parser():
@@ -27,7 +28,7 @@ def build_parser():
     runs.add_argument("--fold_runs", nargs="+", metavar="RUN", help="run directories whose probabilities are averaged")
     p.add_argument("--names", required=True, help="CSV with column 'name' (optional 'discrete' labels are scored)")
     p.add_argument("--out", required=True, help="output folder for preds.npz, preds.csv (and metrics.json, confusion.png)")
-    add_device_flags(p)
+    add_thread_flag(add_device_flags(p))
     p.add_argument("--batch_size", type=bounded(int, 1), default=1024, help="clips per forward pass (results do not depend on it)")
     p.add_argument("--cache_dir", default=None, help="packed feature cache; 'none' disables it (default: config.PATH_TO_CACHE)")
     p.add_argument("--manifests", default="", help="feature manifests (features.yaml, comma-separated) to register besides config.py's")
@@ -41,6 +42,7 @@ def run(args):
     """Predict, write the outputs and return (predictions dict, metrics or None)."""
     from dataloader.registry import Registry
     from toolkit.device import pick_device
+    from toolkit.threads import describe_threads, setup_threads
     from toolkit.metrics import emotion_metrics, format_report
     from inference.predictor import load_runs, predict_runs
     from toolkit.runs import PredictionsDir
@@ -51,6 +53,7 @@ def run(args):
     with PredictionsDir(args.out, args.overwrite) as claim:  # a bad --out is refused before any work
         table = read_table(args.names, "names CSV")
         device = pick_device(args.device, args.gpu)
+        setup_threads(args.threads)
         runs = load_runs(args.fold_runs or [args.run], device)
         classes = runs[0][1]["classes"]
         labels = None
@@ -65,7 +68,7 @@ def run(args):
         with claim.staged() as stage:
             write_outputs(stage, args, preds, metrics)
     what = f"{len(runs)} fold runs" if args.fold_runs else args.run
-    print(f"predicted {len(names)} clips with {what} on {device} → {args.out}/preds.npz, preds.csv")
+    print(f"predicted {len(names)} clips with {what} on {device} ({describe_threads()}) → {args.out}/preds.npz, preds.csv")
     if kept:
         print(f"the previous predictions in {args.out} are kept as {kept} (--overwrite replaces them)")
     if metrics is not None:

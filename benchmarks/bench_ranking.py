@@ -258,9 +258,9 @@ def main():
     p.add_argument("--presets", nargs="+", default=list(PRESETS), choices=PRESETS)
     p.add_argument("--out", default=os.path.join(REPO, "saved", "bench_ranking"), help="folder of reference.json")
     opts = p.parse_args()
-    import torch
+    from toolkit.threads import apply_threads
 
-    torch.set_num_threads(1)
+    apply_threads(1, "one thread, as the figures were measured")  # kept by the runs of this process
     store = Store(os.path.join(opts.out, "reference.json"))
     rows = []
     for name in opts.sets:

@@ -17,6 +17,7 @@ import os
 from toolkit.device import DEVICE_HELP, DEVICES, GPU_HELP
 from toolkit.errors import UserError, did_you_mean
 from toolkit.schema import build, fields, setting, to_dict
+from toolkit.threads import THREADS_HELP, parse_threads
 
 VALENCE_NOTE = "valence targets that are NaN (e.g. MER2026 splits without valence) are ignored"
 ALTERNATIVES = (("dataset", "folds"), ("feat", "feat_topn"))  # each pair names one choice in two ways
@@ -90,6 +91,7 @@ class TrainConfig:
     amp: str = setting("off", "mixed precision on CUDA (fp16 uses a GradScaler); anything but off on CPU is an error",
                        choices=("off", "bf16", "fp16"))
     compile: bool = setting(False, "torch.compile the model (pays a compile time at start)")
+    threads: int = setting(0, THREADS_HELP, min=0, parse=parse_threads)
     num_workers: int = setting(0, "kept for compatibility; features are in memory, no workers are used", min=0)
     # output
     save_root: str | None = setting(None, "parent of run directories (default: config.PATH_TO_SAVED)")

@@ -25,6 +25,7 @@ import numpy as np
 from engine.callbacks import EarlyStopping, EpochEnd, Prune, Stop, ask
 from engine.data import RunData
 from toolkit.errors import UserError
+from toolkit.threads import describe_threads
 
 
 @dataclasses.dataclass
@@ -204,6 +205,7 @@ def log_setup(log, args, data, device, ctx, core):
     log.info("split %s: %d train, %d valid; features loaded in %.2fs; device %s; %s with %d parameters", data.split_path,
              len(data.train), len(data.valid), data.load_seconds, device, args.model, sum(p.numel() for p in core.parameters()))
     log.info("precision: amp %s%s", args.amp, ", torch.compile" if args.compile else "")
+    log.info("threads: %s", describe_threads())
     if ctx.enabled:
         log.info("distributed: %d processes, global batch %d split across them", ctx.world, args.batch_size)
 

@@ -41,9 +41,11 @@ def run(config, registry=None, callbacks=(), quiet=False):
     FoldsResult). ``registry``: the features (default: config.py's plus ``config.manifests``); ``callbacks``
     are called after every epoch; ``quiet``: print nothing (the run's files and info.log are the same)."""
     from dataloader.registry import Registry
+    from toolkit.threads import setup_threads
 
     registry = registry or Registry.from_config(manifests=config.manifests)
     args = config.resolved(registry)
+    setup_threads(args.threads)
     if args.folds:
         from engine.folds import run_folds
 
@@ -76,6 +78,7 @@ def _silent(*_args, **_kwargs):
 def claimed_run(args, registry, run_dir, claim, ctx, callbacks, say):
     from toolkit import distributed
     from toolkit.device import check_amp, deterministic, pick_device
+    from toolkit.threads import describe_threads
 
     start = time.time()
     seed_everything(args.seed)
@@ -85,7 +88,7 @@ def claimed_run(args, registry, run_dir, claim, ctx, callbacks, say):
     ctx = distributed.init(ctx, device)
     data = load_data(args, registry, ctx, device)
     data.start_time = start
-    say(f"features: {data.train.memory_note()} ({args.cache_dtype}, device {device})", flush=True)
+    say(f"features: {data.train.memory_note()} ({args.cache_dtype}, device {device}, {describe_threads()})", flush=True)
     result, replaced = fit_and_write(args, data, run_dir, claim, ctx, device, callbacks)
     if result.summary is not None:
         if replaced:

@@ -45,6 +45,8 @@ def write_valid_results(stage, result, metrics, labels):
 
 def summarize(args, result, metrics):
     """summary.json: what scripts read about a finished run."""
+    import torch
+
     data, valid = result.data, result.data.valid
     true_vals = valid.vals.cpu().numpy()
     has_val = np.isfinite(true_vals)
@@ -71,6 +73,7 @@ def summarize(args, result, metrics):
         "seconds_per_epoch": result.seconds_per_epoch,
         "seconds_total": round(time.time() - data.start_time, 3),
         "device": str(result.device),
+        "threads": torch.get_num_threads(),
         "stopped_by": result.stopped_by,
     }
 

@@ -26,6 +26,7 @@ import sys
 import time
 
 from toolkit.errors import UserError
+from toolkit.threads import apply_threads, thread_choice
 
 # the optimiser's search space (same format as the config fields' ``search``): peak AdamW learning rate,
 # weight decay and batch size
@@ -53,6 +54,7 @@ class Plan:
     prune_below: float
     out: str
     jobs: int = 1
+    threads: tuple = (1, "")  # (count, how chosen) of each worker: the flag --threads after --, else its share
 
 
 def check_space(name, space, where):
@@ -235,10 +237,7 @@ def say_trial(study, trial):
 def work(task):
     """One worker: run ``n`` trials of the study; returns the message of the UserError that stopped it, if one did."""
     plan, worker, n, done = task
-    if plan.jobs > 1:
-        import torch
-
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // plan.jobs))
+    apply_threads(*plan.threads)
     from stages.search_workers import finished_elsewhere_is_one_line, tagged
 
     try:
@@ -394,7 +393,8 @@ def build_parser(description=__doc__):
                    help="median: stop a trial below the median of earlier trials at the same fold and epoch; "
                         "threshold: stop it once an epoch's valid F1 is under --prune_below")
     p.add_argument("--prune_below", type=bounded(float, 0, 1), default=0.0, help="the valid F1 bound of --pruner threshold")
-    p.add_argument("--jobs", type=bounded(int, 1), default=1, help="worker processes sharing the study")
+    p.add_argument("--jobs", type=bounded(int, 1), default=1, help="worker processes sharing the study, each with its "
+                   "share of the CPUs' threads (train.py's --threads N after -- sets the count per process)")
     p.add_argument("--study", default=None, help="study name (default: <model>-<hash of the settings>, so the same command resumes it)")
     p.add_argument("--storage", default=None, help="database URL (default: SQLite <out>/study.db, or the journal file "
                                                     "<out>/study.journal with --jobs > 1)")
@@ -422,6 +422,7 @@ def build_plan(opts, extra):
     from engine.folds import fold_splits
 
     given = parse_values(extra, "train.py flags after --")
+    threads = thread_choice(given.pop("threads", 0), opts.jobs)  # not a setting of the study: the same command resumes it
     clash = next((name for name in given if name in TUNE_FLAGS), None)
     if clash:
         raise UserError(f"--{clash} after -- : give {'it' if clash in ('dataset', 'run_dir') else f'--{clash}'} to tune.py itself "
@@ -440,7 +441,7 @@ def build_plan(opts, extra):
     out = opts.out or os.path.join(registry.save_root, "tune", study)
     return Plan(model=opts.model, base=base, registry=registry, space=space, folds=opts.folds, epochs=opts.epochs, study=study,
                 storage=storage_spec(opts, out), trials=opts.trials, sampler=opts.sampler, sampler_seed=opts.sampler_seed,
-                pruner=opts.pruner, prune_below=opts.prune_below, out=out, jobs=opts.jobs)
+                pruner=opts.pruner, prune_below=opts.prune_below, out=out, jobs=opts.jobs, threads=threads)
 
 
 def run(argv, description=__doc__):
@@ -458,7 +459,7 @@ def run(argv, description=__doc__):
         remaining = plan.trials - done
         if remaining > 0:
             print(f"study '{plan.study}': {done} of {plan.trials} trials done; running {remaining} with {min(plan.jobs, remaining)} "
-                  f"worker(s), {plan.folds} folds × {plan.epochs} epochs each; searching {', '.join(plan.space)}", flush=True)
+                  f"worker(s) of {plan.threads[0]} CPU threads ({plan.threads[1]}), {plan.folds} folds × {plan.epochs} epochs each; searching {', '.join(plan.space)}", flush=True)
             run_workers(plan, remaining, done)
         else:
             print(f"study '{plan.study}' already holds {done} trials (--trials {plan.trials}); nothing to run")

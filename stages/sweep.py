@@ -11,6 +11,7 @@ import time
 
 from toolkit.errors import ArgumentParser, UserError, bounded, cli
 from toolkit.io import TRAIN_KEY, VALID_KEY, split_path
+from toolkit.threads import apply_threads, thread_choice
 
 
 def default_features(registry, split_file):
@@ -108,7 +109,7 @@ def run_config(opts, registry, feature, seed, run_dir):
 
 # flags that do not change what a run learns: a finished run with other values still counts as done
 BOOKKEEPING = {"run_dir", "save_root", "save_as_time", "no_progress", "no_plots", "num_workers", "device", "gpu", "cache_dir",
-               "train_lst", "save_model"}
+               "train_lst", "save_model", "threads"}
 
 
 def changed_settings(opts, registry, feature, seed, run_dir):
@@ -338,15 +339,13 @@ def line_buffered():
         reconfigure(line_buffering=True)
 
 
-def init_worker(threads):
+def init_worker(threads, how):
     """Worker set-up: its share of the cores (the registry travels with each task), and a stdout that passes
     each line on at once (a pipe would otherwise hold a worker's progress lines until it exits)."""
-    import torch
-
     import engine  # noqa: F401 - loaded once per worker, before its first run
 
     line_buffered()
-    torch.set_num_threads(threads)
+    apply_threads(threads, how)
 
 
 def build_parser():
@@ -363,7 +362,8 @@ def build_parser():
     p.add_argument("--repeat", type=bounded(int, 1), default=None,
                    help=f"expert copies of the feature (None: 1; published preset: {UTT_REPEAT} for utterance features, "
                         f"comparable with a trimodal model, {FRAME_REPEAT} for frame-level ones, whose temporal expert costs ~20x)")
-    p.add_argument("--jobs", type=bounded(int, 1), default=1, help="runs in parallel (processes)")
+    p.add_argument("--jobs", type=bounded(int, 1), default=1, help="runs in parallel (processes), each with its share "
+                   "of the CPUs' threads (train.py's --threads N after -- sets the count per process)")
     p.add_argument("--save_root", default=None, help="parent of the run directories (default: <config.PATH_TO_SAVED>/unimodal)")
     p.add_argument("--train_lst", default=None, help="folder of the split files (default: config.PATH_TO_TRAIN_LST)")
     p.add_argument("--manifests", default="", help="feature manifests (features.yaml, comma-separated) to register besides config.py's")
@@ -420,6 +420,14 @@ def report_runs(opts, todo, results, progress):
         print(f"[{done}/{len(todo)}] {feature} {opts.dataset_prefix}{seed}: f-score {f1:.4f} ({seconds:.1f}s){eta}", flush=True)
 
 
+def sweep_threads(opts):
+    """(count, how) of each process's threads: the train.py flag --threads N given after --, else the share of
+    ``opts.jobs`` processes (toolkit/threads.py), chosen before any of them trains."""
+    from engine.flags import parse_config
+
+    return thread_choice(parse_config(opts.train_args).threads, jobs=opts.jobs)
+
+
 @cli
 def main(argv=None):
     line_buffered()
@@ -427,11 +435,13 @@ def main(argv=None):
     plan = plan_runs(opts, registry)
     todo = runs_to_train(opts, registry, plan)
     pool, start = None, time.time()
+    if todo:
+        threads = sweep_threads(opts)
+        print(f"{apply_threads(*threads)} CPU threads per job ({threads[1]})", flush=True)
     if opts.jobs > 1 and todo:  # the workers start training while the estimate is measured
         import multiprocessing
 
-        threads = max(1, (os.cpu_count() or 1) // opts.jobs)
-        pool = multiprocessing.get_context("spawn").Pool(opts.jobs, initializer=init_worker, initargs=(threads,))
+        pool = multiprocessing.get_context("spawn").Pool(opts.jobs, initializer=init_worker, initargs=threads)
     try:
         results = pool.imap_unordered(run_one, todo) if pool is not None else map(run_one, todo)
         progress = Progress(todo, {} if opts.no_estimate else print_estimates(opts, registry, todo), opts.jobs)

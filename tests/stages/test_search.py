@@ -91,6 +91,19 @@ def test_pruned_trials_stop_early_and_count(folds, tmp_path, capsys):
     assert "best.yaml not written" in capsys.readouterr().out
 
 
+def test_threads_after_the_dashes_set_each_workers_count_and_keep_the_study(folds, tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+    def plan(*train_flags):
+        argv = tune_argv(folds, tmp_path / "out", "--jobs", "2") + list(train_flags)
+        cut = argv.index("--")
+        return search.build_plan(search.build_parser().parse_args(argv[:cut]), argv[cut + 1:])
+
+    given, default = plan("--threads", "3"), plan()
+    assert given.threads == (3, "--threads") and default.threads == (1, "OMP_NUM_THREADS=1")
+    assert given.study == default.study and "threads" not in given.base
+
+
 def test_two_workers_share_one_journal_study(folds, tmp_path):
     out = tmp_path / "study"
     proc = run_script("tune.py", *tune_argv(folds, out, "--jobs", "2", "--trials", "4"), env=registered_env(folds, tmp_path))

@@ -145,6 +145,20 @@ def test_no_seeds_is_one_line(tiny_project, tmp_path, capsys):
     assert not (tmp_path / "unimodal").exists()
 
 
+def test_the_threads_flag_reaches_every_job_and_never_makes_a_run_stale(tiny_project, tmp_path, capsys):
+    from tests.conftest import registered_env
+
+    argv = sweep_argv(tiny_project, tmp_path, "--feats", "tiny-text-UTT tiny-audio-UTT", "--jobs", "2")
+    proc = subprocess.run([sys.executable, "-m", "stages.sweep", *argv, "--threads", "3"], cwd=REPO,
+                          env={**registered_env(tiny_project, tmp_path), "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "3 CPU threads per job (--threads)" in proc.stdout
+    for feature in ("tiny-text-UTT", "tiny-audio-UTT"):
+        assert json.load(open(tmp_path / "unimodal" / feature / "seed0" / "summary.json"))["threads"] == 3
+    sweep.main(argv)
+    assert "2 already done, 0 to train" in capsys.readouterr().out
+
+
 def test_parallel_sweep_leaks_no_semaphore(tiny_project, tmp_path):
     from tests.conftest import registered_env
 
