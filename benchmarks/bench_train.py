@@ -40,11 +40,16 @@ def mer_scale_manifest():
     registered through it, here and in the timed train.py process, not in config.py, so their real-model names
     stay free for a user's features. Returns its path."""
     from dataloader.registry import write_manifest
+
+    return write_manifest(os.path.join(DATA, "features"), mer_scale_entries(), "benchmarks/bench_train.py")
+
+
+def mer_scale_entries():
+    """The manifest entries of the MER-scale features: {name: {dim, modality, level, folder}}."""
     from preprocess.make_demo_data import FEATURES
 
-    entries = {name: {"dim": dim, "modality": modality, "level": "utt", "folder": name}
-               for name, (modality, _, dim, _) in FEATURES["mer"].items()}
-    return write_manifest(os.path.join(DATA, "features"), entries, "benchmarks/bench_train.py")
+    return {name: {"dim": dim, "modality": modality, "level": "utt", "folder": name}
+            for name, (modality, _, dim, _) in FEATURES["mer"].items()}
 
 
 def ensure_data():
