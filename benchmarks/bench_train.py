@@ -30,18 +30,19 @@ FEATS = ["chinese-hubert-large-UTT", "whisper-large-v2-UTT", "InternVL_2_5-UTT"]
 DATA = os.path.join(REPO, "data", "mer")
 SPLITS = os.path.join(DATA, "train_lst")
 CACHE = os.path.join(DATA, "bench_cache")
+MANIFEST = os.path.join(DATA, "features", "features.yaml")  # written by write_mer_scale_manifest()
 # epochs dropped before timing (a) and (b): the first ones grow the heap and fault its pages in, and (b)
 # runs in the process (a) already warmed, so both skip the same warm-up
 WARMUP = 2
 
 
-def mer_scale_manifest():
-    """DATA/features/features.yaml for the synthetic MER-scale features (make_demo_data.py --scale mer): they are
-    registered through it, here and in the timed train.py process, not in config.py, so their real-model names
-    stay free for a user's features. Returns its path."""
+def write_mer_scale_manifest():
+    """Write MANIFEST for the synthetic MER-scale features (make_demo_data.py --scale mer): they are registered
+    through it, here and in the timed train.py process, not in config.py, so their real-model names stay free
+    for a user's features."""
     from dataloader.registry import write_manifest
 
-    return write_manifest(os.path.join(DATA, "features"), mer_scale_entries(), "benchmarks/bench_train.py")
+    write_manifest(os.path.dirname(MANIFEST), mer_scale_entries(), "benchmarks/bench_train.py")
 
 
 def mer_scale_entries():
@@ -65,7 +66,7 @@ def train_config(epochs, run_dir, **changes):
     the previous run in ``run_dir`` (the benchmark's scratch folder)."""
     from engine import TrainConfig
 
-    return TrainConfig(dataset="seed0", train_lst=SPLITS, cache_dir=CACHE, feat=list(FEATS), manifests=[mer_scale_manifest()],
+    return TrainConfig(dataset="seed0", train_lst=SPLITS, cache_dir=CACHE, feat=list(FEATS), manifests=[MANIFEST],
                        epochs=epochs, patience=0,
                        run_dir=run_dir, overwrite=True, no_plots=True, no_progress=True, device="cpu").replace(**changes)
 
@@ -223,7 +224,8 @@ def main():
     from dataloader.registry import Registry
     from toolkit.io import load_split, split_path
 
-    registry = Registry.from_config(manifests=[mer_scale_manifest()])
+    write_mer_scale_manifest()
+    registry = Registry.from_config(manifests=[MANIFEST])
     split = load_split(split_path(SPLITS, "seed0"))
     names = split[TRAIN_KEY]["names"] + split[VALID_KEY]["names"]
     specs = registry.lookup(FEATS)

@@ -224,9 +224,10 @@ def frame_length(spec):
     return nearest_rank(lengths, 95) if lengths else 1
 
 
-def probe_seconds_per_epoch(opts, registry, feature, seed, n_train, n_valid):
-    """Seconds per epoch of one run of ``feature``, from timing a few training steps of its model on random
-    inputs of the real shapes (an estimate: data loading and early stopping are not counted)."""
+def probe_seconds_per_epoch(args, registry, n_train, n_valid):
+    """Seconds per epoch of one run ``args`` (the resolved run config of one feature), from timing a few training
+    steps of its model on random inputs of the real shapes (an estimate: data loading and early stopping are not
+    counted)."""
     import torch
 
     from dataloader.batches import Frames
@@ -234,8 +235,8 @@ def probe_seconds_per_epoch(opts, registry, feature, seed, n_train, n_valid):
     from engine.optim import adamw
     from models import create_model
 
+    feature, = args.feat
     spec = registry.lookup([feature])[0]
-    args = run_config(opts, registry, feature, seed, "unused")
     experts = expert_names([feature], args.repeat)
     num_classes = len(registry.classes(args.emo_rule))
     model = create_model(args.model, {k: spec.dim for k in experts}, num_classes, args.hparams, {k: spec.level for k in experts})
@@ -281,7 +282,7 @@ def print_estimates(opts, registry, todo):
     lines, total, estimates = [], 0.0, {}
     for feature, count in runs.items():
         args = run_config(opts, registry, feature, seed, "unused")
-        per_run = estimates[feature] = probe_seconds_per_epoch(opts, registry, feature, seed, n_train, n_valid) * args.epochs
+        per_run = estimates[feature] = probe_seconds_per_epoch(args, registry, n_train, n_valid) * args.epochs
         total += per_run * count
         lines.append((per_run, f"  {feature}: ~{per_run:.{0 if per_run >= 10 else 1}f}s per run (repeat {args.repeat}) × {count}"))
     print(f"first estimate, from a few timed training steps per feature: ~{total / max(1, opts.jobs) / 60:.1f} min (all "

@@ -163,12 +163,6 @@ def thread_choice(requested=0, jobs=1, environ=None, cgroup_root=CGROUP_ROOT, lo
     return count, how
 
 
-def choose_threads(requested=0, jobs=1, **where):
-    """The thread count for ``requested`` (--threads; 0 = auto) and ``jobs`` processes sharing the CPUs; see
-    ``thread_choice`` for ``where`` (the files read, for tests)."""
-    return thread_choice(requested, jobs, **where)[0]
-
-
 def local_jobs(environ=None):
     """Processes of this job on this machine: torchrun's LOCAL_WORLD_SIZE, else 1."""
     text = (os.environ if environ is None else environ).get("LOCAL_WORLD_SIZE", "")

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import REPO
 from toolkit.errors import UserError
-from toolkit.threads import (cgroup_cpus, choose_threads, env_threads, local_jobs, other_load, parse_threads, thread_choice,
+from toolkit.threads import (cgroup_cpus, env_threads, local_jobs, other_load, parse_threads, thread_choice,
                              usable_cpus)
 
 
@@ -81,17 +81,17 @@ def test_other_load_is_the_smaller_of_the_average_and_the_runnable_threads_now(t
 
 def test_the_other_load_is_taken_off_on_a_whole_machine_only(idle, tmp_path):
     busy = {**idle, "loadavg": write(str(tmp_path / "busy"), "2.10 2.0 2.0 3/120 7\n")}
-    assert choose_threads(affinity=4, machine=4, **busy) == 2
-    assert choose_threads(affinity=2, machine=2, **busy) == 1  # never below 1
-    assert choose_threads(affinity=4, machine=4, **idle) == 4
-    assert choose_threads(affinity=4, machine=8, **busy) == 4  # an affinity mask is this process's share
+    assert thread_choice(affinity=4, machine=4, **busy)[0] == 2
+    assert thread_choice(affinity=2, machine=2, **busy)[0] == 1  # never below 1
+    assert thread_choice(affinity=4, machine=4, **idle)[0] == 4
+    assert thread_choice(affinity=4, machine=8, **busy)[0] == 4  # an affinity mask is this process's share
     write(str(tmp_path / "quota" / "cpu.max"), "400000 100000\n")
     count, how = thread_choice(affinity=8, machine=8, **{**busy, "cgroup_root": str(tmp_path / "quota")})
     assert count == 4 and "load not counted" in how
 
 
 def test_jobs_share_the_cpus(idle):
-    assert [choose_threads(jobs=jobs, affinity=8, machine=8, **idle) for jobs in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
+    assert [thread_choice(jobs=jobs, affinity=8, machine=8, **idle)[0] for jobs in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
 
 
 def test_variables_replace_the_automatic_choice_and_the_flag_wins_over_them(idle):
