@@ -482,6 +482,8 @@ def main(argv=None):
     check_out(out, args.overwrite)
     clips = plan_clips(args.clips, args.seed, args.fps)
     clear_old(out)
+    # Marked as this script's before the first clip: a rerun after an interruption may write into it again.
+    save_json(os.path.join(out, MARKER), {"generator": "preprocess/make_demo_clips.py", "complete": False})
     for clip in clips:
         write_clip(out, clip, size, args.wav)
     write_tables(out, clips)

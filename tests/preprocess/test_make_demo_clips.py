@@ -230,6 +230,25 @@ def test_rerun_replaces_own_folder_refuses_foreign(clips, tmp_path, capsys):
     assert (foreign / "video" / "mine.mp4").read_bytes() == b"not ours" and (foreign / script.MARKER).exists()
 
 
+def test_an_interrupted_run_can_be_run_again(tmp_path, monkeypatch):
+    out = tmp_path / "clips"
+    write_clip = script.write_clip
+    written = []
+
+    def interrupted(*args, **kwargs):
+        if written:
+            raise KeyboardInterrupt
+        written.append(write_clip(*args, **kwargs))
+
+    monkeypatch.setattr(script, "write_clip", interrupted)
+    with pytest.raises(SystemExit) as stop:  # the CLI wrapper turns Ctrl-C into exit 130
+        script.main(["--out", str(out), "--clips", "8"])
+    assert stop.value.code == 130 and len(os.listdir(out / "video")) == 1 and not json.load(open(out / script.MARKER))["complete"]
+    monkeypatch.setattr(script, "write_clip", write_clip)
+    script.main(["--out", str(out), "--clips", "8"])  # no --overwrite needed: the folder is the script's own
+    assert len(os.listdir(out / "video")) == 8 and "clips" in json.load(open(out / script.MARKER))
+
+
 def test_each_cue_shows_the_label_most_of_the_time_but_not_always():
     from preprocess.make_demo_clips import CUES, plan_clips
 
