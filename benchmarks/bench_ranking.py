@@ -1,5 +1,6 @@
 """Does the unimodal sweep rank the features right? Per set, the sweep's ranking (its default preset and the
-published one) against a reference ranking, side by side: Spearman, top-2 agreement per modality, time.
+published one) against a reference ranking, side by side: Spearman, top-2 agreement per modality, time, and
+the reference's agreement with itself between its even- and odd-indexed seeds (a ceiling for the others).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_ranking.py --sets demo demo-alt demo-small demo-clips --seeds 0 1 2 3 4
 
