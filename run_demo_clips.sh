@@ -8,8 +8,8 @@
 #   CLIPS=400 DATA=data/bench/demo-clips-400 EXTRACT_ONLY=1 bash run_demo_clips.sh   # a larger release, features only
 #
 # Environment: CLIPS (96: clips written, about 3/4 of them labeled), DATA (data/demo_clips: where the release,
-# encoders and features go; the splits go to train_lst/<its name>, the run to saved/<its name>), EXTRACT_ONLY=1 (stop after the feature check: no split, training or VLM step),
-# PYTHON (python).
+# encoders and features go; the splits go to train_lst/<its name>, the run to saved/<its name>), EXTRACT_ONLY=1
+# (stop after the feature check: no split, training or VLM step), PYTHON (python).
 #
 # The encoders have random weights (no download happens anywhere): their features are only as good as a
 # random projection of the input. With real checkpoints the same extract.py commands make real features.

@@ -90,10 +90,10 @@ def demo_small(seeds):
 
 def demo_clips(clips):
     """The raw-clip demo's features on a release of ``clips`` clips, made (once) by the demo's own script."""
-    from dataloader.registry import read_manifest
+    from dataloader.registry import MANIFEST_NAME, read_manifest
 
     root = os.path.join(datasets.BENCH_ROOT, f"demo-clips-{clips}")
-    manifest = os.path.join(root, "features", "features.yaml")
+    manifest = os.path.join(root, "features", MANIFEST_NAME)
     if not os.path.exists(os.path.join(root, CLIPS_DONE)):
         print(f"demo-clips: making a release of {clips} clips and extracting its features in {root}", flush=True)
         env = {**os.environ, "PYTHON": sys.executable, "CLIPS": str(clips), "DATA": root, "EXTRACT_ONLY": "1"}
@@ -139,6 +139,11 @@ def reference_config(bench, registry, feature, seed):
                        no_plots=True).resolved(registry)
 
 
+def run_key(bench, feature, seed, lr):
+    """The key of one reference run in the store."""
+    return f"{bench.name}|{feature}|{seed}|{lr:g}"
+
+
 def reference(bench, seeds, store):
     """{feature: (best mean F1, its lr)} and the seconds the missing runs took; ``store`` (a dict kept on disk)
     holds every run's F1 and seconds under "set|feature|seed|lr"."""
@@ -149,7 +154,7 @@ def reference(bench, seeds, store):
     registry = bench.registry()
     for feature in bench.features:
         for seed in seeds:
-            keys = {lr: f"{bench.name}|{feature}|{seed}|{lr:g}" for lr in REFERENCE_LRS}
+            keys = {lr: run_key(bench, feature, seed, lr) for lr in REFERENCE_LRS}
             if all(key in store for key in keys.values()):
                 continue
             cfg = reference_config(bench, registry, feature, seed)
@@ -161,7 +166,7 @@ def reference(bench, seeds, store):
                 print(f"  reference {bench.name} {feature} seed{seed} lr {lr:g}: {result.best_f1:.4f} "
                       f"(epoch {result.best_epoch}, {store[key]['seconds']:.1f}s)", flush=True)
             store.save()
-    seconds = sum(store[f"{bench.name}|{feature}|{seed}|{lr:g}"]["seconds"]
+    seconds = sum(store[run_key(bench, feature, seed, lr)]["seconds"]
                   for feature in bench.features for seed in seeds for lr in REFERENCE_LRS)
     return reference_scores(bench, seeds, store), seconds
 
@@ -170,7 +175,7 @@ def reference_scores(bench, seeds, store):
     """{feature: (its best learning rate's mean F1 over ``seeds``, that lr)} from the stored reference runs."""
     scores = {}
     for feature in bench.features:
-        means = {lr: np.mean([store[f"{bench.name}|{feature}|{seed}|{lr:g}"]["f1"] for seed in seeds]) for lr in REFERENCE_LRS}
+        means = {lr: np.mean([store[run_key(bench, feature, seed, lr)]["f1"] for seed in seeds]) for lr in REFERENCE_LRS}
         lr = max(REFERENCE_LRS, key=means.get)
         scores[feature] = (float(means[lr]), lr)
     return scores

@@ -54,6 +54,7 @@ CLASSES = list(MER_CLASSES)
 VALENCE_MEAN = {"neutral": 0.0, "angry": -2.6, "happy": 2.8, "sad": -2.9, "worried": -1.6, "surprise": 0.9}
 FACE_SIZE = 112
 MARKER = "DEMO_CLIPS.json"
+GENERATOR = "preprocess/make_demo_clips.py"  # as the marker names it
 DEFAULT_OUT = os.path.join("data", "demo_clips")
 LABELS_CSV, CANDIDATES_CSV, SUBTITLE_CSV = "track1_train_disdim.csv", "track_all_candidates.csv", "subtitle_chieng.csv"
 MANAGED = ["video", "audio", "openface_face", "openface", SUBTITLE_CSV, LABELS_CSV, CANDIDATES_CSV, MARKER]
@@ -483,11 +484,11 @@ def main(argv=None):
     clips = plan_clips(args.clips, args.seed, args.fps)
     clear_old(out)
     # Marked as this script's before the first clip: a rerun after an interruption may write into it again.
-    save_json(os.path.join(out, MARKER), {"generator": "preprocess/make_demo_clips.py", "complete": False})
+    save_json(os.path.join(out, MARKER), {"generator": GENERATOR, "complete": False})
     for clip in clips:
         write_clip(out, clip, size, args.wav)
     write_tables(out, clips)
-    meta = {"generator": "preprocess/make_demo_clips.py", "seed": args.seed, "size": list(size), "wav": args.wav,
+    meta = {"generator": GENERATOR, "seed": args.seed, "size": list(size), "wav": args.wav,
             "clips": [{k: v for k, v in c.items() if k != "seed"} for c in clips]}
     save_json(os.path.join(out, MARKER), meta)
     labeled = sum(c["labeled"] for c in clips)

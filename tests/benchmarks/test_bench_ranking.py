@@ -11,7 +11,7 @@ def bench():
 
 def store(f1):
     """Reference runs whose F1 is ``f1(feature, seed, lr)``."""
-    return {f"toy|{feature}|{seed}|{lr:g}": {"f1": f1(feature, seed, lr), "seconds": 1.0}
+    return {bench_ranking.run_key(bench(), feature, seed, lr): {"f1": f1(feature, seed, lr), "seconds": 1.0}
             for feature in FEATURES for seed in range(6) for lr in bench_ranking.REFERENCE_LRS}
 
 
